@@ -1,0 +1,71 @@
+//! Recognises what a blob is before compiling it (not Wasm, core module,
+//! component), and which operator world a component implements.
+
+use super::error::{Error, OperatorKind, Result};
+
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+/// Binary-format version word of core modules (version 1, layer 0).
+const CORE_MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
+
+/// Checks the 8-byte preamble: Wasm magic and the component layer.
+pub fn check_preamble(plugin: &str, bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
+        return Err(Error::NotWasm { plugin: plugin.to_owned() });
+    }
+    if bytes[4..8] == CORE_MODULE_VERSION {
+        return Err(Error::CoreModule { plugin: plugin.to_owned() });
+    }
+    Ok(())
+}
+
+/// Finds the single weir operator interface a component exports.
+pub fn detect_kind(
+    plugin: &str,
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Result<OperatorKind> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+    let found: Vec<OperatorKind> = OperatorKind::ALL
+        .into_iter()
+        .filter(|kind| exports.iter().any(|name| name == kind.export_name()))
+        .collect();
+    match found.as_slice() {
+        [kind] => Ok(*kind),
+        [] => {
+            let other_version = exports.iter().find(|name| name.starts_with("weir:operator/"));
+            let reason = match other_version {
+                Some(name) => format!("it exports `{name}`, but this host speaks weir:operator@0.1.0"),
+                None if exports.is_empty() => "it exports nothing".to_owned(),
+                None => format!(
+                    "it exports {} but none of weir:operator/{{filter,map,aggregate,sink}}@0.1.0",
+                    exports.join(", ")
+                ),
+            };
+            Err(Error::UnknownWorld { plugin: plugin.to_owned(), reason })
+        }
+        many => Err(Error::UnknownWorld {
+            plugin: plugin.to_owned(),
+            reason: format!(
+                "it exports several operator interfaces ({}); a plugin implements exactly one",
+                many.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preamble_rejects_garbage_and_core_modules() {
+        assert!(matches!(check_preamble("p", b"hello world"), Err(Error::NotWasm { .. })));
+        assert!(matches!(check_preamble("p", b"\0as"), Err(Error::NotWasm { .. })));
+        assert!(matches!(
+            check_preamble("p", b"\0asm\x01\0\0\0"),
+            Err(Error::CoreModule { .. })
+        ));
+        assert!(check_preamble("p", b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

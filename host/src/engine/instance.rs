@@ -1,0 +1,267 @@
+//! A live operator instance and its calls. Every call arms the deadline and
+//! fuel, and turns failures into the two layers of [`Error`]: a trap (the
+//! instance must be discarded) or the guest's own `operator-error`.
+
+use super::error::{Error, GuestError, OperatorKind, Result, TrapKind};
+use super::plugin::Plugin;
+use super::store::{StoreState, arm_call};
+use crate::batch::{GuestBatch, batch_from_guest, selection_to_mask};
+use crate::bindings::exports::weir::operator as exports;
+use crate::bindings::weir::operator::types as wit;
+use arrow_array::{BooleanArray, RecordBatch};
+use wasmtime::Store;
+
+pub(super) enum Guest {
+    Filter(exports::filter::Guest),
+    Map(exports::map::Guest),
+    Aggregate(exports::aggregate::Guest),
+    Sink(exports::sink::Guest),
+}
+
+/// A row an operator rejected, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowRejection {
+    /// Row index in the batch given to the operator.
+    pub row: u32,
+    /// The operator's reason.
+    pub reason: String,
+}
+
+/// What a map call returned (before the host removes rejected rows).
+#[derive(Debug)]
+pub struct MapResult {
+    /// Output batch, same row count as the input.
+    pub batch: RecordBatch,
+    /// Rows to dead-letter.
+    pub rejected: Vec<RowRejection>,
+}
+
+/// What a sink call returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkResult {
+    /// Every row was accepted.
+    Written,
+    /// Temporary failure; retry the batch later.
+    Retryable(String),
+    /// The batch can never be written.
+    Permanent(String),
+    /// Every row but these was written.
+    RejectedRows(Vec<RowRejection>),
+}
+
+/// One sandboxed instance of a plugin, initialised with its config.
+pub struct Instance {
+    plugin: Plugin,
+    store: Store<StoreState>,
+    guest: Guest,
+    reads: Option<Vec<String>>,
+}
+
+impl Instance {
+    pub(super) fn init(plugin: Plugin, store: Store<StoreState>, guest: Guest, config: &str) -> Result<Instance> {
+        let mut instance = Instance { plugin, store, guest, reads: None };
+        let info = instance.call("init", |store, guest| match guest {
+            Guest::Filter(g) => g.call_init(store, config),
+            Guest::Map(g) => g.call_init(store, config),
+            Guest::Aggregate(g) => g.call_init(store, config),
+            Guest::Sink(g) => g.call_init(store, config),
+        })?;
+        let info = instance.guest_result("init", info)?;
+        instance.reads = info.reads;
+        Ok(instance)
+    }
+
+    /// The plugin this instance runs.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// Columns the operator said it reads (none = all).
+    pub fn reads(&self) -> Option<&[String]> {
+        self.reads.as_deref()
+    }
+
+    /// Largest linear memory the instance has had, in bytes.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.store.data().limiter.peak_bytes
+    }
+
+    /// Prepares `batch` for this instance (only the columns it reads).
+    pub fn prepare(&self, batch: &RecordBatch) -> Result<GuestBatch> {
+        Ok(GuestBatch::new(batch, self.reads())?)
+    }
+
+    /// Filter: returns the keep-mask for the batch.
+    pub fn evaluate(&mut self, batch: &GuestBatch) -> Result<BooleanArray> {
+        self.expect(OperatorKind::Filter)?;
+        let result = batch.with_wit(|wit_batch| {
+            self.call("evaluate", |store, guest| match guest {
+                Guest::Filter(g) => g.call_evaluate(store, wit_batch),
+                _ => unreachable!("kind checked"),
+            })
+        })?;
+        let selection = self.guest_result("evaluate", result)?;
+        selection_to_mask(selection, batch.num_rows()).map_err(|reason| self.contract("evaluate", reason))
+    }
+
+    /// Map: returns the output batch (same row count) and rejected rows.
+    pub fn process_map(&mut self, batch: &GuestBatch) -> Result<MapResult> {
+        self.expect(OperatorKind::Map)?;
+        let result = batch.with_wit(|wit_batch| {
+            self.call("process", |store, guest| match guest {
+                Guest::Map(g) => g.call_process(store, wit_batch),
+                _ => unreachable!("kind checked"),
+            })
+        })?;
+        let output = self.guest_result("process", result)?;
+        let out_rows = output.output.num_rows as usize;
+        if out_rows != batch.num_rows() {
+            return Err(self.contract(
+                "process",
+                format!("map returned {out_rows} rows for an input of {} rows", batch.num_rows()),
+            ));
+        }
+        let out = batch_from_guest(output.output).map_err(|e| self.contract("process", e.to_string()))?;
+        let rejected = self.rejections("process", output.rejected, out_rows)?;
+        Ok(MapResult { batch: out, rejected })
+    }
+
+    /// Aggregate: folds the batch in, returns zero or more result batches.
+    pub fn process_aggregate(&mut self, batch: &GuestBatch, watermark_ms: Option<i64>) -> Result<Vec<RecordBatch>> {
+        self.expect(OperatorKind::Aggregate)?;
+        let result = batch.with_wit(|wit_batch| {
+            self.call("process", |store, guest| match guest {
+                Guest::Aggregate(g) => g.call_process(store, wit_batch, watermark_ms),
+                _ => unreachable!("kind checked"),
+            })
+        })?;
+        let batches = self.guest_result("process", result)?;
+        batches
+            .into_iter()
+            .map(|b| batch_from_guest(b).map_err(|e| self.contract("process", e.to_string())))
+            .collect()
+    }
+
+    /// Aggregate: serialises the operator's state.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>> {
+        self.expect(OperatorKind::Aggregate)?;
+        let result = self.call("snapshot", |store, guest| match guest {
+            Guest::Aggregate(g) => g.call_snapshot(store),
+            _ => unreachable!("kind checked"),
+        })?;
+        self.guest_result("snapshot", result)
+    }
+
+    /// Aggregate: replaces the operator's state with a snapshot.
+    pub fn restore(&mut self, state: &[u8]) -> Result<()> {
+        self.expect(OperatorKind::Aggregate)?;
+        let result = self.call("restore", |store, guest| match guest {
+            Guest::Aggregate(g) => g.call_restore(store, state),
+            _ => unreachable!("kind checked"),
+        })?;
+        self.guest_result("restore", result)
+    }
+
+    /// Sink: writes the batch.
+    pub fn write(&mut self, batch: &GuestBatch) -> Result<SinkResult> {
+        self.expect(OperatorKind::Sink)?;
+        let result = batch.with_wit(|wit_batch| {
+            self.call("write", |store, guest| match guest {
+                Guest::Sink(g) => g.call_write(store, wit_batch),
+                _ => unreachable!("kind checked"),
+            })
+        })?;
+        use crate::bindings::weir::operator::sink_types::SinkError;
+        Ok(match result {
+            Ok(()) => SinkResult::Written,
+            Err(SinkError::Retryable(reason)) => SinkResult::Retryable(reason),
+            Err(SinkError::Permanent(reason)) => SinkResult::Permanent(reason),
+            Err(SinkError::RejectedRows(rows)) => {
+                SinkResult::RejectedRows(self.rejections("write", rows, batch.num_rows())?)
+            }
+        })
+    }
+
+    fn expect(&self, kind: OperatorKind) -> Result<()> {
+        self.plugin.expect_kind(kind)
+    }
+
+    fn contract(&self, function: &'static str, reason: String) -> Error {
+        Error::Contract { plugin: self.plugin.name().to_owned(), function, reason }
+    }
+
+    fn rejections(&self, function: &'static str, rows: Vec<wit::RowRejection>, num_rows: usize) -> Result<Vec<RowRejection>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.row as usize >= num_rows {
+                return Err(self.contract(function, format!("rejected row {} of a {num_rows}-row batch", row.row)));
+            }
+            out.push(RowRejection { row: row.row, reason: row.reason });
+        }
+        out.sort_by_key(|r| r.row);
+        out.dedup_by_key(|r| r.row);
+        Ok(out)
+    }
+
+    fn guest_result<T>(&self, function: &'static str, result: std::result::Result<T, wit::OperatorError>) -> Result<T> {
+        result.map_err(|error| Error::Guest {
+            plugin: self.plugin.name().to_owned(),
+            function,
+            error: match error {
+                wit::OperatorError::InvalidConfig(m) => GuestError::InvalidConfig(m),
+                wit::OperatorError::InvalidInput(m) => GuestError::InvalidInput(m),
+                wit::OperatorError::Failed(m) => GuestError::Failed(m),
+            },
+        })
+    }
+
+    fn call<R>(
+        &mut self,
+        function: &'static str,
+        f: impl FnOnce(&mut Store<StoreState>, &Guest) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        let limits = self.plugin.limits().clone();
+        arm_call(&mut self.store, &limits)
+            .map_err(|e| Error::Engine(format!("arming call budget: {e:#}")))?;
+        let span = tracing::debug_span!("guest_call", plugin = self.plugin.name(), function);
+        let _entered = span.enter();
+        f(&mut self.store, &self.guest)
+            .map_err(|e| Instance::classify_failure(self.plugin.name(), function, &mut self.store, e))
+    }
+
+    /// Turns a failed Wasmtime call into a typed trap error.
+    pub(super) fn classify_failure(
+        plugin: &str,
+        function: &'static str,
+        store: &mut Store<StoreState>,
+        error: wasmtime::Error,
+    ) -> Error {
+        let recent = store.data().stderr.take_recent();
+        let denied_growth = store.data().limiter.denied_growth;
+        let panic_line = recent.iter().find(|l| l.contains("panicked at") || l.contains("panicked:"));
+        let kind = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => TrapKind::Deadline,
+            Some(wasmtime::Trap::OutOfFuel) => TrapKind::FuelExhausted,
+            Some(wasmtime::Trap::StackOverflow) => TrapKind::StackOverflow,
+            Some(_) if denied_growth => TrapKind::OutOfMemory,
+            Some(wasmtime::Trap::UnreachableCodeReached) if panic_line.is_some() => TrapKind::Panic,
+            Some(wasmtime::Trap::UnreachableCodeReached) => TrapKind::Unreachable,
+            Some(_) => TrapKind::Fault,
+            None if denied_growth => TrapKind::OutOfMemory,
+            None => TrapKind::BadReturn,
+        };
+        let mut message = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{error:#}"),
+        };
+        if kind == TrapKind::OutOfMemory {
+            message.push_str(" (memory limit reached)");
+        }
+        if let Some(line) = panic_line.or(recent.last()) {
+            message.push_str(": ");
+            message.push_str(line.trim());
+        }
+        tracing::warn!(plugin, function, trap = %kind, "{message}");
+        Error::Trap { plugin: plugin.to_owned(), kind, function, message }
+    }
+}

@@ -1,0 +1,12 @@
+//! weir: a host runtime for WebAssembly stream operators on Arrow batches.
+//!
+//! The data path, in module order: [`batch`] turns records into Arrow batches
+//! and Arrow batches into the WIT layout; [`engine`] loads components into a
+//! sandbox and calls them; [`operator`] gives each operator kind its
+//! semantics (selection, row rejection, fresh instance after a trap) and
+//! chains them.
+
+pub mod batch;
+pub mod bindings;
+pub mod engine;
+pub mod operator;
