@@ -1,1 +1,308 @@
-fn main() {}
+//! The `weir` command line: wiring only (the one place for `anyhow`).
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use weir::batch::{JsonDecoder, SchemaSpec, write_json_lines};
+use weir::engine::{Engine, EngineConfig, HttpAllowlist, SandboxLimits, SinkResult};
+use weir::operator::{Chain, Operator};
+
+/// weir: WebAssembly stream operators on Arrow batches.
+#[derive(Parser)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Checks a component: which operator world it implements, or why it is not one.
+    Validate {
+        /// Component file(s).
+        #[arg(required = true)]
+        plugins: Vec<PathBuf>,
+        /// Also instantiate and `init` it with this JSON config.
+        #[arg(long)]
+        config: Option<String>,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Runs JSON lines through a chain of operators and prints JSON lines.
+    Exec {
+        /// Operator components, applied in the given order.
+        #[arg(long = "plugin", required = true)]
+        plugins: Vec<PathBuf>,
+        /// Operator config as NAME=JSON, NAME being the plugin's file stem.
+        #[arg(long = "config", value_name = "NAME=JSON")]
+        configs: Vec<String>,
+        /// Schema file of the input records.
+        #[arg(long)]
+        schema: PathBuf,
+        /// JSON lines input (`-` for stdin).
+        #[arg(long, default_value = "-")]
+        input: PathBuf,
+        /// Rows per batch.
+        #[arg(long, default_value_t = 8192)]
+        batch_size: usize,
+        /// Hosts sinks may call over HTTP (`host` or `host:port`; repeatable).
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+}
+
+/// Sandbox and cache settings shared by the commands.
+#[derive(clap::Args)]
+struct EngineArgs {
+    /// Linear memory limit per instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_limit_mib: u64,
+    /// Deadline of one guest call, in milliseconds.
+    #[arg(long, default_value_t = weir::engine::DEFAULT_CALL_DEADLINE_MS)]
+    call_deadline_ms: u64,
+    /// Fuel (instruction budget) per call; unmetered when absent.
+    #[arg(long)]
+    fuel_per_call: Option<u64>,
+    /// Directory of compiled artifacts.
+    #[arg(long, env = "WEIR_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every time instead of using the artifact cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl EngineArgs {
+    fn engine(&self) -> anyhow::Result<Engine> {
+        let limits = SandboxLimits {
+            memory_limit_bytes: self.memory_limit_mib * 1024 * 1024,
+            call_deadline_ms: self.call_deadline_ms,
+            fuel_per_call: self.fuel_per_call,
+            ..SandboxLimits::default()
+        };
+        let cache_dir = if self.no_cache { None } else { Some(self.cache_dir.clone().unwrap_or_else(default_cache_dir)) };
+        Ok(Engine::new(EngineConfig { limits, cache_dir })?)
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("weir").join("compiled")
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match run(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Validate { plugins, config, engine } => validate(&plugins, config.as_deref(), &engine),
+        Command::Exec { plugins, configs, schema, input, batch_size, allow_hosts, engine } => {
+            exec(&plugins, &configs, &schema, &input, batch_size, allow_hosts, &engine)
+        }
+    }
+}
+
+fn validate(paths: &[PathBuf], config: Option<&str>, args: &EngineArgs) -> anyhow::Result<()> {
+    let engine = args.engine()?;
+    let mut failed = 0;
+    for path in paths {
+        match engine.load_file(path) {
+            Ok(plugin) => {
+                let mut line = format!(
+                    "{}: {} operator ({}), {} bytes, sha256 {}, {} in {:.1?}",
+                    path.display(),
+                    plugin.kind(),
+                    plugin.kind().export_name(),
+                    plugin.size_bytes(),
+                    &plugin.sha256()[..16],
+                    match plugin.source() {
+                        weir::engine::LoadSource::Compiled => "compiled",
+                        weir::engine::LoadSource::Cache => "loaded from cache",
+                    },
+                    plugin.load_time(),
+                );
+                if let Some(config) = config {
+                    match plugin.instantiate(config, &HttpAllowlist::default()) {
+                        Ok(instance) => {
+                            let reads = instance.reads().map_or("all columns".to_owned(), |r| r.join(", "));
+                            line.push_str(&format!("; init ok, reads {reads}"));
+                        }
+                        Err(error) => {
+                            println!("{line}");
+                            println!("{}: init failed: {error}", path.display());
+                            failed += 1;
+                            continue;
+                        }
+                    }
+                }
+                println!("{line}");
+            }
+            Err(error) => {
+                println!("{}: invalid: {error}", path.display());
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} plugin(s) invalid", paths.len());
+    }
+    Ok(())
+}
+
+fn exec(
+    paths: &[PathBuf],
+    configs: &[String],
+    schema_path: &PathBuf,
+    input: &PathBuf,
+    batch_size: usize,
+    allow_hosts: Vec<String>,
+    args: &EngineArgs,
+) -> anyhow::Result<()> {
+    if batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let schema_text = std::fs::read_to_string(schema_path)
+        .with_context(|| format!("reading schema file {}", schema_path.display()))?;
+    let schema = SchemaSpec::from_json(&schema_text)?.to_arrow()?;
+    let decoder = JsonDecoder::new(schema);
+    let engine = args.engine()?;
+    let allowlist = HttpAllowlist::new(allow_hosts);
+    let mut configs_by_name = std::collections::HashMap::new();
+    for entry in configs {
+        let (name, json) = entry.split_once('=').with_context(|| format!("--config `{entry}`: expected NAME=JSON"))?;
+        serde_json::from_str::<serde_json::Value>(json).with_context(|| format!("--config {name}: invalid JSON"))?;
+        configs_by_name.insert(name.to_owned(), json.to_owned());
+    }
+    let mut operators = Vec::new();
+    for path in paths {
+        let plugin = engine.load_file(path)?;
+        let config = configs_by_name.remove(plugin.name()).unwrap_or_else(|| "{}".to_owned());
+        operators.push(Operator::new(plugin, config, allowlist.clone())?);
+    }
+    if let Some(name) = configs_by_name.keys().next() {
+        bail!("--config {name}: no plugin named `{name}` (names are file stems)");
+    }
+    let mut chain = Chain::new(operators);
+
+    let reader: Box<dyn BufRead> = if input.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?,
+        ))
+    };
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut totals = Totals::default();
+    let mut lines: Vec<String> = Vec::with_capacity(batch_size);
+    let mut first_line = 1usize;
+    let mut line_number = 0usize;
+    for line in reader.lines() {
+        let line = line.context("reading input")?;
+        line_number += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if lines.is_empty() {
+            first_line = line_number;
+        }
+        lines.push(line);
+        if lines.len() == batch_size {
+            run_batch(&decoder, &mut chain, &lines, first_line, &mut stdout, &mut totals)?;
+            lines.clear();
+        }
+    }
+    if !lines.is_empty() {
+        run_batch(&decoder, &mut chain, &lines, first_line, &mut stdout, &mut totals)?;
+    }
+    stdout.flush()?;
+    eprintln!(
+        "weir exec: {} records in, {} out, {} filtered, {} rejected, {} undecodable",
+        totals.input, totals.output, totals.filtered, totals.rejected, totals.undecodable
+    );
+    Ok(())
+}
+
+#[derive(Default)]
+struct Totals {
+    input: usize,
+    output: usize,
+    filtered: usize,
+    rejected: usize,
+    undecodable: usize,
+}
+
+fn run_batch(
+    decoder: &JsonDecoder,
+    chain: &mut Chain,
+    lines: &[String],
+    first_line: usize,
+    stdout: &mut impl Write,
+    totals: &mut Totals,
+) -> anyhow::Result<()> {
+    let slices: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+    let decoded = decoder.decode_lines(&slices)?;
+    totals.input += lines.len();
+    for bad in &decoded.rejected {
+        totals.undecodable += 1;
+        report(serde_json::json!({"line": first_line + bad.index, "stage": "decode", "reason": bad.reason}));
+    }
+    let output = chain.run(decoded.batch, None)?;
+    totals.filtered += output.filtered;
+    for rejection in &output.rejected {
+        totals.rejected += 1;
+        let operator = chain.operators()[rejection.operator].plugin().name().to_owned();
+        let line = rejection.input_row.map(|row| first_line + decoded.line_of_row[row as usize]);
+        report(serde_json::json!({"line": line, "stage": operator, "reason": rejection.reason}));
+    }
+    for result in &output.sink_results {
+        match result {
+            SinkResult::Written | SinkResult::RejectedRows(_) => {}
+            SinkResult::Retryable(reason) => report(serde_json::json!({"stage": "sink", "retryable": reason})),
+            SinkResult::Permanent(reason) => report(serde_json::json!({"stage": "sink", "permanent": reason})),
+        }
+    }
+    let mut buffer = Vec::new();
+    for batch in &output.batches {
+        totals.output += batch.num_rows();
+        write_json_lines(batch, &mut buffer)?;
+    }
+    stdout.write_all(&buffer)?;
+    Ok(())
+}
+
+fn report(value: serde_json::Value) {
+    eprintln!("{value}");
+}

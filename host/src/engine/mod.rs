@@ -16,7 +16,7 @@ pub use cache::ArtifactCache;
 pub use detect::check_preamble;
 pub use error::{Error, GuestError, OperatorKind, Result, TrapKind};
 pub use http::HttpAllowlist;
-pub use instance::{Instance, MapResult, SinkResult};
+pub use instance::{Instance, MapResult, RowRejection, SinkResult};
 pub use limits::{SandboxLimits, DEFAULT_CALL_DEADLINE_MS, DEFAULT_MEMORY_LIMIT_BYTES, EPOCH_TICK};
 pub use plugin::{LoadSource, Plugin};
 pub use store::StoreState;

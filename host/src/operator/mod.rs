@@ -1,1 +1,216 @@
-//! placeholder
+//! Operator semantics on top of engine instances: filters select rows, maps
+//! transform them (possibly rejecting some), aggregates fold, sinks write.
+//! An [`Operator`] replaces its instance after a trap, and a [`Chain`] runs
+//! several operators in order, tracking which input row each output row and
+//! each rejection came from.
+
+mod chain;
+
+pub use chain::{Chain, ChainOutput, ChainRejection};
+
+use crate::batch::BatchError;
+use crate::engine::{Error, HttpAllowlist, Instance, OperatorKind, Plugin, Result, SinkResult};
+pub use crate::engine::{MapResult, RowRejection};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow_schema::{Field, Schema};
+use std::sync::Arc;
+
+/// Rows that survived one operator, with where they came from.
+#[derive(Debug)]
+pub struct StepOutput {
+    /// The surviving (and, for maps, transformed) rows.
+    pub batch: RecordBatch,
+    /// For each output row, its row index in the operator's input.
+    pub input_rows: Vec<u32>,
+    /// Rows the operator rejected (input row indices) with reasons.
+    pub rejected: Vec<RowRejection>,
+}
+
+/// Counters of one operator.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorStats {
+    /// Guest calls made.
+    pub calls: u64,
+    /// Traps (each one cost an instance).
+    pub traps: u64,
+    /// Instances created (1 + one per trap, lazily).
+    pub instances: u64,
+}
+
+/// One operator of a pipeline: a plugin, its config and a live instance
+/// that is replaced by a fresh one after a trap.
+pub struct Operator {
+    plugin: Plugin,
+    config_json: String,
+    allowlist: HttpAllowlist,
+    instance: Option<Instance>,
+    stats: OperatorStats,
+}
+
+impl Operator {
+    /// Creates the operator and its first instance (so a bad config fails now).
+    pub fn new(plugin: Plugin, config_json: impl Into<String>, allowlist: HttpAllowlist) -> Result<Operator> {
+        let mut operator = Operator {
+            plugin,
+            config_json: config_json.into(),
+            allowlist,
+            instance: None,
+            stats: OperatorStats::default(),
+        };
+        operator.instance()?;
+        Ok(operator)
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// The operator kind.
+    pub fn kind(&self) -> OperatorKind {
+        self.plugin.kind()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> OperatorStats {
+        self.stats
+    }
+
+    /// The live instance (created when missing).
+    pub fn instance(&mut self) -> Result<&mut Instance> {
+        if self.instance.is_none() {
+            self.stats.instances += 1;
+            self.instance = Some(self.plugin.instantiate(&self.config_json, &self.allowlist)?);
+        }
+        Ok(self.instance.as_mut().expect("just created"))
+    }
+
+    /// Runs `f` on the live instance; a trap or contract breach discards it.
+    fn with_instance<R>(&mut self, f: impl FnOnce(&mut Instance) -> Result<R>) -> Result<R> {
+        self.stats.calls += 1;
+        let result = f(self.instance()?);
+        if let Err(error) = &result {
+            if matches!(error, Error::Trap { .. } | Error::Contract { .. }) {
+                self.stats.traps += 1;
+                self.instance = None;
+            }
+        }
+        result
+    }
+
+    /// Filter: the rows the operator keeps.
+    pub fn filter(&mut self, batch: &RecordBatch) -> Result<StepOutput> {
+        let mask = self.with_instance(|instance| {
+            let input = instance.prepare(batch)?;
+            instance.evaluate(&input)
+        })?;
+        let kept = arrow_select::filter::filter_record_batch(batch, &mask).map_err(BatchError::from)?;
+        let input_rows = set_bits(&mask);
+        Ok(StepOutput { batch: kept, input_rows, rejected: Vec::new() })
+    }
+
+    /// Map: the transformed rows, minus the ones the operator rejected.
+    pub fn map(&mut self, batch: &RecordBatch) -> Result<StepOutput> {
+        let (result, projected) = self.with_instance(|instance| {
+            let input = instance.prepare(batch)?;
+            Ok((instance.process_map(&input)?, instance.reads().is_some()))
+        })?;
+        let MapResult { batch: output, rejected } = result;
+        let merged = if projected { merge_columns(batch, &output)? } else { output };
+        if rejected.is_empty() {
+            let input_rows = (0..batch.num_rows() as u32).collect();
+            return Ok(StepOutput { batch: merged, input_rows, rejected });
+        }
+        let mut keep = vec![true; batch.num_rows()];
+        for rejection in &rejected {
+            keep[rejection.row as usize] = false;
+        }
+        let mask = BooleanArray::from(keep);
+        let kept = arrow_select::filter::filter_record_batch(&merged, &mask).map_err(BatchError::from)?;
+        Ok(StepOutput { batch: kept, input_rows: set_bits(&mask), rejected })
+    }
+
+    /// Aggregate: folds the batch in; returns result batches.
+    pub fn aggregate(&mut self, batch: &RecordBatch, watermark_ms: Option<i64>) -> Result<Vec<RecordBatch>> {
+        self.with_instance(|instance| {
+            let input = instance.prepare(batch)?;
+            instance.process_aggregate(&input, watermark_ms)
+        })
+    }
+
+    /// Aggregate: the operator's state.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>> {
+        self.with_instance(|instance| instance.snapshot())
+    }
+
+    /// Aggregate: restores state from a snapshot.
+    pub fn restore(&mut self, state: &[u8]) -> Result<()> {
+        self.with_instance(|instance| instance.restore(state))
+    }
+
+    /// Sink: writes the batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<SinkResult> {
+        self.with_instance(|instance| {
+            let input = instance.prepare(batch)?;
+            instance.write(&input)
+        })
+    }
+}
+
+fn set_bits(mask: &BooleanArray) -> Vec<u32> {
+    mask.values().set_indices().map(|i| i as u32).collect()
+}
+
+/// Replaces same-named columns of `input` with those of `output` and appends
+/// the rest (maps that declared the columns they read).
+fn merge_columns(input: &RecordBatch, output: &RecordBatch) -> Result<RecordBatch> {
+    let input_schema = input.schema();
+    let output_schema = output.schema();
+    let mut fields: Vec<Arc<Field>> = input_schema.fields().iter().cloned().collect();
+    let mut columns: Vec<ArrayRef> = input.columns().to_vec();
+    for (field, column) in output_schema.fields().iter().zip(output.columns()) {
+        match input_schema.index_of(field.name()) {
+            Ok(index) => {
+                fields[index] = field.clone();
+                columns[index] = column.clone();
+            }
+            Err(_) => {
+                fields.push(field.clone());
+                columns.push(column.clone());
+            }
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    Ok(RecordBatch::try_new(schema, columns).map_err(BatchError::from)?)
+}
+
+/// Row indices as an Arrow array (for `take`).
+pub fn row_indices(rows: &[u32]) -> UInt32Array {
+    UInt32Array::from(rows.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Float64Array, Int64Array, StringArray};
+
+    #[test]
+    fn merge_replaces_same_named_columns_and_appends_new_ones() {
+        let input = RecordBatch::try_from_iter([
+            ("id", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+            ("amount", Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef),
+        ])
+        .unwrap();
+        let output = RecordBatch::try_from_iter([
+            ("amount", Arc::new(Float64Array::from(vec![10.0, 20.0])) as ArrayRef),
+            ("bucket", Arc::new(Int64Array::from(vec![0, 0])) as ArrayRef),
+        ])
+        .unwrap();
+        let merged = merge_columns(&input, &output).unwrap();
+        let names: Vec<_> = merged.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["id", "amount", "bucket"]);
+        let amount = merged.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!(amount.values().to_vec(), vec![10.0, 20.0]);
+        assert_eq!(merged.column(2).len(), 2);
+    }
+}

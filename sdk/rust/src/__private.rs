@@ -15,9 +15,12 @@ pub type State<T> = LocalKey<RefCell<Option<T>>>;
 
 mod glue {
     use super::*;
-    use crate::column::ListItems;
-    use crate::{Aggregate, Batch, Column, DataType, Field, Filter, Map, RowRejection, Sink, SinkError, TimeUnit};
     use crate::bindings::types as wit;
+    use crate::column::ListItems;
+    use crate::{
+        Aggregate, Batch, Column, DataType, Field, Filter, Map, RowRejection, Sink, SinkError,
+        TimeUnit,
+    };
 
     type WitResult<T> = Result<T, wit::OperatorError>;
 
@@ -61,15 +64,17 @@ mod glue {
             DataType::Utf8 => wit::DataType::Utf8,
             DataType::Binary => wit::DataType::Binary,
             DataType::ListUtf8 => wit::DataType::ListUtf8,
-            DataType::Timestamp { unit, timezone } => wit::DataType::Timestamp(wit::TimestampType {
-                unit: match unit {
-                    TimeUnit::Second => wit::TimeUnit::Second,
-                    TimeUnit::Millisecond => wit::TimeUnit::Millisecond,
-                    TimeUnit::Microsecond => wit::TimeUnit::Microsecond,
-                    TimeUnit::Nanosecond => wit::TimeUnit::Nanosecond,
-                },
-                timezone,
-            }),
+            DataType::Timestamp { unit, timezone } => {
+                wit::DataType::Timestamp(wit::TimestampType {
+                    unit: match unit {
+                        TimeUnit::Second => wit::TimeUnit::Second,
+                        TimeUnit::Millisecond => wit::TimeUnit::Millisecond,
+                        TimeUnit::Microsecond => wit::TimeUnit::Microsecond,
+                        TimeUnit::Nanosecond => wit::TimeUnit::Nanosecond,
+                    },
+                    timezone,
+                })
+            }
         }
     }
 
@@ -87,9 +92,24 @@ mod glue {
         let mut columns = Vec::with_capacity(b.columns.len());
         for (f, c) in b.schema.into_iter().zip(b.columns) {
             let dt = dt_from_wit(f.data_type);
-            let items = c.items.map(|i| ListItems { validity: i.validity, offsets: i.offsets, values: i.values });
-            columns.push(Column::from_raw_parts_unchecked(dt.clone(), n, c.validity, c.offsets, c.values, items));
-            fields.push(Field { name: f.name, data_type: dt, nullable: f.nullable });
+            let items = c.items.map(|i| ListItems {
+                validity: i.validity,
+                offsets: i.offsets,
+                values: i.values,
+            });
+            columns.push(Column::from_raw_parts_unchecked(
+                dt.clone(),
+                n,
+                c.validity,
+                c.offsets,
+                c.values,
+                items,
+            ));
+            fields.push(Field {
+                name: f.name,
+                data_type: dt,
+                nullable: f.nullable,
+            });
         }
         Ok(Batch::new_unchecked(fields, columns, n))
     }
@@ -100,7 +120,11 @@ mod glue {
         wit::Batch {
             schema: fields
                 .into_iter()
-                .map(|f| wit::Field { name: f.name, data_type: dt_to_wit(f.data_type), nullable: f.nullable })
+                .map(|f| wit::Field {
+                    name: f.name,
+                    data_type: dt_to_wit(f.data_type),
+                    nullable: f.nullable,
+                })
                 .collect(),
             columns: columns
                 .into_iter()
@@ -110,7 +134,11 @@ mod glue {
                         validity,
                         offsets,
                         values,
-                        items: items.map(|i| wit::ListItems { validity: i.validity, offsets: i.offsets, values: i.values }),
+                        items: items.map(|i| wit::ListItems {
+                            validity: i.validity,
+                            offsets: i.offsets,
+                            values: i.values,
+                        }),
                     }
                 })
                 .collect(),
@@ -119,29 +147,49 @@ mod glue {
     }
 
     fn rejections(r: Vec<RowRejection>) -> Vec<wit::RowRejection> {
-        r.into_iter().map(|r| wit::RowRejection { row: r.row, reason: r.reason }).collect()
+        r.into_iter()
+            .map(|r| wit::RowRejection {
+                row: r.row,
+                reason: r.reason,
+            })
+            .collect()
     }
 
     fn init<T: 'static, C: DeserializeOwned>(
         state: &'static State<T>,
         config: &str,
         make: impl FnOnce(C) -> Result<T, Error>,
-    ) -> WitResult<()> {
+        reads: impl FnOnce(&T) -> Option<Vec<String>>,
+    ) -> WitResult<wit::OperatorInfo> {
         let inst = parse_config(config).and_then(make).map_err(to_wit)?;
+        let info = wit::OperatorInfo {
+            reads: reads(&inst),
+        };
         state.with(|s| *s.borrow_mut() = Some(inst));
-        Ok(())
+        Ok(info)
     }
 
-    pub fn filter_init<T: Filter>(state: &'static State<T>, config: String) -> WitResult<()> {
-        init(state, &config, T::init)
+    pub fn filter_init<T: Filter>(
+        state: &'static State<T>,
+        config: String,
+    ) -> WitResult<wit::OperatorInfo> {
+        init(state, &config, T::init, T::reads)
     }
-    pub fn filter_evaluate<T: Filter>(state: &'static State<T>, input: wit::Batch) -> WitResult<Vec<u8>> {
+    pub fn filter_evaluate<T: Filter>(
+        state: &'static State<T>,
+        input: wit::Batch,
+    ) -> WitResult<Vec<u8>> {
         let batch = batch_from_wit(input)?;
-        with_instance(state, |t| t.evaluate(&batch)).map(|s| s.into_bytes()).map_err(to_wit)
+        with_instance(state, |t| t.evaluate(&batch))
+            .map(|s| s.into_bytes())
+            .map_err(to_wit)
     }
 
-    pub fn map_init<T: Map>(state: &'static State<T>, config: String) -> WitResult<()> {
-        init(state, &config, T::init)
+    pub fn map_init<T: Map>(
+        state: &'static State<T>,
+        config: String,
+    ) -> WitResult<wit::OperatorInfo> {
+        init(state, &config, T::init, T::reads)
     }
     pub fn map_process<T: Map>(
         state: &'static State<T>,
@@ -155,8 +203,11 @@ mod glue {
         })
     }
 
-    pub fn aggregate_init<T: Aggregate>(state: &'static State<T>, config: String) -> WitResult<()> {
-        init(state, &config, T::init)
+    pub fn aggregate_init<T: Aggregate>(
+        state: &'static State<T>,
+        config: String,
+    ) -> WitResult<wit::OperatorInfo> {
+        init(state, &config, T::init, T::reads)
     }
     pub fn aggregate_process<T: Aggregate>(
         state: &'static State<T>,
@@ -170,12 +221,18 @@ mod glue {
     pub fn aggregate_snapshot<T: Aggregate>(state: &'static State<T>) -> WitResult<Vec<u8>> {
         with_instance(state, |t| t.snapshot()).map_err(to_wit)
     }
-    pub fn aggregate_restore<T: Aggregate>(state: &'static State<T>, bytes: Vec<u8>) -> WitResult<()> {
+    pub fn aggregate_restore<T: Aggregate>(
+        state: &'static State<T>,
+        bytes: Vec<u8>,
+    ) -> WitResult<()> {
         with_instance(state, |t| t.restore(&bytes)).map_err(to_wit)
     }
 
-    pub fn sink_init<T: Sink>(state: &'static State<T>, config: String) -> WitResult<()> {
-        init(state, &config, T::init)
+    pub fn sink_init<T: Sink>(
+        state: &'static State<T>,
+        config: String,
+    ) -> WitResult<wit::OperatorInfo> {
+        init(state, &config, T::init, T::reads)
     }
     pub fn sink_write<T: Sink>(
         state: &'static State<T>,
@@ -202,7 +259,10 @@ pub use glue::*;
 const NOT_INIT: &str = "operator called before init";
 
 /// Runs `f` on the instance, or fails if `init` has not run.
-pub fn with_instance<T: 'static, R>(state: &'static State<T>, f: impl FnOnce(&mut T) -> Result<R, Error>) -> Result<R, Error> {
+pub fn with_instance<T: 'static, R>(
+    state: &'static State<T>,
+    f: impl FnOnce(&mut T) -> Result<R, Error>,
+) -> Result<R, Error> {
     state.with(|s| match s.borrow_mut().as_mut() {
         Some(t) => f(t),
         None => Err(Error::failed(NOT_INIT)),
@@ -211,7 +271,11 @@ pub fn with_instance<T: 'static, R>(state: &'static State<T>, f: impl FnOnce(&mu
 
 /// Parses a JSON config (empty string = `{}`); errors are `InvalidConfig`.
 pub fn parse_config<C: DeserializeOwned>(config: &str) -> Result<C, Error> {
-    let config = if config.trim().is_empty() { "{}" } else { config };
+    let config = if config.trim().is_empty() {
+        "{}"
+    } else {
+        config
+    };
     serde_json::from_str(config).map_err(|e| Error::invalid_config(e.to_string()))
 }
 
@@ -228,10 +292,20 @@ macro_rules! export_filter {
             }
             struct __WeirExport;
             impl $crate::bindings::filter::exports::weir::operator::filter::Guest for __WeirExport {
-                fn init(config: ::std::string::String) -> ::core::result::Result<(), $crate::bindings::types::OperatorError> {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<
+                    $crate::bindings::types::OperatorInfo,
+                    $crate::bindings::types::OperatorError,
+                > {
                     $crate::__private::filter_init::<$ty>(&__WEIR_STATE, config)
-                }
-                fn evaluate(input: $crate::bindings::types::Batch) -> ::core::result::Result<::std::vec::Vec<u8>, $crate::bindings::types::OperatorError> {
+        }
+                fn evaluate(
+                    input: $crate::bindings::types::Batch,
+                ) -> ::core::result::Result<
+                    ::std::vec::Vec<u8>,
+                    $crate::bindings::types::OperatorError,
+                > {
                     $crate::__private::filter_evaluate::<$ty>(&__WEIR_STATE, input)
                 }
             }
@@ -253,10 +327,20 @@ macro_rules! export_map {
             }
             struct __WeirExport;
             impl $crate::bindings::map::exports::weir::operator::map::Guest for __WeirExport {
-                fn init(config: ::std::string::String) -> ::core::result::Result<(), $crate::bindings::types::OperatorError> {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<
+                    $crate::bindings::types::OperatorInfo,
+                    $crate::bindings::types::OperatorError,
+                > {
                     $crate::__private::map_init::<$ty>(&__WEIR_STATE, config)
-                }
-                fn process(input: $crate::bindings::types::Batch) -> ::core::result::Result<$crate::bindings::map::weir::operator::map_types::MapOutput, $crate::bindings::types::OperatorError> {
+        }
+                fn process(
+                    input: $crate::bindings::types::Batch,
+                ) -> ::core::result::Result<
+                    $crate::bindings::map::weir::operator::map_types::MapOutput,
+                    $crate::bindings::types::OperatorError,
+                > {
                     $crate::__private::map_process::<$ty>(&__WEIR_STATE, input)
                 }
             }
@@ -279,7 +363,7 @@ macro_rules! export_aggregate {
             }
             struct __WeirExport;
             impl $crate::bindings::aggregate::exports::weir::operator::aggregate::Guest for __WeirExport {
-                fn init(config: ::std::string::String) -> ::core::result::Result<(), $crate::bindings::types::OperatorError> {
+                fn init(config: ::std::string::String) -> ::core::result::Result<$crate::bindings::types::OperatorInfo, $crate::bindings::types::OperatorError> {
                     $crate::__private::aggregate_init::<$ty>(&__WEIR_STATE, config)
                 }
                 fn process(input: $crate::bindings::types::Batch, watermark: ::core::option::Option<i64>) -> ::core::result::Result<::std::vec::Vec<$crate::bindings::types::Batch>, $crate::bindings::types::OperatorError> {
@@ -310,10 +394,20 @@ macro_rules! export_sink {
             }
             struct __WeirExport;
             impl $crate::bindings::sink::exports::weir::operator::sink::Guest for __WeirExport {
-                fn init(config: ::std::string::String) -> ::core::result::Result<(), $crate::bindings::types::OperatorError> {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<
+                    $crate::bindings::types::OperatorInfo,
+                    $crate::bindings::types::OperatorError,
+                > {
                     $crate::__private::sink_init::<$ty>(&__WEIR_STATE, config)
-                }
-                fn write(input: $crate::bindings::types::Batch) -> ::core::result::Result<(), $crate::bindings::sink::weir::operator::sink_types::SinkError> {
+        }
+                fn write(
+                    input: $crate::bindings::types::Batch,
+                ) -> ::core::result::Result<
+                    (),
+                    $crate::bindings::sink::weir::operator::sink_types::SinkError,
+                > {
                     $crate::__private::sink_write::<$ty>(&__WEIR_STATE, input)
                 }
             }

@@ -69,7 +69,11 @@ pub struct Field {
 impl Field {
     /// A new field.
     pub fn new(name: impl Into<String>, data_type: DataType, nullable: bool) -> Self {
-        Field { name: name.into(), data_type, nullable }
+        Field {
+            name: name.into(),
+            data_type,
+            nullable,
+        }
     }
 }
 
@@ -93,7 +97,11 @@ impl Batch {
 
     /// A batch with no columns and `num_rows` rows.
     pub fn empty(num_rows: usize) -> Self {
-        Batch { fields: Vec::new(), columns: Vec::new(), num_rows }
+        Batch {
+            fields: Vec::new(),
+            columns: Vec::new(),
+            num_rows,
+        }
     }
 
     fn with_rows(fields: Vec<Field>, columns: Vec<Column>, num_rows: usize) -> Result<Self, Error> {
@@ -107,25 +115,43 @@ impl Batch {
         for (i, (f, c)) in fields.iter().zip(&columns).enumerate() {
             check_column(f, c, num_rows)?;
             if fields[..i].iter().any(|g| g.name == f.name) {
-                return Err(Error::invalid_input(format!("duplicate column `{}`", f.name)));
+                return Err(Error::invalid_input(format!(
+                    "duplicate column `{}`",
+                    f.name
+                )));
             }
         }
-        Ok(Batch { fields, columns, num_rows })
+        Ok(Batch {
+            fields,
+            columns,
+            num_rows,
+        })
     }
 
     /// Builds a batch without any checks. The caller promises the
     /// invariants [`Batch::new`] checks (used for batches from the host).
     pub fn new_unchecked(fields: Vec<Field>, columns: Vec<Column>, num_rows: usize) -> Self {
-        Batch { fields, columns, num_rows }
+        Batch {
+            fields,
+            columns,
+            num_rows,
+        }
     }
 
     /// Appends a column (moving it, no copy). Fails on a length or type
     /// mismatch or a duplicate name.
     pub fn with_column(mut self, field: Field, column: Column) -> Result<Self, Error> {
-        let rows = if self.columns.is_empty() && self.num_rows == 0 { column.len() } else { self.num_rows };
+        let rows = if self.columns.is_empty() && self.num_rows == 0 {
+            column.len()
+        } else {
+            self.num_rows
+        };
         check_column(&field, &column, rows)?;
         if self.index_of(&field.name).is_some() {
-            return Err(Error::invalid_input(format!("duplicate column `{}`", field.name)));
+            return Err(Error::invalid_input(format!(
+                "duplicate column `{}`",
+                field.name
+            )));
         }
         self.num_rows = rows;
         self.fields.push(field);

@@ -87,10 +87,20 @@ pub(crate) fn bitmap_len(n: usize) -> usize {
 pub(crate) fn count_ones(bits: &[u8], n: usize) -> usize {
     let full = n / 8;
     let mut c: usize = bits[..full].iter().map(|b| b.count_ones() as usize).sum();
-    if n % 8 != 0 {
+    if !n.is_multiple_of(8) {
         c += (bits[full] & ((1u8 << (n % 8)) - 1)).count_ones() as usize;
     }
     c
+}
+
+/// Truncates a bitmap to `n` bits, clearing the unused bits of the last byte.
+fn truncate_bits(bits: &mut Vec<u8>, n: usize) {
+    bits.truncate(bitmap_len(n));
+    if !n.is_multiple_of(8)
+        && let Some(last) = bits.last_mut()
+    {
+        *last &= (1u8 << (n % 8)) - 1;
+    }
 }
 
 /// Builds a validity bitmap; yields `None` when nothing was null.
@@ -103,11 +113,15 @@ struct ValidityBuilder {
 
 impl ValidityBuilder {
     fn with_capacity(n: usize) -> Self {
-        ValidityBuilder { bits: Vec::with_capacity(bitmap_len(n)), len: 0, nulls: 0 }
+        ValidityBuilder {
+            bits: Vec::with_capacity(bitmap_len(n)),
+            len: 0,
+            nulls: 0,
+        }
     }
     #[inline]
     fn push(&mut self, valid: bool) {
-        if self.len % 8 == 0 {
+        if self.len.is_multiple_of(8) {
             self.bits.push(0);
         }
         if valid {
@@ -138,10 +152,12 @@ pub(crate) fn cast_or_copy<T: Primitive>(bytes: &[u8], n: usize) -> Result<Cow<'
     let bytes = &bytes[..need];
     #[cfg(target_endian = "little")]
     {
-        if (bytes.as_ptr() as usize) % std::mem::align_of::<T>() == 0 {
+        if (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
             // SAFETY: `T` is a plain number valid for any bit pattern, the
             // pointer is aligned for `T` and `n * size_of::<T>()` bytes are in bounds.
-            return Ok(Cow::Borrowed(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), n) }));
+            return Ok(Cow::Borrowed(unsafe {
+                std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), n)
+            }));
         }
         let mut v: Vec<T> = Vec::with_capacity(n);
         // SAFETY: capacity is `n` values = `need` bytes; any bit pattern is a valid `T`.
@@ -152,7 +168,9 @@ pub(crate) fn cast_or_copy<T: Primitive>(bytes: &[u8], n: usize) -> Result<Cow<'
         Ok(Cow::Owned(v))
     }
     #[cfg(not(target_endian = "little"))]
-    Ok(Cow::Owned(bytes.chunks_exact(size).map(T::from_le).collect()))
+    Ok(Cow::Owned(
+        bytes.chunks_exact(size).map(T::from_le).collect(),
+    ))
 }
 
 /// The little-endian bytes of `values` (one bulk copy).
@@ -171,7 +189,9 @@ pub(crate) fn to_le_bytes<T: Primitive>(values: &[T]) -> Vec<u8> {
 
 #[inline(always)]
 fn read_i32(bytes: &[u8], i: usize) -> Option<i32> {
-    bytes.get(i * 4..i * 4 + 4).map(|b| i32::from_le_bytes(b.try_into().unwrap()))
+    bytes
+        .get(i * 4..i * 4 + 4)
+        .map(|b| i32::from_le_bytes(b.try_into().unwrap()))
 }
 
 /// Checks an offsets buffer of `n + 1` entries against `values_len`.
@@ -209,9 +229,18 @@ impl Column {
             dt => values.len() >= len * dt.byte_width().unwrap(),
         };
         if !ok {
-            return Err(Error::invalid_input(format!("buffers too short for {len} {data_type:?} values")));
+            return Err(Error::invalid_input(format!(
+                "buffers too short for {len} {data_type:?} values"
+            )));
         }
-        Ok(Column { data_type, len, validity, offsets, values, items: items.map(Box::new) })
+        Ok(Column {
+            data_type,
+            len,
+            validity,
+            offsets,
+            values,
+            items: items.map(Box::new),
+        })
     }
 
     /// Raw parts without checks (used for columns coming from the host).
@@ -224,13 +253,36 @@ impl Column {
         values: Vec<u8>,
         items: Option<ListItems>,
     ) -> Self {
-        Column { data_type, len, validity, offsets, values, items: items.map(Box::new) }
+        Column {
+            data_type,
+            len,
+            validity,
+            offsets,
+            values,
+            items: items.map(Box::new),
+        }
     }
 
     /// Splits the column into `(data_type, len, validity, offsets, values, items)`.
     #[allow(clippy::type_complexity)]
-    pub fn into_raw_parts(self) -> (DataType, usize, Option<Vec<u8>>, Vec<u8>, Vec<u8>, Option<ListItems>) {
-        (self.data_type, self.len, self.validity, self.offsets, self.values, self.items.map(|b| *b))
+    pub fn into_raw_parts(
+        self,
+    ) -> (
+        DataType,
+        usize,
+        Option<Vec<u8>>,
+        Vec<u8>,
+        Vec<u8>,
+        Option<ListItems>,
+    ) {
+        (
+            self.data_type,
+            self.len,
+            self.validity,
+            self.offsets,
+            self.values,
+            self.items.map(|b| *b),
+        )
     }
 
     /// The column's type.
@@ -261,7 +313,9 @@ impl Column {
     }
     /// Number of null rows.
     pub fn null_count(&self) -> usize {
-        self.validity.as_ref().map_or(0, |v| self.len - count_ones(v, self.len))
+        self.validity
+            .as_ref()
+            .map_or(0, |v| self.len - count_ones(v, self.len))
     }
     /// The raw value buffer.
     pub fn values_bytes(&self) -> &[u8] {
@@ -276,14 +330,20 @@ impl Column {
         if ok {
             Ok(())
         } else {
-            Err(Error::invalid_input(format!("expected a {want} column, found {:?}", self.data_type)))
+            Err(Error::invalid_input(format!(
+                "expected a {want} column, found {:?}",
+                self.data_type
+            )))
         }
     }
 
     /// All values of a fixed-width column of type `T` (null slots hold
     /// unspecified values: check [`Column::validity`]).
     pub fn values<T: Primitive>(&self) -> Result<Cow<'_, [T]>, Error> {
-        self.expect(self.data_type == T::DATA_TYPE, &format!("{:?}", T::DATA_TYPE))?;
+        self.expect(
+            self.data_type == T::DATA_TYPE,
+            &format!("{:?}", T::DATA_TYPE),
+        )?;
         cast_or_copy(&self.values, self.len)
     }
     /// All values of a `Float64` column (see [`Column::values`]).
@@ -304,8 +364,48 @@ impl Column {
     }
     /// All values of a `Timestamp` column, in its unit.
     pub fn timestamp_values(&self) -> Result<Cow<'_, [i64]>, Error> {
-        self.expect(matches!(self.data_type, DataType::Timestamp { .. }), "Timestamp")?;
+        self.expect(
+            matches!(self.data_type, DataType::Timestamp { .. }),
+            "Timestamp",
+        )?;
         cast_or_copy(&self.values, self.len)
+    }
+    /// Value of row `i` of a fixed-width column of type `T` (timestamps
+    /// read as `i64`); `None` if null, out of range or of another type.
+    #[inline]
+    pub fn value<T: Primitive>(&self, i: usize) -> Option<T> {
+        let ok = self.data_type == T::DATA_TYPE
+            || (T::DATA_TYPE == DataType::Int64
+                && matches!(self.data_type, DataType::Timestamp { .. }));
+        if !ok || !self.is_valid(i) {
+            return None;
+        }
+        let w = std::mem::size_of::<T>();
+        self.values.get(i * w..(i + 1) * w).map(T::from_le)
+    }
+    /// Row `i` of a `Float64` column (see [`Column::value`]).
+    pub fn f64_value(&self, i: usize) -> Option<f64> {
+        self.value(i)
+    }
+    /// Row `i` of a `Float32` column.
+    pub fn f32_value(&self, i: usize) -> Option<f32> {
+        self.value(i)
+    }
+    /// Row `i` of an `Int32` column.
+    pub fn i32_value(&self, i: usize) -> Option<i32> {
+        self.value(i)
+    }
+    /// Row `i` of an `Int64` column.
+    pub fn i64_value(&self, i: usize) -> Option<i64> {
+        (self.data_type == DataType::Int64)
+            .then(|| self.value(i))
+            .flatten()
+    }
+    /// Row `i` of a `Timestamp` column, in its unit.
+    pub fn timestamp_value(&self, i: usize) -> Option<i64> {
+        matches!(self.data_type, DataType::Timestamp { .. })
+            .then(|| self.value(i))
+            .flatten()
     }
     /// Numeric column converted to `f64` (accepts Float64, Float32, Int32,
     /// Int64); borrowed for Float64.
@@ -315,15 +415,22 @@ impl Column {
             DataType::Float32 => Cow::Owned(self.f32_values()?.iter().map(|v| *v as f64).collect()),
             DataType::Int32 => Cow::Owned(self.i32_values()?.iter().map(|v| *v as f64).collect()),
             DataType::Int64 => Cow::Owned(self.i64_values()?.iter().map(|v| *v as f64).collect()),
-            _ => return self.expect(false, "numeric").map(|_| Cow::Borrowed(&[][..])),
+            _ => {
+                return self
+                    .expect(false, "numeric")
+                    .map(|_| Cow::Borrowed(&[][..]));
+            }
         })
     }
 
     /// Value of row `i` of a `Boolean` column; `None` if null, out of
     /// range or not a boolean column.
     pub fn bool_value(&self, i: usize) -> Option<bool> {
-        (self.data_type == DataType::Boolean && self.is_valid(i))
-            .then(|| self.values.get(i >> 3).is_some_and(|b| b & (1 << (i & 7)) != 0))
+        (self.data_type == DataType::Boolean && self.is_valid(i)).then(|| {
+            self.values
+                .get(i >> 3)
+                .is_some_and(|b| b & (1 << (i & 7)) != 0)
+        })
     }
     /// Iterates over a `Boolean` column.
     pub fn bools(&self) -> Result<impl Iterator<Item = Option<bool>> + '_, Error> {
@@ -339,7 +446,8 @@ impl Column {
             return None;
         }
         let (s, e) = (read_i32(&self.offsets, i)?, read_i32(&self.offsets, i + 1)?);
-        self.values.get(usize::try_from(s).ok()?..usize::try_from(e).ok()?)
+        self.values
+            .get(usize::try_from(s).ok()?..usize::try_from(e).ok()?)
     }
     /// Row `i` of a `Utf8` column; `None` if null, out of range, not utf8
     /// or malformed.
@@ -365,7 +473,12 @@ impl Column {
     /// A validated view of a `Utf8` column (one UTF-8 check for the whole column).
     pub fn utf8(&self) -> Result<StrView<'_>, Error> {
         self.expect(self.data_type == DataType::Utf8, "Utf8")?;
-        StrView::new(&self.offsets, &self.values, self.validity.as_deref(), self.len)
+        StrView::new(
+            &self.offsets,
+            &self.values,
+            self.validity.as_deref(),
+            self.len,
+        )
     }
     /// Iterates over the strings of a `Utf8` column.
     pub fn strs(&self) -> Result<StrIter<'_>, Error> {
@@ -374,7 +487,12 @@ impl Column {
     /// A view of a `Binary` column.
     pub fn binary(&self) -> Result<BinaryView<'_>, Error> {
         self.expect(self.data_type == DataType::Binary, "Binary")?;
-        BinaryView::new(&self.offsets, &self.values, self.validity.as_deref(), self.len)
+        BinaryView::new(
+            &self.offsets,
+            &self.values,
+            self.validity.as_deref(),
+            self.len,
+        )
     }
     /// Iterates over the byte strings of a `Binary` column.
     pub fn binaries(&self) -> Result<impl Iterator<Item = Option<&[u8]>> + '_, Error> {
@@ -384,12 +502,25 @@ impl Column {
     /// A view of a `ListUtf8` column.
     pub fn list_utf8(&self) -> Result<ListUtf8View<'_>, Error> {
         self.expect(self.data_type == DataType::ListUtf8, "ListUtf8")?;
-        let items = self.items.as_deref().ok_or_else(|| Error::invalid_input("list column without items"))?;
+        let items = self
+            .items
+            .as_deref()
+            .ok_or_else(|| Error::invalid_input("list column without items"))?;
         let offsets = cast_or_copy::<i32>(&self.offsets, self.len + 1)?;
         let n_items = offsets.last().copied().unwrap_or(0).max(0) as usize;
-        let items = StrView::new(&items.offsets, &items.values, items.validity.as_deref(), n_items)?;
+        let items = StrView::new(
+            &items.offsets,
+            &items.values,
+            items.validity.as_deref(),
+            n_items,
+        )?;
         check_offsets(&offsets, n_items)?;
-        Ok(ListUtf8View { offsets, items, validity: self.validity.as_deref(), len: self.len })
+        Ok(ListUtf8View {
+            offsets,
+            items,
+            validity: self.validity.as_deref(),
+            len: self.len,
+        })
     }
 
     /// Keeps the first `len` rows (no-op if `len >= self.len()`).
@@ -398,10 +529,10 @@ impl Column {
             return;
         }
         if let Some(v) = &mut self.validity {
-            v.truncate(bitmap_len(len));
+            truncate_bits(v, len);
         }
         match &self.data_type {
-            DataType::Boolean => self.values.truncate(bitmap_len(len)),
+            DataType::Boolean => truncate_bits(&mut self.values, len),
             DataType::Utf8 | DataType::Binary => {
                 let end = read_i32(&self.offsets, len).unwrap_or(0).max(0) as usize;
                 self.offsets.truncate((len + 1) * 4);
@@ -413,7 +544,7 @@ impl Column {
                 if let Some(items) = &mut self.items {
                     let end = read_i32(&items.offsets, n).unwrap_or(0).max(0) as usize;
                     if let Some(v) = &mut items.validity {
-                        v.truncate(bitmap_len(n));
+                        truncate_bits(v, n);
                     }
                     items.offsets.truncate((n + 1) * 4);
                     items.values.truncate(end);
@@ -442,7 +573,10 @@ impl Column {
     }
     /// A column of `T` values with a validity bitmap (e.g. another column's,
     /// to propagate nulls). Fails if the bitmap is too short.
-    pub fn from_values_with_validity<T: Primitive>(values: Vec<T>, validity: Option<Vec<u8>>) -> Result<Self, Error> {
+    pub fn from_values_with_validity<T: Primitive>(
+        values: Vec<T>,
+        validity: Option<Vec<u8>>,
+    ) -> Result<Self, Error> {
         let mut c = Self::from_values(values);
         c.set_validity(validity)?;
         Ok(c)
@@ -473,7 +607,11 @@ impl Column {
         Ok(c)
     }
     /// A timestamp column from nullable values.
-    pub fn timestamps_opt(values: Vec<Option<i64>>, unit: TimeUnit, timezone: Option<String>) -> Self {
+    pub fn timestamps_opt(
+        values: Vec<Option<i64>>,
+        unit: TimeUnit,
+        timezone: Option<String>,
+    ) -> Self {
         let mut c = Self::from_options(values);
         c.data_type = DataType::Timestamp { unit, timezone };
         c
@@ -499,8 +637,14 @@ impl Column {
     }
     /// Replaces the validity bitmap (`None` = no nulls). Fails if too short.
     pub fn set_validity(&mut self, validity: Option<Vec<u8>>) -> Result<(), Error> {
-        if validity.as_ref().is_some_and(|v| v.len() < bitmap_len(self.len)) {
-            return Err(Error::invalid_input(format!("validity bitmap too short for {} rows", self.len)));
+        if validity
+            .as_ref()
+            .is_some_and(|v| v.len() < bitmap_len(self.len))
+        {
+            return Err(Error::invalid_input(format!(
+                "validity bitmap too short for {} rows",
+                self.len
+            )));
         }
         self.validity = validity;
         Ok(())
@@ -596,7 +740,11 @@ struct VarBuilder {
 
 impl VarBuilder {
     fn new() -> Self {
-        VarBuilder { offsets: 0i32.to_le_bytes().to_vec(), values: Vec::new(), valid: ValidityBuilder::default() }
+        VarBuilder {
+            offsets: 0i32.to_le_bytes().to_vec(),
+            values: Vec::new(),
+            valid: ValidityBuilder::default(),
+        }
     }
     #[inline]
     fn push(&mut self, v: Option<&[u8]>) {
@@ -604,7 +752,8 @@ impl VarBuilder {
             self.values.extend_from_slice(v);
         }
         self.valid.push(v.is_some());
-        self.offsets.extend_from_slice(&(self.values.len() as i32).to_le_bytes());
+        self.offsets
+            .extend_from_slice(&(self.values.len() as i32).to_le_bytes());
     }
     fn finish(self, data_type: DataType) -> Column {
         Column {
@@ -709,7 +858,11 @@ pub struct ListUtf8Builder {
 impl ListUtf8Builder {
     /// An empty builder.
     pub fn new() -> Self {
-        ListUtf8Builder { offsets: 0i32.to_le_bytes().to_vec(), valid: ValidityBuilder::default(), items: VarBuilder::new() }
+        ListUtf8Builder {
+            offsets: 0i32.to_le_bytes().to_vec(),
+            valid: ValidityBuilder::default(),
+            items: VarBuilder::new(),
+        }
     }
     /// Appends an item to the list being built.
     #[inline]
@@ -721,7 +874,8 @@ impl ListUtf8Builder {
     /// from view but should normally be none).
     pub fn end_list(&mut self, valid: bool) {
         self.valid.push(valid);
-        self.offsets.extend_from_slice(&(self.items.valid.len as i32).to_le_bytes());
+        self.offsets
+            .extend_from_slice(&(self.items.valid.len as i32).to_le_bytes());
     }
     /// Appends a whole list (`None` = null list).
     pub fn push<'a, I: IntoIterator<Item = Option<&'a str>>>(&mut self, list: Option<I>) {
@@ -778,17 +932,28 @@ pub struct StrView<'a> {
 }
 
 impl<'a> StrView<'a> {
-    fn new(offsets: &'a [u8], values: &'a [u8], validity: Option<&'a [u8]>, len: usize) -> Result<Self, Error> {
+    fn new(
+        offsets: &'a [u8],
+        values: &'a [u8],
+        validity: Option<&'a [u8]>,
+        len: usize,
+    ) -> Result<Self, Error> {
         let offsets = cast_or_copy::<i32>(offsets, len + 1)?;
         check_offsets(&offsets, values.len())?;
-        let values = std::str::from_utf8(values).map_err(|e| Error::invalid_input(format!("invalid UTF-8: {e}")))?;
+        let values = std::str::from_utf8(values)
+            .map_err(|e| Error::invalid_input(format!("invalid UTF-8: {e}")))?;
         if !offsets.iter().all(|&o| values.is_char_boundary(o as usize)) {
             return Err(Error::invalid_input("utf8 offset inside a character"));
         }
         if validity.is_some_and(|v| v.len() < bitmap_len(len)) {
             return Err(Error::invalid_input("validity bitmap too short"));
         }
-        Ok(StrView { offsets, values, validity, len })
+        Ok(StrView {
+            offsets,
+            values,
+            validity,
+            len,
+        })
     }
     /// Number of values.
     pub fn len(&self) -> usize {
@@ -857,13 +1022,23 @@ pub struct BinaryView<'a> {
 }
 
 impl<'a> BinaryView<'a> {
-    fn new(offsets: &'a [u8], values: &'a [u8], validity: Option<&'a [u8]>, len: usize) -> Result<Self, Error> {
+    fn new(
+        offsets: &'a [u8],
+        values: &'a [u8],
+        validity: Option<&'a [u8]>,
+        len: usize,
+    ) -> Result<Self, Error> {
         let offsets = cast_or_copy::<i32>(offsets, len + 1)?;
         check_offsets(&offsets, values.len())?;
         if validity.is_some_and(|v| v.len() < bitmap_len(len)) {
             return Err(Error::invalid_input("validity bitmap too short"));
         }
-        Ok(BinaryView { offsets, values, validity, len })
+        Ok(BinaryView {
+            offsets,
+            values,
+            validity,
+            len,
+        })
     }
     /// Number of values.
     pub fn len(&self) -> usize {
@@ -907,7 +1082,11 @@ impl<'a> ListUtf8View<'a> {
         if i >= self.len || self.validity.is_some_and(|v| !get_bit(v, i)) {
             return None;
         }
-        Some(ListValue { items: &self.items, start: self.offsets[i] as usize, end: self.offsets[i + 1] as usize })
+        Some(ListValue {
+            items: &self.items,
+            start: self.offsets[i] as usize,
+            end: self.offsets[i + 1] as usize,
+        })
     }
     /// Iterates over the lists.
     pub fn iter(&self) -> impl Iterator<Item = Option<ListValue<'_, 'a>>> + '_ {
@@ -934,10 +1113,12 @@ impl<'v, 'a> ListValue<'v, 'a> {
     }
     /// Item `j` (`None` if null or out of range).
     pub fn get(&self, j: usize) -> Option<&'a str> {
-        (j < self.len()).then(|| self.items.get(self.start + j)).flatten()
+        (j < self.len())
+            .then(|| self.items.get(self.start + j))
+            .flatten()
     }
     /// Iterates over the items.
-    pub fn iter(&self) -> impl Iterator<Item = Option<&'a str>> + 'v {
+    pub fn iter(&self) -> impl Iterator<Item = Option<&'a str>> + use<'v, 'a> {
         let items = self.items;
         (self.start..self.end).map(move |j| items.get(j))
     }

@@ -6,7 +6,9 @@
 use core::fmt;
 
 use wasi::http::outgoing_handler;
-use wasi::http::types::{ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasi::http::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+};
 use wasi::io::streams::StreamError;
 
 /// An HTTP response: status code and the whole body.
@@ -48,7 +50,10 @@ impl HttpError {
     }
     /// Whether retrying later may succeed (timeouts and connection errors).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, HttpError::Timeout(_) | HttpError::Connection(_) | HttpError::Other(_))
+        matches!(
+            self,
+            HttpError::Timeout(_) | HttpError::Connection(_) | HttpError::Other(_)
+        )
     }
 }
 
@@ -70,7 +75,9 @@ impl From<ErrorCode> for HttpError {
     fn from(e: ErrorCode) -> Self {
         let msg = format!("{e:?}");
         match e {
-            ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => HttpError::Denied(msg),
+            ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => {
+                HttpError::Denied(msg)
+            }
             ErrorCode::DnsTimeout
             | ErrorCode::ConnectionTimeout
             | ErrorCode::ConnectionReadTimeout
@@ -87,9 +94,9 @@ impl From<ErrorCode> for HttpError {
             | ErrorCode::TlsCertificateError
             | ErrorCode::TlsAlertReceived(_)
             | ErrorCode::HttpResponseIncomplete => HttpError::Connection(msg),
-            ErrorCode::HttpRequestMethodInvalid | ErrorCode::HttpRequestUriInvalid | ErrorCode::HttpRequestUriTooLong => {
-                HttpError::InvalidRequest(msg)
-            }
+            ErrorCode::HttpRequestMethodInvalid
+            | ErrorCode::HttpRequestUriInvalid
+            | ErrorCode::HttpRequestUriTooLong => HttpError::InvalidRequest(msg),
             _ => HttpError::Other(msg),
         }
     }
@@ -109,12 +116,16 @@ fn parse_url(url: &str) -> Result<(Scheme, &str, &str), HttpError> {
     } else if let Some(r) = url.strip_prefix("https://") {
         (Scheme::Https, r)
     } else {
-        return Err(HttpError::InvalidRequest(format!("unsupported URL `{url}` (need http:// or https://)")));
+        return Err(HttpError::InvalidRequest(format!(
+            "unsupported URL `{url}` (need http:// or https://)"
+        )));
     };
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
     if authority.is_empty() {
-        return Err(HttpError::InvalidRequest(format!("URL `{url}` has no host")));
+        return Err(HttpError::InvalidRequest(format!(
+            "URL `{url}` has no host"
+        )));
     }
     Ok((scheme, authority, if path.is_empty() { "/" } else { path }))
 }
@@ -127,20 +138,35 @@ pub fn post(url: &str, content_type: &str, body: &[u8]) -> Result<Response, Http
 
 /// Sends a request with `method`, extra `headers` and `body`, and waits for
 /// the whole response.
-pub fn request(method: Method, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, HttpError> {
+pub fn request(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, HttpError> {
     let (scheme, authority, path) = parse_url(url)?;
-    let entries: Vec<(String, Vec<u8>)> = headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
-    let fields = Fields::from_list(&entries).map_err(|e| HttpError::InvalidRequest(format!("bad header: {e:?}")))?;
+    let entries: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let fields = Fields::from_list(&entries)
+        .map_err(|e| HttpError::InvalidRequest(format!("bad header: {e:?}")))?;
     let req = OutgoingRequest::new(fields);
     let bad = |what: &str| HttpError::InvalidRequest(format!("invalid {what} in `{url}`"));
     req.set_method(&method).map_err(|_| bad("method"))?;
     req.set_scheme(Some(&scheme)).map_err(|_| bad("scheme"))?;
-    req.set_authority(Some(authority)).map_err(|_| bad("authority"))?;
-    req.set_path_with_query(Some(path)).map_err(|_| bad("path"))?;
-    let out_body = req.body().map_err(|_| HttpError::Other("request body unavailable".into()))?;
+    req.set_authority(Some(authority))
+        .map_err(|_| bad("authority"))?;
+    req.set_path_with_query(Some(path))
+        .map_err(|_| bad("path"))?;
+    let out_body = req
+        .body()
+        .map_err(|_| HttpError::Other("request body unavailable".into()))?;
     let future = outgoing_handler::handle(req, None)?;
     {
-        let stream = out_body.write().map_err(|_| HttpError::Other("body stream unavailable".into()))?;
+        let stream = out_body
+            .write()
+            .map_err(|_| HttpError::Other("body stream unavailable".into()))?;
         for chunk in body.chunks(4096) {
             stream.blocking_write_and_flush(chunk).map_err(stream_err)?;
         }
@@ -154,10 +180,14 @@ pub fn request(method: Method, url: &str, headers: &[(&str, &str)], body: &[u8])
         }
     };
     let status = response.status();
-    let in_body = response.consume().map_err(|_| HttpError::Other("response body unavailable".into()))?;
+    let in_body = response
+        .consume()
+        .map_err(|_| HttpError::Other("response body unavailable".into()))?;
     let mut data = Vec::new();
     {
-        let stream = in_body.stream().map_err(|_| HttpError::Other("response stream unavailable".into()))?;
+        let stream = in_body
+            .stream()
+            .map_err(|_| HttpError::Other("response stream unavailable".into()))?;
         loop {
             match stream.blocking_read(64 * 1024) {
                 Ok(bytes) => data.extend_from_slice(&bytes),

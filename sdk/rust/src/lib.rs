@@ -48,3 +48,10 @@ pub use column::{BinaryBuilder, Column, ListUtf8Builder, Primitive, StringBuilde
 pub use error::Error;
 pub use operator::{Aggregate, Filter, Map, MapOutput, RowRejection, Sink, SinkError};
 pub use selection::Selection;
+
+/// A `Config` type for operators without configuration: accepts and
+/// ignores any JSON.
+pub type NoConfig = serde::de::IgnoredAny;
+
+#[cfg(test)]
+mod tests;

@@ -80,13 +80,13 @@ macro_rules! __weir_log_warn { ($($arg:tt)*) => { $crate::__weir_log!(Warn, $($a
 #[macro_export]
 macro_rules! __weir_log_error { ($($arg:tt)*) => { $crate::__weir_log!(Error, $($arg)*) }; }
 
-/// `trace!("fmt", args…)`: formats and logs at trace level.
-pub use __weir_log_trace as trace;
 /// `debug!("fmt", args…)`: formats and logs at debug level.
 pub use __weir_log_debug as debug;
-/// `info!("fmt", args…)`: formats and logs at info level.
-pub use __weir_log_info as info;
-/// `warn!("fmt", args…)`: formats and logs at warn level.
-pub use __weir_log_warn as warn;
 /// `error!("fmt", args…)`: formats and logs at error level.
 pub use __weir_log_error as error;
+/// `info!("fmt", args…)`: formats and logs at info level.
+pub use __weir_log_info as info;
+/// `trace!("fmt", args…)`: formats and logs at trace level.
+pub use __weir_log_trace as trace;
+/// `warn!("fmt", args…)`: formats and logs at warn level.
+pub use __weir_log_warn as warn;

@@ -10,6 +10,11 @@ pub trait Filter: Sized + 'static {
     type Config: DeserializeOwned;
     /// Creates the instance; called once before any batch.
     fn init(config: Self::Config) -> Result<Self, Error>;
+    /// Columns this filter reads, called once after `init`. The host then
+    /// passes only these columns (in batch order); `None` (default) = all.
+    fn reads(&self) -> Option<Vec<String>> {
+        None
+    }
     /// Returns which rows of `batch` to keep.
     fn evaluate(&mut self, batch: &Batch) -> Result<Selection, Error>;
 }
@@ -26,7 +31,10 @@ pub struct RowRejection {
 impl RowRejection {
     /// A rejection of `row`.
     pub fn new(row: usize, reason: impl Into<String>) -> Self {
-        RowRejection { row: row as u32, reason: reason.into() }
+        RowRejection {
+            row: row as u32,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -34,7 +42,8 @@ impl RowRejection {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MapOutput {
     /// Output rows: exactly as many as the input. Rejected rows stay here
-    /// (with any values); the host removes them.
+    /// (with any values); the host removes them. When [`Map::reads`] is
+    /// `Some`, holds only the added or replaced columns.
     pub batch: Batch,
     /// Rows to send to the dead-letter topic instead of the output.
     pub rejected: Vec<RowRejection>,
@@ -43,7 +52,10 @@ pub struct MapOutput {
 impl MapOutput {
     /// An output without rejections.
     pub fn new(batch: Batch) -> Self {
-        MapOutput { batch, rejected: Vec::new() }
+        MapOutput {
+            batch,
+            rejected: Vec::new(),
+        }
     }
 }
 
@@ -59,6 +71,14 @@ pub trait Map: Sized + 'static {
     type Config: DeserializeOwned;
     /// Creates the instance; called once before any batch.
     fn init(config: Self::Config) -> Result<Self, Error>;
+    /// Columns this map reads, called once after `init`. `None` (default):
+    /// the map sees every column and its output replaces the input batch.
+    /// `Some(cols)`: the map sees only `cols`, and its output batch holds only
+    /// the columns it adds or replaces — the host replaces same-named input
+    /// columns and appends the others, so untouched columns never cross.
+    fn reads(&self) -> Option<Vec<String>> {
+        None
+    }
     /// Transforms `batch`; the output must have the same number of rows.
     fn process(&mut self, batch: Batch) -> Result<MapOutput, Error>;
 }
@@ -69,6 +89,11 @@ pub trait Aggregate: Sized + 'static {
     type Config: DeserializeOwned;
     /// Creates the instance; called once before any batch.
     fn init(config: Self::Config) -> Result<Self, Error>;
+    /// Columns this aggregate reads, called once after `init`. The host then
+    /// passes only these columns (in batch order); `None` (default) = all.
+    fn reads(&self) -> Option<Vec<String>> {
+        None
+    }
     /// Folds `batch` into the state; `watermark_ms` is the event time
     /// (ms since the epoch) before which no more input is expected.
     fn process(&mut self, batch: &Batch, watermark_ms: Option<i64>) -> Result<Vec<Batch>, Error>;
@@ -118,6 +143,11 @@ pub trait Sink: Sized + 'static {
     type Config: DeserializeOwned;
     /// Creates the instance; called once before any batch.
     fn init(config: Self::Config) -> Result<Self, Error>;
+    /// Columns this sink reads, called once after `init`. The host then
+    /// passes only these columns (in batch order); `None` (default) = all.
+    fn reads(&self) -> Option<Vec<String>> {
+        None
+    }
     /// Writes `batch`; `Ok` means every row is durably accepted.
     fn write(&mut self, batch: &Batch) -> Result<(), SinkError>;
 }

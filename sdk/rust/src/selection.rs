@@ -13,14 +13,17 @@ impl Selection {
     /// Keeps every row.
     pub fn all(len: usize) -> Self {
         let mut bits = vec![0xff; bitmap_len(len)];
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             *bits.last_mut().unwrap() = (1u8 << (len % 8)) - 1;
         }
         Selection { bits, len }
     }
     /// Keeps no row.
     pub fn none(len: usize) -> Self {
-        Selection { bits: vec![0; bitmap_len(len)], len }
+        Selection {
+            bits: vec![0; bitmap_len(len)],
+            len,
+        }
     }
     /// Keeps row `i` when `keep(i)`; packs eight rows per byte without
     /// per-row allocation.
@@ -36,7 +39,7 @@ impl Selection {
             }
             bits.push(b);
         }
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             let mut b = 0u8;
             for j in 0..len % 8 {
                 b |= (keep(full * 8 + j) as u8) << j;
@@ -67,7 +70,10 @@ impl Selection {
             }
             bits.push(b);
         }
-        Selection { bits, len: values.len() }
+        Selection {
+            bits,
+            len: values.len(),
+        }
     }
     /// Keeps row `i` when the `i`-th item is true.
     pub fn from_bools(iter: impl IntoIterator<Item = bool>) -> Self {
@@ -90,7 +96,7 @@ impl Selection {
         if bits.len() != bitmap_len(len) {
             return None;
         }
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             *bits.last_mut().unwrap() &= (1u8 << (len % 8)) - 1;
         }
         Some(Selection { bits, len })
@@ -120,7 +126,7 @@ impl Selection {
         self
     }
     /// Inverts the selection.
-    pub fn not(mut self) -> Self {
+    pub fn invert(mut self) -> Self {
         for b in &mut self.bits {
             *b = !*b;
         }

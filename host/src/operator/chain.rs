@@ -1,0 +1,103 @@
+//! A chain of operators run in order on each batch.
+
+use super::{Operator, RowRejection};
+use crate::engine::{OperatorKind, Result, SinkResult};
+use arrow_array::RecordBatch;
+
+/// A row rejected somewhere in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainRejection {
+    /// Index of the operator in the chain.
+    pub operator: usize,
+    /// Row index in the batch given to the chain, when still known (rows
+    /// produced by an aggregate have no single source row).
+    pub input_row: Option<u32>,
+    /// Reason given by the operator.
+    pub reason: String,
+}
+
+/// What one batch produced.
+#[derive(Debug, Default)]
+pub struct ChainOutput {
+    /// Result batches (after the last non-sink operator).
+    pub batches: Vec<RecordBatch>,
+    /// For each row of each result batch, its input row (none after an aggregate).
+    pub input_rows: Vec<Option<Vec<u32>>>,
+    /// Rows dropped by filters.
+    pub filtered: usize,
+    /// Rows rejected by maps or sinks.
+    pub rejected: Vec<ChainRejection>,
+    /// What each sink call returned.
+    pub sink_results: Vec<SinkResult>,
+}
+
+/// Operators applied in order.
+pub struct Chain {
+    operators: Vec<Operator>,
+}
+
+impl Chain {
+    /// A chain of `operators`; sinks may only come last.
+    pub fn new(operators: Vec<Operator>) -> Chain {
+        Chain { operators }
+    }
+
+    /// The operators.
+    pub fn operators(&self) -> &[Operator] {
+        &self.operators
+    }
+
+    /// Runs one batch through every operator.
+    pub fn run(&mut self, batch: RecordBatch, watermark_ms: Option<i64>) -> Result<ChainOutput> {
+        let mut out = ChainOutput::default();
+        let rows: Option<Vec<u32>> = Some((0..batch.num_rows() as u32).collect());
+        let mut current = vec![(batch, rows)];
+        for (index, operator) in self.operators.iter_mut().enumerate() {
+            let mut next = Vec::new();
+            for (batch, rows) in current {
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                let source = |row: u32| rows.as_ref().map(|r| r[row as usize]);
+                let reject = |out: &mut ChainOutput, rejected: Vec<RowRejection>| {
+                    for r in rejected {
+                        out.rejected.push(ChainRejection { operator: index, input_row: source(r.row), reason: r.reason });
+                    }
+                };
+                match operator.kind() {
+                    OperatorKind::Filter | OperatorKind::Map => {
+                        let step = if operator.kind() == OperatorKind::Filter {
+                            operator.filter(&batch)?
+                        } else {
+                            operator.map(&batch)?
+                        };
+                        if operator.kind() == OperatorKind::Filter {
+                            out.filtered += batch.num_rows() - step.batch.num_rows();
+                        }
+                        let new_rows = rows.as_ref().map(|r| step.input_rows.iter().map(|&i| r[i as usize]).collect());
+                        reject(&mut out, step.rejected);
+                        next.push((step.batch, new_rows));
+                    }
+                    OperatorKind::Aggregate => {
+                        for result in operator.aggregate(&batch, watermark_ms)? {
+                            next.push((result, None));
+                        }
+                    }
+                    OperatorKind::Sink => {
+                        let result = operator.write(&batch)?;
+                        if let SinkResult::RejectedRows(rejected) = &result {
+                            reject(&mut out, rejected.clone());
+                        }
+                        out.sink_results.push(result);
+                    }
+                }
+            }
+            current = next;
+        }
+        for (batch, rows) in current {
+            out.batches.push(batch);
+            out.input_rows.push(rows);
+        }
+        Ok(out)
+    }
+}
