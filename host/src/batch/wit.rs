@@ -92,7 +92,8 @@ fn check_supported(field: &Field) -> Result<(), BatchError> {
 /// Whether the array's buffers already start at row 0 (including offsets
 /// that start at 0), so they can be passed as they are.
 fn is_compact(data: &ArrayData) -> bool {
-    if data.offset() != 0 {
+    // A sliced array may keep offset 0 but a validity bitmap with a bit offset.
+    if data.offset() != 0 || data.nulls().is_some_and(|nulls| nulls.offset() != 0) {
         return false;
     }
     match data.data_type() {

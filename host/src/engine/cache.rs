@@ -32,13 +32,13 @@ impl ArtifactCache {
     /// corrupt file is removed and recompiled).
     pub fn load(&self, engine: &wasmtime::Engine, sha256: &str) -> Option<wasmtime::component::Component> {
         let path = self.path_for(sha256);
-        if !path.exists() {
-            return None;
-        }
+        // Read into memory rather than mmap: a file truncated underneath a
+        // mapping would crash the process with SIGBUS.
+        let bytes = std::fs::read(&path).ok()?;
         // SAFETY: the file was written by `store` below from a component this
         // engine configuration compiled; the name carries the engine's
         // compatibility hash and Wasmtime re-checks its own header on load.
-        match unsafe { wasmtime::component::Component::deserialize_file(engine, &path) } {
+        match unsafe { wasmtime::component::Component::deserialize(engine, &bytes) } {
             Ok(component) => Some(component),
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "discarding unusable compiled artifact");

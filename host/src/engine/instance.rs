@@ -238,13 +238,13 @@ impl Instance {
     ) -> Error {
         let recent = store.data().stderr.take_recent();
         let denied_growth = store.data().limiter.denied_growth;
-        let panic_line = recent.iter().find(|l| l.contains("panicked at") || l.contains("panicked:"));
+        let panic_at = recent.iter().position(|l| l.contains("panicked at") || l.contains("panicked:"));
         let kind = match error.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => TrapKind::Deadline,
             Some(wasmtime::Trap::OutOfFuel) => TrapKind::FuelExhausted,
             Some(wasmtime::Trap::StackOverflow) => TrapKind::StackOverflow,
             Some(_) if denied_growth => TrapKind::OutOfMemory,
-            Some(wasmtime::Trap::UnreachableCodeReached) if panic_line.is_some() => TrapKind::Panic,
+            Some(wasmtime::Trap::UnreachableCodeReached) if panic_at.is_some() => TrapKind::Panic,
             Some(wasmtime::Trap::UnreachableCodeReached) => TrapKind::Unreachable,
             Some(_) => TrapKind::Fault,
             None if denied_growth => TrapKind::OutOfMemory,
@@ -257,9 +257,18 @@ impl Instance {
         if kind == TrapKind::OutOfMemory {
             message.push_str(" (memory limit reached)");
         }
-        if let Some(line) = panic_line.or(recent.last()) {
+        if kind == TrapKind::Fault {
+            message.push_str(" (in Rust and C guests this is often an overflow of the shadow stack in linear memory)");
+        }
+        // The guest's own explanation: the panic message (the line after
+        // "panicked at" and on), else its last stderr line.
+        let explanation: Vec<&str> = match panic_at {
+            Some(at) => recent[at..].iter().map(|l| l.trim()).filter(|l| !l.starts_with("note:")).collect(),
+            None => recent.last().map(|l| l.trim()).into_iter().collect(),
+        };
+        if !explanation.is_empty() {
             message.push_str(": ");
-            message.push_str(line.trim());
+            message.push_str(&explanation.join(" "));
         }
         tracing::warn!(plugin, function, trap = %kind, "{message}");
         Error::Trap { plugin: plugin.to_owned(), kind, function, message }

@@ -145,10 +145,14 @@ pub fn request(
     body: &[u8],
 ) -> Result<Response, HttpError> {
     let (scheme, authority, path) = parse_url(url)?;
-    let entries: Vec<(String, Vec<u8>)> = headers
+    let mut entries: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
         .collect();
+    // A known length: some webhook receivers refuse chunked uploads.
+    if !entries.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+        entries.push(("content-length".into(), body.len().to_string().into_bytes()));
+    }
     let fields = Fields::from_list(&entries)
         .map_err(|e| HttpError::InvalidRequest(format!("bad header: {e:?}")))?;
     let req = OutgoingRequest::new(fields);
@@ -163,15 +167,26 @@ pub fn request(
         .body()
         .map_err(|_| HttpError::Other("request body unavailable".into()))?;
     let future = outgoing_handler::handle(req, None)?;
-    {
+    let sent = (|| {
         let stream = out_body
             .write()
             .map_err(|_| HttpError::Other("body stream unavailable".into()))?;
         for chunk in body.chunks(4096) {
             stream.blocking_write_and_flush(chunk).map_err(stream_err)?;
         }
+        drop(stream);
+        OutgoingBody::finish(out_body, None)?;
+        Ok::<(), HttpError>(())
+    })();
+    if let Err(write_error) = sent {
+        // The host may have refused the request (allowlist) or the peer hung
+        // up: the response future carries the real reason.
+        future.subscribe().block();
+        return match future.get() {
+            Some(Ok(Err(code))) => Err(code.into()),
+            _ => Err(write_error),
+        };
     }
-    OutgoingBody::finish(out_body, None)?;
     let response = loop {
         match future.get() {
             Some(Ok(r)) => break r?,

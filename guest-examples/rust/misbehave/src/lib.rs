@@ -15,11 +15,16 @@ const ACTIONS: [&str; 6] = ["panic", "loop", "oom", "stack", "wrong-rows", "erro
 
 struct Misbehave;
 
-#[allow(unconditional_recursion)]
+/// Recursion through a function pointer read with a volatile load: no
+/// inlining, no tail call and no shadow-stack frame, so it exhausts the Wasm
+/// call stack itself.
 fn recurse(depth: u64) -> u64 {
-    let frame = black_box([depth; 32]);
-    black_box(recurse(black_box(depth + 1))) + frame[7]
+    // SAFETY: reading a plain `fn` pointer from a static.
+    let next: fn(u64) -> u64 = unsafe { std::ptr::read_volatile(&NEXT) };
+    next(depth + 1).wrapping_add(depth)
 }
+
+static NEXT: fn(u64) -> u64 = recurse;
 
 impl Map for Misbehave {
     type Config = NoConfig;

@@ -1,0 +1,76 @@
+//! The aggregate example: running count and sum per key, snapshot/restore.
+
+use super::support::*;
+use arrow_array::{Array, Float64Array, Int64Array, RecordBatch};
+use std::collections::HashMap;
+use weir_tests::guests;
+
+fn totals(results: &[RecordBatch]) -> HashMap<String, (i64, f64)> {
+    let mut latest = HashMap::new();
+    for batch in results {
+        let keys = strings(batch, "key");
+        let counts = batch.column_by_name("count").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+        let sums = batch.column_by_name("sum").unwrap().as_any().downcast_ref::<Float64Array>().unwrap();
+        for row in 0..batch.num_rows() {
+            latest.insert(keys[row].clone().unwrap(), (counts.value(row), sums.value(row)));
+        }
+    }
+    latest
+}
+
+fn expected(data: &[Order]) -> HashMap<String, (i64, f64)> {
+    let mut map: HashMap<String, (i64, f64)> = HashMap::new();
+    for order in data {
+        let entry = map.entry(order.customer_id.clone()).or_default();
+        entry.0 += 1;
+        entry.1 += order.total_amount.unwrap_or(0.0);
+    }
+    map
+}
+
+fn assert_close(actual: &HashMap<String, (i64, f64)>, expected: &HashMap<String, (i64, f64)>) {
+    assert_eq!(actual.len(), expected.len());
+    for (key, (count, sum)) in expected {
+        let (a_count, a_sum) = actual[key];
+        assert_eq!(a_count, *count, "count of {key}");
+        assert!((a_sum - sum).abs() < 1e-6, "sum of {key}: {a_sum} vs {sum}");
+    }
+}
+
+#[test]
+fn count_by_key_keeps_running_totals_across_batches() {
+    let data = orders(900);
+    let mut agg = operator(guests::COUNT_BY_KEY, "{}");
+    let mut results = Vec::new();
+    for chunk in data.chunks(250) {
+        results.extend(agg.aggregate(&order_batch(chunk), None).unwrap());
+    }
+    assert_close(&totals(&results), &expected(&data));
+    assert!(agg.aggregate(&order_batch(&[]), None).unwrap().is_empty(), "no rows, no output");
+}
+
+#[test]
+fn snapshot_restored_into_a_fresh_instance_continues_the_totals() {
+    let data = orders(600);
+    let (first, second) = data.split_at(350);
+    let mut agg = operator(guests::COUNT_BY_KEY, r#"{"key": "customer_id", "value": "total_amount"}"#);
+    agg.aggregate(&order_batch(first), None).unwrap();
+    let snapshot = agg.snapshot().unwrap();
+
+    let mut restored = operator(guests::COUNT_BY_KEY, "{}");
+    restored.restore(&snapshot).unwrap();
+    let results = restored.aggregate(&order_batch(second), None).unwrap();
+    let mut want = expected(&data);
+    let touched: std::collections::HashSet<_> = second.iter().map(|o| o.customer_id.clone()).collect();
+    want.retain(|k, _| touched.contains(k));
+    assert_close(&totals(&results), &want);
+    assert_eq!(restored.snapshot().unwrap().len(), snapshot.len(), "same keys, same snapshot size");
+}
+
+#[test]
+fn restore_of_garbage_is_a_guest_error_not_a_crash() {
+    let mut agg = operator(guests::COUNT_BY_KEY, "{}");
+    let error = agg.restore(b"definitely not a snapshot").unwrap_err();
+    assert!(matches!(error, weir::engine::Error::Guest { .. } | weir::engine::Error::Trap { .. }), "{error}");
+    agg.aggregate(&order_batch(&orders(10)), None).expect("the operator keeps working");
+}

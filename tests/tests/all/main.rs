@@ -1,0 +1,11 @@
+//! weir's integration tests: real components built from source by the
+//! build script, run through the real engine. One binary, a module per topic.
+
+mod aggregate;
+mod bad_guests;
+mod cache;
+mod filter_and_map;
+mod loading;
+mod sink;
+mod support;
+mod types;

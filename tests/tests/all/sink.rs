@@ -1,0 +1,88 @@
+//! The webhook sink posts to a real local HTTP server; hosts off the
+//! allowlist are refused by the host.
+
+use super::support::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use weir::engine::{HttpAllowlist, SinkResult};
+use weir::operator::Operator;
+use weir_tests::guests;
+
+/// A one-request-per-connection HTTP server answering with `status`;
+/// returns its address and a channel of received request bodies.
+fn http_server(status: u16) -> (String, mpsc::Receiver<(String, Vec<u8>)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut content_length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        content_length = value.trim().parse().unwrap();
+                    }
+                }
+            }
+            let mut body = vec![0; content_length];
+            reader.read_exact(&mut body).unwrap();
+            let _ = tx.send((request_line.trim().to_owned(), body));
+            let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            stream.write_all(response.as_bytes()).unwrap();
+        }
+    });
+    (addr, rx)
+}
+
+fn sink(url: &str, allow: &[&str]) -> Operator {
+    let engine = engine();
+    let config = serde_json::json!({ "url": url }).to_string();
+    Operator::new(load(&engine, guests::WEBHOOK_ALERT), config, HttpAllowlist::new(allow.iter().copied())).unwrap()
+}
+
+#[test]
+fn webhook_posts_rows_as_json_to_an_allowed_host() {
+    let (addr, requests) = http_server(200);
+    let mut op = sink(&format!("http://{addr}/alerts"), &[addr.as_str()]);
+    let data = orders(3);
+    assert_eq!(op.write(&order_batch(&data)).unwrap(), SinkResult::Written);
+    let (request_line, body) = requests.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(request_line, "POST /alerts HTTP/1.1");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1]["order_id"], "o-1");
+    assert_eq!(rows[1]["total_amount"], data[1].total_amount.unwrap());
+    assert_eq!(rows[1]["timestamp"], data[1].timestamp_ms);
+}
+
+#[test]
+fn server_errors_are_retryable_and_client_errors_permanent() {
+    let (addr, _requests) = http_server(503);
+    let mut op = sink(&format!("http://{addr}/"), &["127.0.0.1"]);
+    assert!(matches!(op.write(&order_batch(&orders(2))).unwrap(), SinkResult::Retryable(_)));
+
+    let (addr, _requests) = http_server(400);
+    let mut op = sink(&format!("http://{addr}/"), &["127.0.0.1"]);
+    assert!(matches!(op.write(&order_batch(&orders(2))).unwrap(), SinkResult::Permanent(_)));
+}
+
+#[test]
+fn hosts_off_the_allowlist_are_refused_before_any_request() {
+    let (addr, requests) = http_server(200);
+    let mut op = sink(&format!("http://{addr}/alerts"), &["alerts.example.com"]);
+    match op.write(&order_batch(&orders(2))).unwrap() {
+        SinkResult::Permanent(reason) => assert!(reason.contains("denied"), "{reason}"),
+        other => panic!("expected a permanent denial, got {other:?}"),
+    }
+    assert!(requests.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "nothing reached the server");
+}
