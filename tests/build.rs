@@ -14,6 +14,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TYPED_ECHO", "typed_echo.wasm"),
     ("MISBEHAVE", "misbehave.wasm"),
     ("NOT_AN_OPERATOR", "not-an-operator.wasm"),
+    ("IPC_BENCH", "ipc_bench.wasm"),
 ];
 
 fn main() {

@@ -17,7 +17,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct SandboxLimits {
     /// Maximum linear memory per instance, in bytes.
     pub memory_limit_bytes: u64,
-    /// Wall-clock budget of one guest call, in milliseconds (epoch interruption).
+    /// Wall-clock budget of one guest call, in milliseconds (epoch
+    /// interruption); 0 disables the deadline (only for benchmarks: a guest
+    /// that loops forever then hangs its worker).
     pub call_deadline_ms: u64,
     /// Optional instruction budget per call (Wasmtime fuel); none = unmetered.
     pub fuel_per_call: Option<u64>,
@@ -37,6 +39,11 @@ impl Default for SandboxLimits {
 }
 
 impl SandboxLimits {
+    /// Whether calls have a deadline.
+    pub fn deadline_enabled(&self) -> bool {
+        self.call_deadline_ms > 0
+    }
+
     /// The deadline as a number of epoch ticks (at least one).
     pub fn deadline_ticks(&self) -> u64 {
         (self.call_deadline_ms / EPOCH_TICK.as_millis() as u64).max(1)

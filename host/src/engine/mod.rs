@@ -57,11 +57,13 @@ impl Engine {
         let mut wasm_config = wasmtime::Config::new();
         wasm_config
             .wasm_component_model(true)
-            .epoch_interruption(true)
+            .epoch_interruption(config.limits.deadline_enabled())
             .consume_fuel(config.limits.fuel_per_call.is_some())
             .parallel_compilation(true);
         let wasmtime = wasmtime::Engine::new(&wasm_config).map_err(engine_error)?;
-        start_epoch_ticker(&wasmtime);
+        if config.limits.deadline_enabled() {
+            start_epoch_ticker(&wasmtime);
+        }
 
         let mut linker = Linker::new(&wasmtime);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;

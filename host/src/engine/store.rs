@@ -58,14 +58,18 @@ pub fn build_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
-    store.epoch_deadline_trap();
+    if limits.deadline_enabled() {
+        store.epoch_deadline_trap();
+    }
     arm_call(&mut store, limits)?;
     Ok(store)
 }
 
 /// Resets the per-call budget (deadline and fuel) before a guest call.
 pub fn arm_call(store: &mut Store<StoreState>, limits: &SandboxLimits) -> wasmtime::Result<()> {
-    store.set_epoch_deadline(limits.deadline_ticks());
+    if limits.deadline_enabled() {
+        store.set_epoch_deadline(limits.deadline_ticks());
+    }
     if let Some(fuel) = limits.fuel_per_call {
         store.set_fuel(fuel)?;
     }

@@ -1,0 +1,7 @@
+//! weir's benchmark suite. Workloads are generated deterministically so
+//! anyone can rerun them; every comparison is measured in the same run and
+//! reported as a ratio.
+
+pub mod engine;
+pub mod orders;
+pub mod report;

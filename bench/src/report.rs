@@ -1,0 +1,66 @@
+//! Timing helpers and the markdown/JSON report.
+
+use std::time::{Duration, Instant};
+
+/// Runs `f` `runs` times (after one warm-up) and returns the median duration.
+pub fn median<R>(runs: usize, mut f: impl FnMut() -> R) -> Duration {
+    std::hint::black_box(f());
+    let mut times: Vec<Duration> = (0..runs.max(1))
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(f());
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// A markdown table being built.
+pub struct Table {
+    title: String,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with a title and column headers.
+    pub fn new(title: &str, header: &[&str]) -> Table {
+        Table { title: title.into(), header: header.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+    }
+
+    /// Appends a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Markdown text.
+    pub fn markdown(&self) -> String {
+        let mut out = format!("### {}\n\n| {} |\n|{}\n", self.title, self.header.join(" | "), "---|".repeat(self.header.len()));
+        for row in &self.rows {
+            out.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+        out
+    }
+
+    /// JSON value (title, header, rows).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"title": self.title, "header": self.header, "rows": self.rows})
+    }
+}
+
+/// Rows per second, human readable (e.g. `12.3M/s`).
+pub fn rate(rows: usize, time: Duration) -> String {
+    let per_sec = rows as f64 / time.as_secs_f64();
+    if per_sec >= 1e6 { format!("{:.1}M/s", per_sec / 1e6) } else { format!("{:.0}k/s", per_sec / 1e3) }
+}
+
+/// Microseconds with one decimal.
+pub fn micros(time: Duration) -> String {
+    format!("{:.1} µs", time.as_secs_f64() * 1e6)
+}
+
+/// A ratio with two decimals and an `x`.
+pub fn ratio(a: Duration, b: Duration) -> String {
+    format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
+}
