@@ -1,0 +1,113 @@
+//! The `weir` binary as a user runs it: `validate` and `exec` on the sample
+//! data, with expectations computed from the input file itself.
+
+use std::process::Command;
+use weir_tests::{guests, repo_root};
+
+fn weir() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command.env("WEIR_CACHE_DIR", std::env::temp_dir().join("weir-cli-test-cache"));
+    command
+}
+
+#[test]
+fn validate_names_the_kind_or_the_reason() {
+    let ok = weir().args(["validate", guests::HIGH_VALUE_ORDERS, guests::COUNT_BY_KEY]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{stdout}");
+    assert!(stdout.contains("filter operator (weir:operator/filter@0.1.0)"), "{stdout}");
+    assert!(stdout.contains("aggregate operator"), "{stdout}");
+
+    let garbage = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(garbage.path(), b"PK\x03\x04 a zip file").unwrap();
+    let bad = weir()
+        .args(["validate", guests::NOT_AN_OPERATOR])
+        .arg(garbage.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stdout.contains("wasi:cli/run"), "{stdout}");
+    assert!(stdout.contains("not a WebAssembly binary"), "{stdout}");
+}
+
+#[test]
+fn validate_with_config_reports_init_errors() {
+    let out = weir()
+        .args(["validate", guests::HIGH_VALUE_ORDERS, "--config", r#"{"threshold": "lots"}"#])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("init failed") && stdout.contains("invalid config"), "{stdout}");
+}
+
+#[test]
+fn exec_runs_the_sample_orders_through_filter_and_map() {
+    let data = repo_root().join("examples/data");
+    let out = weir()
+        .args(["exec", "--plugin", guests::HIGH_VALUE_ORDERS, "--plugin", guests::ENRICH_ORDER])
+        .args(["--config", r#"high_value_orders={"threshold": 1200}"#, "--batch-size", "7"])
+        .arg("--schema")
+        .arg(data.join("orders.schema.json"))
+        .arg("--input")
+        .arg(data.join("orders.jsonl"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    // Expected from the input alone: parseable lines with an amount > 1200.
+    let input = std::fs::read_to_string(data.join("orders.jsonl")).unwrap();
+    let mut expected = Vec::new();
+    let mut undecodable = 0;
+    for line in input.lines() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) if v["total_amount"].is_f64() || v["total_amount"].is_null() => {
+                if v["total_amount"].as_f64().is_some_and(|a| a > 1200.0) {
+                    expected.push((v["order_id"].as_str().unwrap().to_owned(), v["total_amount"].as_f64().unwrap()));
+                }
+            }
+            _ => undecodable += 1,
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<(String, f64)> = rows
+        .iter()
+        .map(|r| (r["order_id"].as_str().unwrap().to_owned(), r["total_amount"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(got, expected);
+    for row in &rows {
+        let amount = row["total_amount"].as_f64().unwrap();
+        assert_eq!(row["amount_bucket"].as_i64().unwrap(), (amount / 100.0).floor() as i64);
+    }
+    assert_eq!(undecodable, 2);
+    assert_eq!(stderr.matches("\"stage\":\"decode\"").count(), undecodable, "{stderr}");
+    assert!(stderr.contains(&format!("{} records in, {} out", input.lines().count(), expected.len())), "{stderr}");
+}
+
+#[test]
+fn exec_reports_rejected_rows_with_their_line_numbers() {
+    let data = repo_root().join("examples/data");
+    let out = weir()
+        .args(["exec", "--plugin", guests::ENRICH_ORDER])
+        .arg("--schema")
+        .arg(data.join("orders.schema.json"))
+        .arg("--input")
+        .arg(data.join("orders.jsonl"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let input = std::fs::read_to_string(data.join("orders.jsonl")).unwrap();
+    let negative_line = input
+        .lines()
+        .position(|l| l.contains("\"total_amount\":-"))
+        .map(|i| i + 1)
+        .unwrap();
+    assert!(
+        stderr.contains(&format!("{{\"line\":{negative_line},\"reason\":\"negative total_amount: -42.5\",\"stage\":\"enrich_order\"}}")),
+        "{stderr}"
+    );
+}
