@@ -20,5 +20,5 @@ wasmtime::component::bindgen!({
     ownership: Borrowing { duplicate_if_necessary: true },
 });
 
-pub use weir::operator::host::{Host as HostImports, Level};
-pub use weir::operator::types::{OperatorError, OperatorInfo, RowRejection, TimeUnit};
+pub use self::weir::operator::host::{Host as HostImports, Level};
+pub use self::weir::operator::types::{OperatorError, OperatorInfo, RowRejection, TimeUnit};
