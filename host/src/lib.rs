@@ -10,3 +10,7 @@ pub mod batch;
 pub mod bindings;
 pub mod engine;
 pub mod operator;
+pub mod config;
+pub mod delivery;
+pub mod pipeline;
+pub mod telemetry;

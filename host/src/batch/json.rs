@@ -50,21 +50,33 @@ impl JsonDecoder {
             .map_err(|e| BatchError::Json(e.to_string()))
     }
 
-    /// Decodes `lines` (each one JSON object). Fast path: one decoder call for
-    /// the whole group; on failure, each line is checked alone so only the
-    /// bad ones are rejected.
+    /// Decodes `lines` (each one JSON object). Fast path: one decoder fed
+    /// line by line, checking that every line ends exactly one record (so
+    /// two broken lines can never merge into one record); on any failure each
+    /// line is checked alone so only the bad ones are rejected.
     pub fn decode_lines(&self, lines: &[&[u8]]) -> Result<DecodedLines, BatchError> {
-        let mut joined = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-        for line in lines {
-            joined.extend_from_slice(line);
-            joined.push(b'\n');
-        }
-        if let Ok(batch) = self.decode_all(&joined, lines.len()) {
-            if batch.num_rows() == lines.len() {
-                return Ok(DecodedLines { batch, line_of_row: (0..lines.len()).collect(), rejected: Vec::new() });
-            }
+        if let Some(batch) = self.decode_aligned(lines)? {
+            return Ok(DecodedLines { batch, line_of_row: (0..lines.len()).collect(), rejected: Vec::new() });
         }
         self.decode_isolating(lines)
+    }
+
+    fn decode_aligned(&self, lines: &[&[u8]]) -> Result<Option<RecordBatch>, BatchError> {
+        let mut decoder = self.decoder(lines.len())?;
+        for (index, line) in lines.iter().enumerate() {
+            match decoder.decode(line) {
+                Ok(read) if read == line.len() => {}
+                _ => return Ok(None),
+            }
+            if decoder.has_partial_record() || decoder.len() != index + 1 {
+                return Ok(None);
+            }
+        }
+        match decoder.flush() {
+            Ok(Some(batch)) if batch.num_rows() == lines.len() => Ok(Some(batch)),
+            Ok(None) if lines.is_empty() => Ok(Some(RecordBatch::new_empty(self.schema.clone()))),
+            _ => Ok(None),
+        }
     }
 
     fn decode_all(&self, bytes: &[u8], rows: usize) -> Result<RecordBatch, BatchError> {
@@ -156,6 +168,14 @@ mod tests {
         let amounts = decoded.batch.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
         assert_eq!(amounts.value(0), 1.5);
         assert!(amounts.is_null(1));
+    }
+
+    #[test]
+    fn broken_lines_never_merge_into_one_record() {
+        let lines: Vec<&[u8]> = vec![br#"{"id":"a","amount":1}{"id":"b","amount":"#, br#"2}"#, br#"{"id":"c"}"#];
+        let decoded = decoder().decode_lines(&lines).unwrap();
+        assert_eq!(decoded.line_of_row, vec![2]);
+        assert_eq!(decoded.rejected.len(), 2);
     }
 
     #[test]

@@ -1,0 +1,392 @@
+//! Pipeline configuration (TOML): serde structs with `deny_unknown_fields`,
+//! defaults in one place, units in names, and validation at start whose
+//! messages name the offending key (`pipelines.orders.batch.max_wait_ms`).
+
+use crate::engine::SandboxLimits;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A configuration error, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// Dotted key path (or the file) the error is about.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { path: path.into(), message: message.into() }
+    }
+}
+
+/// The whole file: engine settings and one or more pipelines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Sandbox limits and artifact cache shared by all pipelines.
+    #[serde(default)]
+    pub engine: EngineSettings,
+    /// Pipelines by name.
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// Sandbox limits for every operator instance.
+    #[serde(default)]
+    pub limits: SandboxLimits,
+    /// Directory for compiled artifacts (default: the user cache directory).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// One pipeline: source -> format -> batches -> operators -> outputs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Where records come from.
+    pub source: SourceConfig,
+    /// How record values are decoded.
+    pub format: FormatConfig,
+    /// Batching limits.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// The operator chain, applied in order.
+    #[serde(default)]
+    pub operators: Vec<OperatorConfig>,
+    /// Kafka output of the chain's results (optional when the chain ends in a sink).
+    pub output: Option<OutputConfig>,
+    /// Error handling and dead letters.
+    #[serde(default)]
+    pub errors: ErrorConfig,
+}
+
+/// Kafka source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `host:port,...` of the brokers.
+    pub bootstrap_servers: String,
+    /// Consumer group; processes with the same group share the partitions.
+    pub group_id: String,
+    /// Topics to consume.
+    pub topics: Vec<String>,
+    /// Any librdkafka consumer property, passed through verbatim.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Record value format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum FormatConfig {
+    /// JSON objects decoded with a schema file (see `batch::SchemaSpec`).
+    Json {
+        /// Schema file, relative to the config file.
+        schema: PathBuf,
+    },
+    /// Raw records: columns key, value, topic, partition, offset, timestamp, headers.
+    Raw,
+}
+
+/// Batching limits: a batch is cut when any is reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Records per batch.
+    pub max_records: usize,
+    /// Sum of value sizes per batch, in bytes.
+    pub max_bytes: usize,
+    /// Time from the first record of a batch to its cut, in milliseconds.
+    pub max_wait_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { max_records: 10_000, max_bytes: 16 * 1024 * 1024, max_wait_ms: 200 }
+    }
+}
+
+/// One operator of the chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Component file, relative to the config file.
+    pub plugin: PathBuf,
+    /// Name used in logs and dead-letter headers (default: the file stem).
+    pub name: Option<String>,
+    /// The operator's own configuration, passed to `init` as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+    /// Hosts a sink may call over HTTP (`host` or `host:port`).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+}
+
+/// Kafka output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Topic the results are written to.
+    pub topic: String,
+    /// Column whose value becomes the record key (none: the source record's key).
+    pub key_column: Option<String>,
+    /// Value encoding.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// Brokers of the output (default: the source's).
+    pub bootstrap_servers: Option<String>,
+    /// Any librdkafka producer property, passed through verbatim.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// How output records are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    /// One JSON object per record.
+    #[default]
+    Json,
+    /// One Arrow IPC stream per output batch (one record per batch).
+    ArrowIpc,
+}
+
+/// What happens to records that cannot be processed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorPolicy {
+    /// Send them to the dead-letter topic and go on.
+    #[default]
+    Dlq,
+    /// Halt the pipeline without committing past the failed record.
+    Stop,
+}
+
+/// Error handling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErrorConfig {
+    /// `dlq` or `stop`.
+    pub policy: ErrorPolicy,
+    /// Dead-letter topic (default `<first source topic>.dlq`).
+    pub dead_letter_topic: Option<String>,
+    /// Also write Kafka Connect's `__connect.errors.*` headers.
+    pub connect_headers: bool,
+    /// Attempts for a transient failure (produce, retryable sink error), the first included.
+    pub max_attempts: u32,
+    /// First retry delay, in milliseconds (doubled each time, with jitter).
+    pub retry_initial_ms: u64,
+    /// Largest retry delay, in milliseconds.
+    pub retry_max_ms: u64,
+    /// Pause the pipeline when more than this fraction of records is dead-lettered…
+    pub error_budget_ratio: f64,
+    /// …over this window, in seconds…
+    pub error_budget_window_s: u64,
+    /// …once at least this many records were seen in the window.
+    pub error_budget_min_records: u64,
+}
+
+impl Default for ErrorConfig {
+    fn default() -> Self {
+        ErrorConfig {
+            policy: ErrorPolicy::Dlq,
+            dead_letter_topic: None,
+            connect_headers: false,
+            max_attempts: 8,
+            retry_initial_ms: 100,
+            retry_max_ms: 10_000,
+            error_budget_ratio: 0.5,
+            error_budget_window_s: 60,
+            error_budget_min_records: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file; relative paths in it are
+    /// resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
+        let mut config = Config::parse(&text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; errors name the key path.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError::new("config", e.to_string().trim().to_owned()))?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().message().to_owned();
+            ConfigError::new(if path == "." { "config".into() } else { path }, message)
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for pipeline in self.pipelines.values_mut() {
+            if let FormatConfig::Json { schema } = &mut pipeline.format {
+                *schema = base.join(&*schema);
+            }
+            for operator in &mut pipeline.operators {
+                operator.plugin = base.join(&operator.plugin);
+            }
+        }
+        if let Some(dir) = &mut self.engine.cache_dir {
+            *dir = base.join(&*dir);
+        }
+    }
+
+    /// Checks what serde cannot: non-empty names, existing files, limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.pipelines.is_empty() {
+            return Err(ConfigError::new("pipelines", "at least one pipeline is required"));
+        }
+        let limits = &self.engine.limits;
+        if limits.memory_limit_bytes < 1024 * 1024 {
+            return Err(ConfigError::new("engine.limits.memory_limit_bytes", "must be at least 1 MiB"));
+        }
+        for (name, pipeline) in &self.pipelines {
+            pipeline.validate(&format!("pipelines.{name}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl PipelineConfig {
+    fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        let source = &self.source;
+        if source.bootstrap_servers.trim().is_empty() {
+            return Err(ConfigError::new(format!("{at}.source.bootstrap_servers"), "must not be empty"));
+        }
+        if source.group_id.trim().is_empty() {
+            return Err(ConfigError::new(format!("{at}.source.group_id"), "must not be empty"));
+        }
+        if source.topics.is_empty() || source.topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(ConfigError::new(format!("{at}.source.topics"), "list at least one non-empty topic"));
+        }
+        for key in ["group.id", "bootstrap.servers", "enable.auto.commit", "enable.auto.offset.store"] {
+            if source.properties.contains_key(key) {
+                return Err(ConfigError::new(
+                    format!("{at}.source.properties.\"{key}\""),
+                    "is managed by weir (set it through the dedicated key, or not at all)",
+                ));
+            }
+        }
+        if let FormatConfig::Json { schema } = &self.format {
+            let text = std::fs::read_to_string(schema).map_err(|e| {
+                ConfigError::new(format!("{at}.format.schema"), format!("cannot read {}: {e}", schema.display()))
+            })?;
+            crate::batch::SchemaSpec::from_json(&text)
+                .and_then(|spec| spec.to_arrow())
+                .map_err(|e| ConfigError::new(format!("{at}.format.schema"), e.to_string()))?;
+        }
+        let batch = &self.batch;
+        if batch.max_records == 0 {
+            return Err(ConfigError::new(format!("{at}.batch.max_records"), "must be at least 1"));
+        }
+        if batch.max_bytes == 0 {
+            return Err(ConfigError::new(format!("{at}.batch.max_bytes"), "must be at least 1"));
+        }
+        for (index, operator) in self.operators.iter().enumerate() {
+            if !operator.plugin.is_file() {
+                return Err(ConfigError::new(
+                    format!("{at}.operators[{index}].plugin"),
+                    format!("no such file: {}", operator.plugin.display()),
+                ));
+            }
+        }
+        if self.output.is_none() && self.operators.is_empty() {
+            return Err(ConfigError::new(format!("{at}.output"), "a pipeline needs an output or a sink operator"));
+        }
+        if let Some(output) = &self.output {
+            if output.topic.trim().is_empty() {
+                return Err(ConfigError::new(format!("{at}.output.topic"), "must not be empty"));
+            }
+        }
+        let errors = &self.errors;
+        if errors.max_attempts == 0 {
+            return Err(ConfigError::new(format!("{at}.errors.max_attempts"), "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&errors.error_budget_ratio) {
+            return Err(ConfigError::new(format!("{at}.errors.error_budget_ratio"), "must be between 0 and 1"));
+        }
+        Ok(())
+    }
+
+    /// The dead-letter topic (configured, or `<first topic>.dlq`).
+    pub fn dead_letter_topic(&self) -> String {
+        self.errors.dead_letter_topic.clone().unwrap_or_else(|| format!("{}.dlq", self.source.topics[0]))
+    }
+}
+
+impl OperatorConfig {
+    /// The operator's name: configured, or the plugin file stem.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            self.plugin.file_stem().and_then(|s| s.to_str()).unwrap_or("operator").to_owned()
+        })
+    }
+
+    /// The operator config as JSON text for `init`.
+    pub fn config_json(&self) -> String {
+        match &self.config {
+            Some(value) => serde_json::to_string(value).unwrap_or_else(|_| "{}".into()),
+            None => "{}".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [pipelines.orders.source]
+        bootstrap_servers = "localhost:9092"
+        group_id = "g"
+        topics = ["orders"]
+        [pipelines.orders.format]
+        type = "raw"
+        [pipelines.orders.output]
+        topic = "out"
+    "#;
+
+    #[test]
+    fn minimal_config_parses_with_defaults() {
+        let config = Config::parse(MINIMAL).unwrap();
+        config.validate().unwrap();
+        let pipeline = &config.pipelines["orders"];
+        assert_eq!(pipeline.batch.max_records, 10_000);
+        assert_eq!(pipeline.dead_letter_topic(), "orders.dlq");
+        assert_eq!(pipeline.errors.policy, ErrorPolicy::Dlq);
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_named() {
+        let typo = MINIMAL.replace("[pipelines.orders.output]", "[pipelines.orders.batch]\nmax_wiat_ms = 5\n[pipelines.orders.output]");
+        let error = Config::parse(&typo).unwrap_err();
+        assert_eq!(error.path, "pipelines.orders.batch.max_wiat_ms", "{error}");
+
+        let wrong_type = MINIMAL.replace("topics = [\"orders\"]", "topics = \"orders\"");
+        let error = Config::parse(&wrong_type).unwrap_err();
+        assert_eq!(error.path, "pipelines.orders.source.topics", "{error}");
+
+        let managed = MINIMAL.replace("topics = [\"orders\"]", "topics = [\"orders\"]\nproperties = { \"enable.auto.commit\" = \"true\" }");
+        let error = Config::parse(&managed).unwrap().validate().unwrap_err();
+        assert!(error.path.ends_with("\"enable.auto.commit\""), "{error}");
+
+        let no_output = MINIMAL.replace("[pipelines.orders.output]\n        topic = \"out\"", "");
+        let error = Config::parse(&no_output).unwrap().validate().unwrap_err();
+        assert_eq!(error.path, "pipelines.orders.output", "{error}");
+    }
+}

@@ -1,0 +1,107 @@
+//! Kafka records -> Arrow batch, per the pipeline's format. Records that do
+//! not decode are reported individually; the rest of the batch goes on.
+
+use crate::batch::{BatchError, JsonDecoder, SchemaSpec};
+use crate::config::FormatConfig;
+use arrow_array::builder::{BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::Message;
+use std::sync::Arc;
+
+/// Decoded records: a batch, the record behind each row, and the failures.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The records that decoded, as one batch.
+    pub batch: RecordBatch,
+    /// Index (into the input records) of each row.
+    pub record_of_row: Vec<usize>,
+    /// Records that did not decode, with the reason.
+    pub failed: Vec<(usize, String)>,
+}
+
+/// Turns records into batches.
+#[derive(Debug, Clone)]
+pub enum RecordDecoder {
+    /// JSON objects with a schema.
+    Json(JsonDecoder),
+    /// Raw records as columns.
+    Raw,
+}
+
+impl RecordDecoder {
+    /// The decoder for a format (reads the schema file).
+    pub fn new(format: &FormatConfig) -> Result<RecordDecoder, BatchError> {
+        Ok(match format {
+            FormatConfig::Json { schema } => {
+                let text = std::fs::read_to_string(schema)
+                    .map_err(|e| BatchError::Schema(format!("{}: {e}", schema.display())))?;
+                RecordDecoder::Json(JsonDecoder::new(SchemaSpec::from_json(&text)?.to_arrow()?))
+            }
+            FormatConfig::Raw => RecordDecoder::Raw,
+        })
+    }
+
+    /// Decodes `records`.
+    pub fn decode(&self, records: &[OwnedMessage]) -> Result<Decoded, BatchError> {
+        match self {
+            RecordDecoder::Json(decoder) => {
+                let mut failed = Vec::new();
+                let mut lines = Vec::with_capacity(records.len());
+                let mut line_records = Vec::with_capacity(records.len());
+                for (index, record) in records.iter().enumerate() {
+                    match record.payload() {
+                        Some(value) if !value.is_empty() => {
+                            lines.push(value);
+                            line_records.push(index);
+                        }
+                        _ => failed.push((index, "empty record value".to_owned())),
+                    }
+                }
+                let decoded = decoder.decode_lines(&lines)?;
+                failed.extend(decoded.rejected.into_iter().map(|r| (line_records[r.index], r.reason)));
+                failed.sort_by_key(|(index, _)| *index);
+                let record_of_row = decoded.line_of_row.into_iter().map(|line| line_records[line]).collect();
+                Ok(Decoded { batch: decoded.batch, record_of_row, failed })
+            }
+            RecordDecoder::Raw => Ok(Decoded { batch: raw_batch(records)?, record_of_row: (0..records.len()).collect(), failed: Vec::new() }),
+        }
+    }
+}
+
+/// Columns: key, value (binary), topic (utf8), partition (int32), offset
+/// (int64), timestamp (ms, UTC), headers (list of `name=value`, lossy UTF-8).
+fn raw_batch(records: &[OwnedMessage]) -> Result<RecordBatch, BatchError> {
+    let mut key = BinaryBuilder::new();
+    let mut value = BinaryBuilder::new();
+    let mut topic = StringBuilder::new();
+    let mut partition = Int32Builder::new();
+    let mut offset = Int64Builder::new();
+    let mut timestamp = TimestampMillisecondBuilder::new().with_timezone("UTC");
+    let mut headers = ListBuilder::new(StringBuilder::new());
+    for record in records {
+        key.append_option(record.key());
+        value.append_option(record.payload());
+        topic.append_value(record.topic());
+        partition.append_value(record.partition());
+        offset.append_value(record.offset());
+        timestamp.append_option(record.timestamp().to_millis());
+        if let Some(list) = record.headers() {
+            for header in list.iter() {
+                let value = header.value.map(String::from_utf8_lossy).unwrap_or_default();
+                headers.values().append_value(format!("{}={}", header.key, value));
+            }
+        }
+        headers.append(true);
+    }
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("key", Arc::new(key.finish())),
+        ("value", Arc::new(value.finish())),
+        ("topic", Arc::new(topic.finish())),
+        ("partition", Arc::new(partition.finish())),
+        ("offset", Arc::new(offset.finish())),
+        ("timestamp", Arc::new(timestamp.finish())),
+        ("headers", Arc::new(headers.finish())),
+    ];
+    Ok(RecordBatch::try_from_iter(columns)?)
+}

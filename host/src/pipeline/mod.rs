@@ -1,0 +1,578 @@
+//! A pipeline: consumer -> batcher -> decoder -> operator chain (with poison
+//! isolation) -> outputs (Kafka topic and/or sink) and dead letters -> commit.
+//! Offsets are committed only after everything derived from a batch was
+//! acknowledged (see docs/delivery.md).
+
+pub mod decode;
+pub mod output;
+pub mod source;
+
+use crate::config::{ErrorPolicy, PipelineConfig};
+use crate::delivery::dead_letter::{DeadLetter, dead_letter_headers};
+use crate::delivery::isolate::run_isolated;
+use crate::delivery::offsets::CommitPlan;
+use crate::delivery::retry;
+use crate::engine::{Engine, HttpAllowlist, OperatorKind, SinkResult};
+use crate::operator::{Chain, Operator};
+use crate::telemetry::{PipelineState, PipelineStats};
+use arrow_array::RecordBatch;
+use decode::RecordDecoder;
+use output::OutRecord;
+use rdkafka::consumer::CommitMode;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+use source::{Cut, SourceConsumer};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Why a pipeline could not start or had to halt.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// An operator could not be loaded or initialised.
+    #[error("pipeline `{pipeline}`: operator `{operator}`: {source}")]
+    Operator {
+        /// Pipeline name.
+        pipeline: String,
+        /// Operator name.
+        operator: String,
+        /// Engine error.
+        source: crate::engine::Error,
+    },
+    /// The configuration is unusable at run time.
+    #[error("pipeline `{pipeline}`: {message}")]
+    Setup {
+        /// Pipeline name.
+        pipeline: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A Kafka client error that retries did not fix.
+    #[error("pipeline `{pipeline}`: Kafka: {source}")]
+    Kafka {
+        /// Pipeline name.
+        pipeline: String,
+        /// rdkafka's error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// The engine failed in a way bisection cannot isolate.
+    #[error("pipeline `{pipeline}`: {source}")]
+    Engine {
+        /// Pipeline name.
+        pipeline: String,
+        /// Engine error.
+        source: crate::engine::Error,
+    },
+    /// Policy `stop`: a record failed; nothing at or after it was committed.
+    #[error("pipeline `{pipeline}` stopped at {topic}/{partition}@{offset}: {kind}: {message}")]
+    Stopped {
+        /// Pipeline name.
+        pipeline: String,
+        /// Topic of the failed record.
+        topic: String,
+        /// Partition of the failed record.
+        partition: i32,
+        /// Offset of the failed record.
+        offset: i64,
+        /// Error kind.
+        kind: String,
+        /// Error message.
+        message: String,
+    },
+    /// Produce kept failing after every retry; nothing was committed.
+    #[error("pipeline `{pipeline}`: could not deliver {count} record(s) to `{topic}` after {attempts} attempts: {last_error}")]
+    Delivery {
+        /// Pipeline name.
+        pipeline: String,
+        /// Topic that failed.
+        topic: String,
+        /// Records not delivered.
+        count: usize,
+        /// Attempts made.
+        attempts: u32,
+        /// Last error.
+        last_error: String,
+    },
+}
+
+/// A running pipeline.
+pub struct PipelineHandle {
+    name: String,
+    stats: Arc<PipelineStats>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), PipelineError>>,
+}
+
+impl PipelineHandle {
+    /// Pipeline name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &Arc<PipelineStats> {
+        &self.stats
+    }
+
+    /// Asks the pipeline to finish its batch, commit and stop.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Whether the pipeline task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits for the pipeline to end.
+    pub async fn join(self) -> Result<(), PipelineError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(error) => Err(PipelineError::Setup { pipeline: self.name, message: format!("pipeline task failed: {error}") }),
+        }
+    }
+}
+
+/// Starts a pipeline on the current Tokio runtime (multi-threaded: Wasm
+/// calls run in `block_in_place`).
+pub fn start(name: &str, config: PipelineConfig, engine: Engine) -> Result<PipelineHandle, PipelineError> {
+    let stats = Arc::new(PipelineStats::default());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let worker = Worker::new(name, config, engine, stats.clone())?;
+    let task = tokio::spawn(worker.run(shutdown_rx));
+    Ok(PipelineHandle { name: name.to_owned(), stats, shutdown, task })
+}
+
+/// A result batch with the source record of each row (none after an aggregate).
+type Results = Vec<(RecordBatch, Option<Vec<usize>>)>;
+
+struct Worker {
+    name: String,
+    config: PipelineConfig,
+    stats: Arc<PipelineStats>,
+    decoder: RecordDecoder,
+    chain: Chain,
+    /// name and version of each chain operator, by plugin name.
+    versions: BTreeMap<String, String>,
+    sink: Option<Operator>,
+    consumer: SourceConsumer,
+    sender: Sender,
+    budget: VecDeque<(Instant, u64, u64)>,
+}
+
+/// The producing side (shared, `Sync`, so its futures can cross awaits).
+struct Sender {
+    name: String,
+    producer: FutureProducer,
+    stats: Arc<PipelineStats>,
+    errors: crate::config::ErrorConfig,
+    dead_letter_topic: String,
+}
+
+impl Worker {
+    fn new(name: &str, config: PipelineConfig, engine: Engine, stats: Arc<PipelineStats>) -> Result<Worker, PipelineError> {
+        let setup = |message: String| PipelineError::Setup { pipeline: name.to_owned(), message };
+        let decoder = RecordDecoder::new(&config.format).map_err(|e| setup(e.to_string()))?;
+        let mut chain = Vec::new();
+        let mut sink = None;
+        let mut versions = BTreeMap::new();
+        let count = config.operators.len();
+        for (index, operator) in config.operators.iter().enumerate() {
+            let operator_name = operator.display_name();
+            let fail = |source| PipelineError::Operator { pipeline: name.to_owned(), operator: operator_name.clone(), source };
+            let bytes = std::fs::read(&operator.plugin)
+                .map_err(|e| setup(format!("operators[{index}].plugin {}: {e}", operator.plugin.display())))?;
+            let plugin = engine.load(&operator_name, &bytes).map_err(fail)?;
+            versions.insert(operator_name.clone(), plugin.sha256()[..12].to_owned());
+            let kind = plugin.kind();
+            let live = Operator::new(plugin, operator.config_json(), HttpAllowlist::new(operator.allow_hosts.clone()))
+                .map_err(fail)?;
+            if kind == OperatorKind::Sink {
+                if index + 1 != count {
+                    return Err(setup(format!("operators[{index}] (`{operator_name}`) is a sink: sinks must come last")));
+                }
+                sink = Some(live);
+            } else {
+                chain.push(live);
+            }
+        }
+        let kafka = |source| PipelineError::Kafka { pipeline: name.to_owned(), source };
+        let consumer = source::create_consumer(name, &config.source, stats.clone()).map_err(kafka)?;
+        let producer = output::create_producer(&config.source, config.output.as_ref()).map_err(kafka)?;
+        let sender = Sender {
+            name: name.to_owned(),
+            producer,
+            stats: stats.clone(),
+            errors: config.errors.clone(),
+            dead_letter_topic: config.dead_letter_topic(),
+        };
+        Ok(Worker {
+            name: name.to_owned(),
+            config,
+            stats,
+            decoder,
+            chain: Chain::new(chain),
+            versions,
+            sink,
+            consumer,
+            sender,
+            budget: VecDeque::new(),
+        })
+    }
+
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
+        self.stats.set_state(PipelineState::Running);
+        tracing::info!(pipeline = %self.name, topics = ?self.config.source.topics, "pipeline running");
+        let result = self.run_loop(&mut shutdown).await;
+        match &result {
+            Ok(()) => self.stats.set_state(PipelineState::Stopped),
+            Err(error) => {
+                tracing::error!(pipeline = %self.name, %error, "pipeline halted");
+                self.stats.set_state(PipelineState::Failed(error.to_string()));
+            }
+        }
+        result
+    }
+
+    async fn run_loop(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), PipelineError> {
+        loop {
+            let (mut records, cut) = source::collect(&self.consumer, &self.config.batch, shutdown).await;
+            let revoked = self.consumer.context().take_revoked();
+            if !revoked.is_empty() {
+                records.retain(|r| !revoked.contains(&(r.topic().to_owned(), r.partition())));
+            }
+            if !records.is_empty() {
+                let span = tracing::info_span!("batch", pipeline = %self.name, records = records.len());
+                let _entered = span.enter();
+                self.process(records).await?;
+            }
+            if cut == Cut::Shutdown {
+                let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                source::commit(&self.consumer, &committed, CommitMode::Sync).map_err(|source| PipelineError::Kafka { pipeline: self.name.clone(), source })?;
+                tracing::info!(pipeline = %self.name, "drained and committed; stopping");
+                return Ok(());
+            }
+            if let Some(reason) = self.budget_exceeded() {
+                tracing::error!(pipeline = %self.name, %reason, "error budget exceeded: pausing the pipeline");
+                self.pause_until_shutdown(reason, shutdown).await?;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Pauses consumption (the consumer keeps its group membership) until shutdown.
+    async fn pause_until_shutdown(&mut self, reason: String, shutdown: &mut watch::Receiver<bool>) -> Result<(), PipelineError> {
+        use rdkafka::consumer::Consumer;
+        self.stats.set_state(PipelineState::Paused(reason));
+        if let Ok(assignment) = self.consumer.assignment() {
+            let _ = self.consumer.pause(&assignment);
+        }
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                // Keep serving group callbacks while paused.
+                message = self.consumer.recv() => { let _ = message; }
+            }
+        }
+    }
+
+    fn budget_exceeded(&mut self) -> Option<String> {
+        let errors = &self.config.errors;
+        let window = Duration::from_secs(errors.error_budget_window_s);
+        let now = Instant::now();
+        while self.budget.front().is_some_and(|(at, _, _)| now.duration_since(*at) > window) {
+            self.budget.pop_front();
+        }
+        let (seen, dead) = self.budget.iter().fold((0, 0), |(s, d), (_, a, b)| (s + a, d + b));
+        if seen >= errors.error_budget_min_records && dead as f64 > errors.error_budget_ratio * seen as f64 {
+            return Some(format!(
+                "{dead} of {seen} records dead-lettered in the last {}s (budget {:.0}%)",
+                errors.error_budget_window_s,
+                errors.error_budget_ratio * 100.0
+            ));
+        }
+        None
+    }
+
+    async fn process(&mut self, records: Vec<OwnedMessage>) -> Result<(), PipelineError> {
+        let stats = self.stats.clone();
+        PipelineStats::add(&stats.records_in, records.len() as u64);
+        PipelineStats::add(&stats.batches, 1);
+        let mut dead: Vec<(usize, DeadLetter)> = Vec::new();
+
+        let decoded = self.decoder.decode(&records).map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
+        dead.extend(decoded.failed.into_iter().map(|(record, reason)| (record, DeadLetter::host("decode", reason))));
+
+        // The chain, with poison isolation (CPU work: off the async reactor).
+        let traps_before: u64 = self.chain.operators().iter().map(|o| o.stats().traps).sum();
+        let chain = &mut self.chain;
+        let isolated = tokio::task::block_in_place(|| {
+            run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, None))
+        })
+        .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source })?;
+        let traps_after: u64 = self.chain.operators().iter().map(|o| o.stats().traps).sum();
+        PipelineStats::add(&stats.traps, traps_after - traps_before);
+
+        for (record, error, attempts) in isolated.failed {
+            let operator = match &error {
+                crate::engine::Error::Trap { plugin, .. }
+                | crate::engine::Error::Guest { plugin, .. }
+                | crate::engine::Error::Contract { plugin, .. } => plugin.clone(),
+                _ => String::new(),
+            };
+            let plugin_version = self.versions.get(&operator).cloned().unwrap_or_default();
+            dead.push((record, DeadLetter { kind: error.kind_str().to_owned(), message: error.to_string(), operator, plugin_version, attempts }));
+        }
+        let mut results: Results = Vec::new();
+        for (output, rows) in isolated.outputs {
+            PipelineStats::add(&stats.records_filtered, output.filtered as u64);
+            let mut accounted = output.filtered + output.rejected.len();
+            for rejection in output.rejected {
+                let operator = self.chain.operators()[rejection.operator].plugin().name().to_owned();
+                let letter = DeadLetter {
+                    kind: "rejected".into(),
+                    message: rejection.reason,
+                    plugin_version: self.versions.get(&operator).cloned().unwrap_or_default(),
+                    operator,
+                    attempts: 1,
+                };
+                if let Some(row) = rejection.input_row {
+                    dead.push((rows[row as usize], letter));
+                }
+            }
+            for (batch, input_rows) in output.batches.into_iter().zip(output.input_rows) {
+                let sources = input_rows.map(|r| r.iter().map(|&i| rows[i as usize]).collect::<Vec<_>>());
+                if let Some(sources) = &sources {
+                    accounted += sources.len();
+                }
+                results.push((batch, sources));
+            }
+            PipelineStats::add(&stats.records_aggregated, rows.len().saturating_sub(accounted) as u64);
+        }
+
+        if let Some(sink) = self.sink.as_mut() {
+            for (batch, sources) in &results {
+                let letters = write_sink(sink, batch, &self.config.errors, &stats).await;
+                for (row, letter) in letters {
+                    if let Some(sources) = sources {
+                        dead.push((sources[row], letter));
+                    }
+                }
+            }
+        }
+
+        let dead_records: std::collections::HashSet<usize> = dead.iter().map(|(r, _)| *r).collect();
+        let mut out_records: Vec<OutRecord> = Vec::new();
+        if let Some(output) = &self.config.output {
+            for (batch, sources) in &results {
+                let key_of = |i: usize| records[i].key().map(<[u8]>::to_vec);
+                let encoded = output::encode(batch, sources.as_deref(), output, &key_of)
+                    .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: format!("encoding output: {e}") })?;
+                // Rows a sink rejected are dead letters, not outputs.
+                out_records.extend(encoded.into_iter().filter(|r| r.source.is_none_or(|s| !dead_records.contains(&s))));
+            }
+        } else {
+            let written: usize = results.iter().map(|(b, _)| b.num_rows()).sum();
+            PipelineStats::add(&stats.records_out, written.saturating_sub(dead.len()) as u64);
+        }
+
+        if let Some(output) = self.config.output.clone() {
+            let failed = self.sender.produce_all(&output.topic, &out_records, &records).await;
+            PipelineStats::add(&stats.records_out, (out_records.len() - failed.len()) as u64);
+            for (record, error) in failed {
+                match out_records[record].source {
+                    Some(source) => dead.push((source, DeadLetter::host("delivery", error))),
+                    None => {
+                        return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic: output.topic.clone(), count: 1, attempts: self.config.errors.max_attempts, last_error: error });
+                    }
+                }
+            }
+        }
+
+        if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
+            let mut plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
+            plan.stop_at(dead.iter().map(|(i, _)| (records[*i].topic(), records[*i].partition(), records[*i].offset())));
+            self.commit(plan)?;
+            let (index, letter) = dead.iter().min_by_key(|(i, _)| records[*i].offset()).expect("not empty");
+            let record = &records[*index];
+            return Err(PipelineError::Stopped {
+                pipeline: self.name.clone(),
+                topic: record.topic().to_owned(),
+                partition: record.partition(),
+                offset: record.offset(),
+                kind: letter.kind.clone(),
+                message: letter.message.clone(),
+            });
+        }
+
+        if !dead.is_empty() {
+            self.sender.produce_dead_letters(&dead, &records).await?;
+        }
+        self.budget.push_back((Instant::now(), records.len() as u64, dead.len() as u64));
+        self.commit(CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset()))))
+    }
+
+    fn commit(&self, plan: CommitPlan) -> Result<(), PipelineError> {
+        source::commit(&self.consumer, &plan.next, CommitMode::Async)
+            .map_err(|source| PipelineError::Kafka { pipeline: self.name.clone(), source })?;
+        let mut committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner());
+        committed.extend(plan.next);
+        Ok(())
+    }
+}
+
+impl Sender {
+    /// Produces `out` (headers copied from source records) and waits for every
+    /// acknowledgement; retries failures with backoff. Returns the records
+    /// that still failed, with the last error.
+    async fn produce_all(&self, topic: &str, out: &[OutRecord], sources: &[OwnedMessage]) -> Vec<(usize, String)> {
+        let headers_of = |r: &OutRecord| r.source.and_then(|s| sources[s].headers().cloned());
+        let mut pending: Vec<usize> = (0..out.len()).collect();
+        let mut last_errors: BTreeMap<usize, String> = BTreeMap::new();
+        let mut delays = retry::delays(&self.errors);
+        loop {
+            let sends = pending.iter().map(|&i| {
+                let record = &out[i];
+                let headers = headers_of(record);
+                async move {
+                    let mut future = FutureRecord::<[u8], [u8]>::to(topic).payload(&record.value);
+                    if let Some(key) = &record.key {
+                        future = future.key(key);
+                    }
+                    if let Some(headers) = headers {
+                        future = future.headers(headers);
+                    }
+                    (i, self.producer.send(future, Duration::from_secs(30)).await)
+                }
+            });
+            let results = futures::future::join_all(sends).await;
+            let mut failed = Vec::new();
+            for (i, result) in results {
+                if let Err((error, _)) = result {
+                    last_errors.insert(i, error.to_string());
+                    failed.push(i);
+                }
+            }
+            if failed.is_empty() {
+                return Vec::new();
+            }
+            match delays.next() {
+                Some(delay) => {
+                    PipelineStats::add(&self.stats.retries, failed.len() as u64);
+                    tracing::warn!(pipeline = %self.name, topic, failed = failed.len(), ?delay, "produce failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    pending = failed;
+                }
+                None => return failed.into_iter().map(|i| (i, last_errors.remove(&i).unwrap_or_default())).collect(),
+            }
+        }
+    }
+
+    async fn produce_dead_letters(&self, dead: &[(usize, DeadLetter)], records: &[OwnedMessage]) -> Result<(), PipelineError> {
+        let topic = self.dead_letter_topic.clone();
+        let mut pending: Vec<usize> = (0..dead.len()).collect();
+        let mut delays = retry::delays(&self.errors);
+        let connect = self.errors.connect_headers;
+        loop {
+            let sends = pending.iter().map(|&i| {
+                let (record, letter) = &dead[i];
+                let source = &records[*record];
+                let headers: OwnedHeaders = dead_letter_headers(source, letter, connect);
+                let topic = topic.as_str();
+                async move {
+                    let mut future = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
+                    if let Some(value) = source.payload() {
+                        future = future.payload(value);
+                    }
+                    if let Some(key) = source.key() {
+                        future = future.key(key);
+                    }
+                    (i, self.producer.send(future, Duration::from_secs(30)).await)
+                }
+            });
+            let results = futures::future::join_all(sends).await;
+            let mut failed = Vec::new();
+            let mut last_error = String::new();
+            for (i, result) in results {
+                match result {
+                    Ok(_) => self.stats.dead_lettered(&dead[i].1.kind),
+                    Err((error, _)) => {
+                        last_error = error.to_string();
+                        failed.push(i);
+                    }
+                }
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            match delays.next() {
+                Some(delay) => {
+                    PipelineStats::add(&self.stats.retries, failed.len() as u64);
+                    tokio::time::sleep(delay).await;
+                    pending = failed;
+                }
+                None => {
+                    return Err(PipelineError::Delivery {
+                        pipeline: self.name.clone(),
+                        topic,
+                        count: failed.len(),
+                        attempts: self.errors.max_attempts,
+                        last_error,
+                    });
+                }
+            }
+        }
+    }
+}
+
+
+/// Writes a batch to the sink, retrying retryable errors with backoff;
+/// returns the rows to dead-letter.
+async fn write_sink(
+    sink: &mut Operator,
+    batch: &RecordBatch,
+    errors: &crate::config::ErrorConfig,
+    stats: &PipelineStats,
+) -> Vec<(usize, DeadLetter)> {
+    let operator = sink.plugin().name().to_owned();
+    let version = sink.plugin().sha256()[..12].to_owned();
+    let letter = |kind: &str, message: String, attempts: u32| DeadLetter {
+        kind: kind.into(),
+        message,
+        operator: operator.clone(),
+        plugin_version: version.clone(),
+        attempts,
+    };
+    let all = |kind: &str, message: String, attempts: u32| (0..batch.num_rows()).map(|row| (row, letter(kind, message.clone(), attempts))).collect();
+    let mut delays = retry::delays(errors);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result = tokio::task::block_in_place(|| sink.write(batch));
+        match result {
+            Ok(SinkResult::Written) => return Vec::new(),
+            Ok(SinkResult::Permanent(reason)) => return all("sink_permanent", reason, attempts),
+            Ok(SinkResult::RejectedRows(rows)) => {
+                return rows.into_iter().map(|r| (r.row as usize, letter("sink_rejected", r.reason, attempts))).collect();
+            }
+            Ok(SinkResult::Retryable(reason)) => match delays.next() {
+                Some(delay) => {
+                    PipelineStats::add(&stats.retries, 1);
+                    tracing::warn!(sink = %operator, %reason, ?delay, "sink asked for a retry");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return all("sink_retries_exhausted", reason, attempts),
+            },
+            Err(error) => match delays.next() {
+                Some(delay) if error.is_trap() => {
+                    PipelineStats::add(&stats.traps, 1);
+                    tokio::time::sleep(delay).await;
+                }
+                _ => return all(error.kind_str(), error.to_string(), attempts),
+            },
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The Kafka source: a consumer in the pipeline's group with manual offset
+//! management (no auto-commit, no auto offset store), cooperative-sticky
+//! assignment, and a context that tracks revocations so uncommitted records
+//! of revoked partitions are dropped (their new owner re-reads them).
+
+use crate::config::{BatchConfig, SourceConfig};
+use crate::telemetry::PipelineStats;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Consumer callbacks: rebalance bookkeeping.
+pub struct SourceContext {
+    pipeline: String,
+    stats: Arc<PipelineStats>,
+    revoked: Mutex<HashSet<(String, i32)>>,
+}
+
+impl SourceContext {
+    /// Takes the partitions revoked since the last call.
+    pub fn take_revoked(&self) -> HashSet<(String, i32)> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            // Processing is sequential: nothing is in flight here, and every
+            // processed batch was committed. Commit those offsets
+            // synchronously so the next owner starts exactly there.
+            let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut list = TopicPartitionList::new();
+            let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+            for element in partitions.elements() {
+                let key = (element.topic().to_owned(), element.partition());
+                if let Some(offset) = committed.get(&key) {
+                    let _ = list.add_partition_offset(&key.0, key.1, Offset::Offset(*offset));
+                }
+                revoked.insert(key);
+            }
+            if list.count() > 0 {
+                if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
+                    tracing::warn!(pipeline = %self.pipeline, %error, "commit on revoke failed");
+                }
+            }
+            tracing::info!(pipeline = %self.pipeline, partitions = partitions.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(pipeline = %self.pipeline, partitions = partitions.count(), "partitions assigned");
+        }
+    }
+}
+
+/// The pipeline's consumer.
+pub type SourceConsumer = StreamConsumer<SourceContext>;
+
+/// Creates the consumer and subscribes to the topics.
+pub fn create_consumer(
+    pipeline: &str,
+    source: &SourceConfig,
+    stats: Arc<PipelineStats>,
+) -> Result<SourceConsumer, rdkafka::error::KafkaError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &source.bootstrap_servers)
+        .set("group.id", &source.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("queued.max.messages.kbytes", "32768");
+    for (key, value) in &source.properties {
+        config.set(key, value);
+    }
+    let context = SourceContext { pipeline: pipeline.to_owned(), stats, revoked: Mutex::default() };
+    let consumer: SourceConsumer = config.create_with_context(context)?;
+    let topics: Vec<&str> = source.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    Ok(consumer)
+}
+
+/// Why batch collection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// A limit was reached (records, bytes or wait).
+    Limit,
+    /// Shutdown was requested; process what was collected, then stop.
+    Shutdown,
+}
+
+/// Collects one batch: until `max_records`, `max_bytes`, `max_wait_ms` after
+/// the first record, or shutdown.
+pub async fn collect(
+    consumer: &SourceConsumer,
+    limits: &BatchConfig,
+    shutdown: &mut watch::Receiver<bool>,
+) -> (Vec<OwnedMessage>, Cut) {
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        if *shutdown.borrow() {
+            return (records, Cut::Shutdown);
+        }
+        let wait = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.changed() => return (records, Cut::Shutdown),
+            _ = wait => return (records, Cut::Limit),
+            message = consumer.recv() => match message {
+                Ok(message) => {
+                    bytes += message.payload_len();
+                    records.push(message.detach());
+                    if deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + Duration::from_millis(limits.max_wait_ms));
+                    }
+                    if records.len() >= limits.max_records || bytes >= limits.max_bytes {
+                        return (records, Cut::Limit);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Commits `next` offsets (next offset to consume, per partition).
+pub fn commit(
+    consumer: &SourceConsumer,
+    next: &BTreeMap<(String, i32), i64>,
+    mode: CommitMode,
+) -> Result<(), rdkafka::error::KafkaError> {
+    if next.is_empty() {
+        return Ok(());
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    consumer.commit(&list, mode)
+}
