@@ -1,0 +1,94 @@
+//! Kafka helpers for scenario tests: random topic names, producing inputs,
+//! reading a topic back completely.
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A topic name unique to this test run.
+pub fn random_topic(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A record as read back from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: BTreeMap<String, Vec<u8>>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Read {
+    pub fn header(&self, key: &str) -> String {
+        String::from_utf8_lossy(self.headers.get(key).map(Vec::as_slice).unwrap_or_default()).into_owned()
+    }
+
+    pub fn key_str(&self) -> String {
+        String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
+    }
+}
+
+/// Produces `(key, value)` records, each with a `trace-id` header, and waits for acks.
+pub async fn produce(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    let sends = records.iter().map(|(key, value)| {
+        let headers = OwnedHeaders::new().insert(Header { key: "trace-id", value: Some(format!("t-{key}").as_bytes()) });
+        producer.send(FutureRecord::to(topic).key(key.as_bytes()).payload(value).headers(headers), Duration::from_secs(10))
+    });
+    for result in futures_join(sends).await {
+        result.expect("produce");
+    }
+}
+
+async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    for future in futures.into_iter().collect::<Vec<_>>() {
+        out.push(future.await);
+    }
+    out
+}
+
+/// Reads `topic` from the beginning until `expected` records arrived and no
+/// more came for `settle` (so duplicates would be seen), or `timeout`.
+pub async fn read_all(bootstrap: &str, topic: &str, expected: usize, settle: Duration, timeout: Duration) -> Vec<Read> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", random_topic("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let wait = if out.len() >= expected { settle } else { deadline.saturating_duration_since(tokio::time::Instant::now()) };
+        match tokio::time::timeout(wait, consumer.recv()).await {
+            Ok(Ok(message)) => out.push(Read {
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers: message
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+                    .unwrap_or_default(),
+                partition: message.partition(),
+                offset: message.offset(),
+            }),
+            Ok(Err(error)) => panic!("reading {topic}: {error}"),
+            Err(_) => return out,
+        }
+    }
+}

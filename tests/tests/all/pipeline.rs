@@ -1,0 +1,195 @@
+//! End-to-end pipeline scenarios on librdkafka's in-process mock cluster:
+//! produce to a topic, run the pipeline, read the output and dead-letter
+//! topics back.
+
+use super::kafka::{Read, produce, random_topic, read_all};
+use rdkafka::mocking::MockCluster;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use weir::config::Config;
+use weir::engine::{Engine, EngineConfig, SandboxLimits};
+use weir_tests::guests;
+
+pub const SCHEMA: &str = r#"{"fields":[
+    {"name":"order_id","type":"utf8","nullable":false},
+    {"name":"customer_id","type":"utf8"},
+    {"name":"total_amount","type":"float64"},
+    {"name":"action","type":"utf8"}]}"#;
+
+/// The pipeline's TOML: enrich (rejects negatives) -> filter (> threshold) -> misbehave.
+pub fn pipeline_toml(dir: &std::path::Path, bootstrap: &str, input: &str, output: &str, dlq: &str, extra: &str) -> String {
+    std::fs::write(dir.join("orders.schema.json"), SCHEMA).unwrap();
+    format!(
+        r#"
+        [pipelines.orders.source]
+        bootstrap_servers = "{bootstrap}"
+        group_id = "{group}"
+        topics = ["{input}"]
+        properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+        [pipelines.orders.format]
+        type = "json"
+        schema = "orders.schema.json"
+        [pipelines.orders.batch]
+        max_records = 64
+        max_wait_ms = 50
+        [[pipelines.orders.operators]]
+        plugin = "{enrich}"
+        name = "enrich"
+        [[pipelines.orders.operators]]
+        plugin = "{filter}"
+        name = "high-value"
+        config = {{ threshold = 100.0 }}
+        [[pipelines.orders.operators]]
+        plugin = "{misbehave}"
+        name = "misbehave"
+        [pipelines.orders.output]
+        topic = "{output}"
+        key_column = "order_id"
+        [pipelines.orders.errors]
+        dead_letter_topic = "{dlq}"
+        connect_headers = true
+        max_attempts = 4
+        retry_initial_ms = 50
+        {extra}
+        "#,
+        group = random_topic("group"),
+        enrich = guests::ENRICH_ORDER,
+        filter = guests::HIGH_VALUE_ORDERS,
+        misbehave = guests::MISBEHAVE,
+    )
+}
+
+/// What each input record should become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fate {
+    Output,
+    Filtered,
+    Dead(&'static str),
+}
+
+/// Inputs with their expected fate, keyed by order id.
+pub fn inputs(n: usize) -> (Vec<(String, Vec<u8>)>, BTreeMap<String, Fate>) {
+    let mut records = Vec::new();
+    let mut fate = BTreeMap::new();
+    for i in 0..n {
+        let id = format!("o-{i:05}");
+        let (value, expected) = match i % 97 {
+            13 => (format!(r#"{{"order_id":"{id}","total_amount":"#), Fate::Dead("decode")),
+            29 => (format!(r#"{{"order_id":"{id}","total_amount":"lots"}}"#), Fate::Dead("decode")),
+            41 => (format!(r#"{{"order_id":"{id}","total_amount":-5.0}}"#), Fate::Dead("rejected")),
+            53 => (format!(r#"{{"order_id":"{id}","total_amount":500.0,"action":"panic"}}"#), Fate::Dead("panic")),
+            67 => (format!(r#"{{"order_id":"{id}","total_amount":500.0,"action":"loop"}}"#), Fate::Dead("deadline")),
+            _ => {
+                let amount = (i * 37 % 300) as f64;
+                let fate = if amount > 100.0 { Fate::Output } else { Fate::Filtered };
+                (format!(r#"{{"order_id":"{id}","customer_id":"c-{}","total_amount":{amount}}}"#, i % 7), fate)
+            }
+        };
+        records.push((id.clone(), value.into_bytes()));
+        fate.insert(id, expected);
+    }
+    (records, fate)
+}
+
+pub fn engine() -> Engine {
+    let limits = SandboxLimits { call_deadline_ms: 200, ..SandboxLimits::default() };
+    Engine::new(EngineConfig { limits, cache_dir: None }).unwrap()
+}
+
+pub async fn wait_for_input(handle: &weir::pipeline::PipelineHandle, n: u64, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while handle.stats().snapshot().records_in < n {
+        assert!(!handle.is_finished(), "pipeline ended early: {:?}", handle.stats().snapshot().state);
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {:?}", handle.stats().snapshot());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks outputs and dead letters against the expected fates: every
+/// record in exactly one place, DLQ records byte for byte with headers.
+pub fn check_fates(
+    records: &[(String, Vec<u8>)],
+    fate: &BTreeMap<String, Fate>,
+    outputs: &[Read],
+    dead: &[Read],
+    input_topic: &str,
+    allow_duplicates: bool,
+) {
+    let originals: BTreeMap<&str, &Vec<u8>> = records.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut seen: BTreeMap<String, Fate> = BTreeMap::new();
+    for record in outputs {
+        let id = record.key_str();
+        let value: serde_json::Value = serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
+        assert_eq!(value["order_id"], id.as_str());
+        assert!(value["amount_bucket"].is_i64(), "enriched: {value}");
+        assert_eq!(record.header("trace-id"), format!("t-{id}"), "source headers survive to the output");
+        let previous = seen.insert(id.clone(), Fate::Output);
+        assert!(previous.is_none() || allow_duplicates, "{id} delivered twice");
+    }
+    for record in dead {
+        let id = record.key_str();
+        let kind = record.header("weir.error.kind");
+        assert_eq!(record.value.as_deref(), Some(originals[id.as_str()].as_slice()), "{id}: DLQ keeps the value byte for byte");
+        assert_eq!(record.header("trace-id"), format!("t-{id}"), "DLQ keeps the original headers");
+        assert_eq!(record.header("weir.source.topic"), input_topic);
+        assert!(record.header("weir.source.offset").parse::<i64>().is_ok());
+        assert!(!record.header("weir.error.message").is_empty());
+        assert_eq!(record.header("__connect.errors.topic"), input_topic);
+        if kind == "rejected" {
+            assert_eq!(record.header("weir.error.operator"), "enrich");
+            assert_eq!(record.header("weir.error.plugin.version").len(), 12);
+        }
+        if kind == "panic" || kind == "deadline" {
+            assert_eq!(record.header("weir.error.operator"), "misbehave");
+        }
+        let leaked: &'static str = Box::leak(kind.into_boxed_str());
+        let previous = seen.insert(id.clone(), Fate::Dead(leaked));
+        assert!(previous.is_none() || allow_duplicates, "{id} dead-lettered twice or also delivered");
+    }
+    for (id, expected) in fate {
+        match expected {
+            Fate::Filtered => assert!(!seen.contains_key(id), "{id} should have been filtered, got {:?}", seen.get(id)),
+            other => assert_eq!(seen.get(id), Some(other), "fate of {id}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_are_dead_lettered_and_everything_else_delivered() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let (input, output, dlq) = (random_topic("orders"), random_topic("enriched"), random_topic("dlq"));
+    cluster.create_topic(&input, 2, 1).unwrap();
+    cluster.create_topic(&output, 2, 1).unwrap();
+    cluster.create_topic(&dlq, 1, 1).unwrap();
+
+    let (records, fate) = inputs(500);
+    produce(&bootstrap, &input, &records).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.toml");
+    std::fs::write(&path, pipeline_toml(dir.path(), &bootstrap, &input, &output, &dlq, "")).unwrap();
+    let config = Config::load(&path).unwrap();
+    let handle = weir::pipeline::start("orders", config.pipelines["orders"].clone(), engine()).unwrap();
+    wait_for_input(&handle, records.len() as u64, Duration::from_secs(90)).await;
+    let stats = handle.stats().clone();
+    handle.shutdown();
+    handle.join().await.unwrap();
+
+    let expected_out = fate.values().filter(|f| **f == Fate::Output).count();
+    let expected_dead = fate.values().filter(|f| matches!(f, Fate::Dead(_))).count();
+    let outputs = read_all(&bootstrap, &output, expected_out, Duration::from_millis(500), Duration::from_secs(30)).await;
+    let dead = read_all(&bootstrap, &dlq, expected_dead, Duration::from_millis(500), Duration::from_secs(30)).await;
+    check_fates(&records, &fate, &outputs, &dead, &input, false);
+
+    let s = stats.snapshot();
+    assert_eq!(s.records_in, records.len() as u64);
+    assert_eq!(s.records_out, expected_out as u64);
+    assert_eq!(s.records_dead_lettered, expected_dead as u64);
+    assert_eq!(s.records_in, s.records_out + s.records_filtered + s.records_dead_lettered, "{s:?}");
+    assert!(s.traps >= 2, "the panic and the loop trapped: {s:?}");
+    let kinds: BTreeSet<&str> = s.dead_letters_by_kind.keys().map(String::as_str).collect();
+    assert_eq!(kinds, BTreeSet::from(["deadline", "decode", "panic", "rejected"]));
+    let committed: i64 = s.committed.values().sum();
+    assert_eq!(committed, records.len() as i64, "every offset committed after draining: {:?}", s.committed);
+}
