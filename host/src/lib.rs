@@ -14,3 +14,5 @@ pub mod config;
 pub mod delivery;
 pub mod pipeline;
 pub mod telemetry;
+pub mod demo;
+pub mod offsets;

@@ -38,6 +38,32 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Runs the pipelines of a config file until SIGTERM/SIGINT, then drains and commits.
+    Run {
+        /// Pipeline config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Seconds to finish in-flight batches after a stop signal before exiting anyway.
+        #[arg(long, default_value_t = 30)]
+        grace_period_s: u64,
+    },
+    /// Everything embedded: mock Kafka cluster, generated orders, example operators.
+    Demo {
+        /// Stop after this many input records and print a summary.
+        #[arg(long)]
+        records: Option<u64>,
+        /// Input records per second (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Directory with the example components (default: target/guests/wasm32-wasip2/release).
+        #[arg(long)]
+        plugins_dir: Option<PathBuf>,
+    },
+    /// Consumer-group offsets.
+    Offsets {
+        #[command(subcommand)]
+        command: OffsetsCommand,
+    },
     /// Runs JSON lines through a chain of operators and prints JSON lines.
     Exec {
         /// Operator components, applied in the given order.
@@ -60,6 +86,31 @@ enum Command {
         allow_hosts: Vec<String>,
         #[command(flatten)]
         engine: EngineArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum OffsetsCommand {
+    /// Moves a stopped group's committed offsets (reprocessing or skipping).
+    Reset {
+        /// Brokers (`host:port,...`).
+        #[arg(long)]
+        bootstrap_servers: String,
+        /// Consumer group (a pipeline's `source.group_id`).
+        #[arg(long)]
+        group: String,
+        /// Topic whose partitions are reset.
+        #[arg(long)]
+        topic: String,
+        /// To the first retained offset.
+        #[arg(long, group = "target")]
+        to_earliest: bool,
+        /// To the end of each partition.
+        #[arg(long, group = "target")]
+        to_latest: bool,
+        /// To the first record at or after this time (RFC 3339, e.g. 2026-11-23T10:00:00Z).
+        #[arg(long, group = "target")]
+        to_datetime: Option<String>,
     },
 }
 
@@ -119,7 +170,11 @@ fn main() -> std::process::ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -129,10 +184,113 @@ fn init_tracing(format: LogFormat) {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Validate { plugins, config, engine } => validate(&plugins, config.as_deref(), &engine),
+        Command::Run { config, grace_period_s } => run_pipelines(&config, grace_period_s),
+        Command::Demo { records, rate, plugins_dir } => demo(records, rate, plugins_dir),
+        Command::Offsets { command: OffsetsCommand::Reset { bootstrap_servers, group, topic, to_earliest, to_latest, to_datetime } } => {
+            let to = match (to_earliest, to_latest, to_datetime) {
+                (true, _, _) => weir::offsets::ResetTo::Earliest,
+                (_, true, _) => weir::offsets::ResetTo::Latest,
+                (_, _, Some(text)) => weir::offsets::ResetTo::Timestamp(parse_datetime_ms(&text)?),
+                _ => bail!("choose one of --to-earliest, --to-latest, --to-datetime"),
+            };
+            for (partition, offset) in weir::offsets::reset(&bootstrap_servers, &group, &topic, to)? {
+                println!("{topic}/{partition}: {offset}");
+            }
+            Ok(())
+        }
         Command::Exec { plugins, configs, schema, input, batch_size, allow_hosts, engine } => {
             exec(&plugins, &configs, &schema, &input, batch_size, allow_hosts, &engine)
         }
     }
+}
+
+fn parse_datetime_ms(text: &str) -> anyhow::Result<i64> {
+    let parsed = arrow_cast::parse::string_to_datetime(&chrono::Utc, text)
+        .with_context(|| format!("--to-datetime `{text}`: expected RFC 3339, e.g. 2026-11-23T10:00:00Z"))?;
+    Ok(parsed.timestamp_millis())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn run_pipelines(path: &std::path::Path, grace_period_s: u64) -> anyhow::Result<()> {
+    let config = weir::config::Config::load(path)?;
+    let cache_dir = config.engine.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let engine = Engine::new(EngineConfig { limits: config.engine.limits.clone(), cache_dir: Some(cache_dir) })?;
+    runtime()?.block_on(async move {
+        let mut handles = Vec::new();
+        for (name, pipeline) in &config.pipelines {
+            handles.push(weir::pipeline::start(name, pipeline.clone(), engine.clone())?);
+        }
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let failed_early = loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break false,
+                _ = sigterm.recv() => break false,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    if handles.iter().any(|h| h.is_finished()) { break true; }
+                }
+            }
+        };
+        if !failed_early {
+            tracing::info!("stop signal: finishing in-flight batches, committing");
+        }
+        for handle in &handles {
+            handle.shutdown();
+        }
+        let mut failures = Vec::new();
+        let joined = async {
+            for handle in handles {
+                let name = handle.name().to_owned();
+                if let Err(error) = handle.join().await {
+                    failures.push(format!("{name}: {error}"));
+                }
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(grace_period_s), joined).await.is_err() {
+            bail!("pipelines did not stop within the {grace_period_s}s grace period");
+        }
+        if !failures.is_empty() {
+            bail!("{}", failures.join("; "));
+        }
+        Ok(())
+    })
+}
+
+fn demo(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let options = weir::demo::DemoOptions {
+        records,
+        rate_per_s: rate,
+        plugins_dir: plugins_dir.unwrap_or_else(weir::demo::default_plugins_dir),
+        cache_dir: Some(default_cache_dir()),
+        terminal: std::io::stderr().is_terminal(),
+    };
+    let summary = runtime()?.block_on(async move {
+        let mut stderr = std::io::stderr();
+        weir::demo::run(options, &mut stderr).await
+    })?;
+    let s = &summary.stats;
+    println!("weir demo summary ({:.1}s{})", summary.elapsed.as_secs_f64(), if summary.interrupted { ", interrupted" } else { "" });
+    println!("  input records      {:>9}  (generated {})", s.records_in, summary.generated);
+    println!("  output records     {:>9}  (found in topic orders.enriched: {})", s.records_out, summary.output_topic_records);
+    println!("  filtered           {:>9}", s.records_filtered);
+    println!("  dead-lettered      {:>9}  (found in topic orders.dlq: {}) {:?}", s.records_dead_lettered, summary.dead_letter_topic_records, s.dead_letters_by_kind);
+    println!("  guest traps        {:>9}", s.traps);
+    let balanced = summary.balanced();
+    println!(
+        "  inputs = outputs + filtered + dead-lettered: {} = {} + {} + {}  {}",
+        s.records_in,
+        s.records_out,
+        s.records_filtered,
+        s.records_dead_lettered,
+        if balanced { "OK" } else { "MISMATCH" }
+    );
+    if !balanced {
+        bail!("the demo's counts do not balance");
+    }
+    Ok(())
 }
 
 fn validate(paths: &[PathBuf], config: Option<&str>, args: &EngineArgs) -> anyhow::Result<()> {

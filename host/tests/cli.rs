@@ -111,3 +111,24 @@ fn exec_reports_rejected_rows_with_their_line_numbers() {
         "{stderr}"
     );
 }
+
+#[test]
+fn demo_balances_inputs_against_outputs_filtered_and_dead_letters() {
+    let guests_dir = std::path::Path::new(guests::ENRICH_ORDER).parent().unwrap();
+    let out = weir().args(["demo", "--records", "3000", "--plugins-dir"]).arg(guests_dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("input records           3000"), "{stdout}");
+    assert!(stdout.contains("OK"), "{stdout}");
+    assert!(stdout.contains("\"decode\"") && stdout.contains("\"rejected\""), "poison records were dead-lettered: {stdout}");
+}
+
+#[test]
+fn demo_without_plugins_says_how_to_build_them() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = weir().args(["demo", "--records", "10", "--plugins-dir"]).arg(empty.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("scripts/demo"), "{stderr}");
+}

@@ -1,0 +1,302 @@
+//! `weir demo`: everything embedded. librdkafka's mock cluster runs
+//! in-process, a generator produces seed-style orders (a few percent
+//! malformed, mistyped or with a negative amount), and a pipeline of the
+//! Rust example operators (enrich-order -> high-value-orders) writes to an
+//! output topic and a dead-letter topic. Ends with a summary that is checked
+//! against the topics themselves.
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig, SandboxLimits};
+use crate::pipeline::{self, PipelineError};
+use crate::telemetry::StatsSnapshot;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use rdkafka::ClientConfig;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Stop after this many input records (none: run until interrupted).
+    pub records: Option<u64>,
+    /// Input records per second (none: as fast as possible).
+    pub rate_per_s: Option<u64>,
+    /// Directory holding the example components.
+    pub plugins_dir: PathBuf,
+    /// Directory for the compiled-artifact cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Whether progress redraws one terminal line (else plain lines).
+    pub terminal: bool,
+}
+
+/// The demo's outcome.
+#[derive(Debug, Clone)]
+pub struct DemoSummary {
+    /// Records the generator produced.
+    pub generated: u64,
+    /// Pipeline counters at the end.
+    pub stats: StatsSnapshot,
+    /// Records found in the output topic.
+    pub output_topic_records: u64,
+    /// Records found in the dead-letter topic.
+    pub dead_letter_topic_records: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Whether the demo was interrupted (Ctrl-C) before its record limit.
+    pub interrupted: bool,
+}
+
+impl DemoSummary {
+    /// Whether inputs = outputs + filtered + dead-lettered, and the topics agree.
+    pub fn balanced(&self) -> bool {
+        let s = &self.stats;
+        (self.interrupted || s.records_in == self.generated)
+            && s.records_in == s.records_out + s.records_filtered + s.records_dead_lettered
+            && self.output_topic_records == s.records_out
+            && self.dead_letter_topic_records == s.records_dead_lettered
+    }
+}
+
+/// Demo failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The example components were not found.
+    #[error("example operators not found in {0}: build them with `scripts/demo` (or `cargo build --release --target wasm32-wasip2` in guest-examples/rust), or pass --plugins-dir")]
+    MissingPlugins(PathBuf),
+    /// Kafka (mock cluster, producer, consumer).
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The pipeline failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Setting up files or config failed.
+    #[error("setup: {0}")]
+    Setup(String),
+}
+
+const SCHEMA: &str = r#"{"fields":[
+  {"name":"order_id","type":"utf8","nullable":false},
+  {"name":"customer_id","type":"utf8","nullable":false},
+  {"name":"processing_center","type":"utf8"},
+  {"name":"total_amount","type":"float64"},
+  {"name":"quantity","type":"int32"},
+  {"name":"timestamp","type":"timestamp","unit":"ms","timezone":"UTC","nullable":false},
+  {"name":"items","type":"list<utf8>"}
+]}"#;
+
+const CENTERS: [&str; 5] = ["berlin", "chicago", "singapore", "sao-paulo", "lagos"];
+const ITEMS: [&str; 6] = ["book", "lamp", "phone", "desk", "chair", "cable"];
+
+/// The `n`th generated order: about 2% malformed JSON, 1% with a mistyped
+/// amount, 1% with a negative amount (rejected by enrich-order).
+pub fn order(n: u64) -> (String, String) {
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut next = || {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+        x ^= x >> 33;
+        x
+    };
+    let id = format!("o-{n:09}");
+    let customer = format!("c-{:05}", next() % 5000);
+    let kind = next() % 100;
+    let amount = (next() % 200_000) as f64 / 100.0;
+    let value = match kind {
+        0 | 1 => format!(r#"{{"order_id":"{id}","customer_id":"{customer}","total_amount":"#),
+        2 => format!(r#"{{"order_id":"{id}","customer_id":"{customer}","total_amount":"n/a","timestamp":1732000000000}}"#),
+        3 => format!(r#"{{"order_id":"{id}","customer_id":"{customer}","total_amount":-{amount},"timestamp":1732000000000}}"#),
+        _ => {
+            let items: Vec<String> = (0..next() % 4).map(|_| format!("\"{}\"", ITEMS[(next() % 6) as usize])).collect();
+            format!(
+                r#"{{"order_id":"{id}","customer_id":"{customer}","processing_center":"{}","total_amount":{amount},"quantity":{},"timestamp":{},"items":[{}]}}"#,
+                CENTERS[(next() % 5) as usize],
+                next() % 9 + 1,
+                1_732_000_000_000u64 + n * 250,
+                items.join(",")
+            )
+        }
+    };
+    (customer, value)
+}
+
+/// Runs the demo; progress goes to `progress`.
+pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Result<DemoSummary, DemoError> {
+    let started = Instant::now();
+    let enrich = options.plugins_dir.join("enrich_order.wasm");
+    let filter = options.plugins_dir.join("high_value_orders.wasm");
+    if !enrich.is_file() || !filter.is_file() {
+        return Err(DemoError::MissingPlugins(options.plugins_dir.clone()));
+    }
+    let cluster = MockCluster::new(1)?;
+    let bootstrap = cluster.bootstrap_servers();
+    cluster.create_topic("orders", 3, 1)?;
+    cluster.create_topic("orders.enriched", 3, 1)?;
+    cluster.create_topic("orders.dlq", 1, 1)?;
+
+    let dir = tempfile_dir()?;
+    std::fs::write(dir.join("orders.schema.json"), SCHEMA).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let toml = format!(
+        r#"
+        [pipelines.orders.source]
+        bootstrap_servers = "{bootstrap}"
+        group_id = "weir-demo"
+        topics = ["orders"]
+        properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+        [pipelines.orders.format]
+        type = "json"
+        schema = "orders.schema.json"
+        [pipelines.orders.batch]
+        max_records = 5000
+        max_wait_ms = 100
+        [[pipelines.orders.operators]]
+        plugin = {enrich:?}
+        name = "enrich-order"
+        config = {{ tax_rate = 0.2 }}
+        [[pipelines.orders.operators]]
+        plugin = {filter:?}
+        name = "high-value-orders"
+        config = {{ threshold = 500.0 }}
+        [pipelines.orders.output]
+        topic = "orders.enriched"
+        key_column = "customer_id"
+        [pipelines.orders.errors]
+        dead_letter_topic = "orders.dlq"
+        "#
+    );
+    let config_path = dir.join("demo.toml");
+    std::fs::write(&config_path, toml).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let config = Config::load(&config_path).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let engine = Engine::new(EngineConfig { limits: SandboxLimits::default(), cache_dir: options.cache_dir.clone() })
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
+    let handle = pipeline::start("orders", config.pipelines["orders"].clone(), engine)?;
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let limit = options.records;
+    let rate = options.rate_per_s;
+    let generated = Arc::new(AtomicU64::new(0));
+    let counter = generated.clone();
+    let generator = tokio::spawn(async move {
+        let mut n = 0u64;
+        let started = Instant::now();
+        while limit.is_none_or(|l| n < l) {
+            let (key, value) = order(n);
+            let record = FutureRecord::to("orders").key(key.as_bytes()).payload(value.as_bytes());
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    drop(delivery);
+                    n += 1;
+                    counter.store(n, Ordering::Relaxed);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+            if let Some(rate) = rate {
+                let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+            } else if n % 1000 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let _ = producer.flush(Duration::from_secs(30));
+    });
+
+    let mut last = (Instant::now(), 0u64);
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::signal::ctrl_c() => { interrupted = true; }
+        }
+        let stats = handle.stats().snapshot();
+        let now = Instant::now();
+        let rate_now = (stats.records_in - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+        last = (now, stats.records_in);
+        let committed: i64 = stats.committed.values().sum();
+        let line = format!(
+            "consumed {:>9}  produced {:>9}  filtered {:>9}  dead-lettered {:>7}  {:>9.0} rec/s  committed {:>9}",
+            stats.records_in, stats.records_out, stats.records_filtered, stats.records_dead_lettered, rate_now, committed
+        );
+        if options.terminal {
+            let _ = write!(progress, "\r{line}");
+        } else {
+            let _ = writeln!(progress, "{line}");
+        }
+        let _ = progress.flush();
+        let done = limit.is_some_and(|l| stats.records_in >= l);
+        if done || interrupted || handle.is_finished() {
+            break;
+        }
+    }
+    if options.terminal {
+        let _ = writeln!(progress);
+    }
+    generator.abort();
+    let _ = generator.await;
+    let generated = generated.load(Ordering::Relaxed);
+    handle.shutdown();
+    let stats_handle = handle.stats().clone();
+    handle.join().await?;
+    let stats = stats_handle.snapshot();
+    let output_topic_records = count_topic(&bootstrap, "orders.enriched", stats.records_out).await?;
+    let dead_letter_topic_records = count_topic(&bootstrap, "orders.dlq", stats.records_dead_lettered).await?;
+    Ok(DemoSummary { generated, stats, output_topic_records, dead_letter_topic_records, elapsed: started.elapsed(), interrupted })
+}
+
+fn tempfile_dir() -> Result<PathBuf, DemoError> {
+    let dir = std::env::temp_dir().join(format!("weir-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| DemoError::Setup(e.to_string()))?;
+    Ok(dir)
+}
+
+/// Counts the records of a topic (reads until `expected` or 2 s of silence).
+async fn count_topic(bootstrap: &str, topic: &str, expected: u64) -> Result<u64, DemoError> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("weir-demo-check-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    // Assign partitions directly: no group join to wait for.
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            partitions.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&partitions)?;
+    let mut count = 0;
+    let settle = Duration::from_millis(300);
+    loop {
+        let wait = if count >= expected { settle } else { Duration::from_secs(5) };
+        match tokio::time::timeout(wait, consumer.recv()).await {
+            Ok(Ok(_)) => count += 1,
+            Ok(Err(error)) => return Err(error.into()),
+            Err(_) => return Ok(count),
+        }
+    }
+}
+
+/// Where the example components are, by default: next to the binary's
+/// target directory, else relative to the working directory.
+pub fn default_plugins_dir() -> PathBuf {
+    let relative = Path::new("target/guests/wasm32-wasip2/release");
+    if let Ok(exe) = std::env::current_exe() {
+        // target/<profile>/weir -> target/guests/...
+        if let Some(target) = exe.parent().and_then(Path::parent) {
+            let candidate = target.join("guests/wasm32-wasip2/release");
+            if candidate.is_dir() {
+                return candidate;
+            }
+        }
+    }
+    relative.to_path_buf()
+}
