@@ -193,3 +193,48 @@ async fn poison_records_are_dead_lettered_and_everything_else_delivered() {
     let committed: i64 = s.committed.values().sum();
     assert_eq!(committed, records.len() as i64, "every offset committed after draining: {:?}", s.committed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_outage_and_injected_errors_lose_nothing() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = MockCluster::new(3).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let (input, output, dlq) = (random_topic("orders"), random_topic("enriched"), random_topic("dlq"));
+    cluster.create_topic(&input, 3, 1).unwrap();
+    cluster.create_topic(&output, 3, 1).unwrap();
+    cluster.create_topic(&dlq, 1, 1).unwrap();
+    let (records, fate) = inputs(1500);
+    produce(&bootstrap, &input, &records).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.toml");
+    std::fs::write(&path, pipeline_toml(dir.path(), &bootstrap, &input, &output, &dlq, "")).unwrap();
+    let config = Config::load(&path).unwrap();
+    let handle = weir::pipeline::start("orders", config.pipelines["orders"].clone(), engine()).unwrap();
+    wait_for_input(&handle, 200, Duration::from_secs(60)).await;
+
+    // Retriable produce errors (librdkafka and weir retry), then a broker
+    // outage with slow round trips while records are in flight.
+    cluster.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 6]);
+    cluster.broker_round_trip_time(2, Duration::from_millis(300)).unwrap();
+    cluster.broker_down(1).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.broker_up(1).unwrap();
+    cluster.broker_round_trip_time(2, Duration::ZERO).unwrap();
+
+    wait_for_input(&handle, records.len() as u64, Duration::from_secs(120)).await;
+    let stats = handle.stats().clone();
+    handle.shutdown();
+    handle.join().await.unwrap();
+
+    let expected_out = fate.values().filter(|f| **f == Fate::Output).count();
+    let expected_dead = fate.values().filter(|f| matches!(f, Fate::Dead(_))).count();
+    let outputs = read_all(&bootstrap, &output, expected_out, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let dead = read_all(&bootstrap, &dlq, expected_dead, Duration::from_millis(500), Duration::from_secs(60)).await;
+    // At-least-once: duplicates are allowed after faults, losses are not.
+    check_fates(&records, &fate, &outputs, &dead, &input, true);
+    let s = stats.snapshot();
+    assert!(s.records_in >= records.len() as u64, "{s:?}");
+    let committed: i64 = s.committed.values().sum();
+    assert_eq!(committed, records.len() as i64, "{:?}", s.committed);
+}
