@@ -390,3 +390,18 @@ mod tests {
         assert_eq!(error.path, "pipelines.orders.output", "{error}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orders.toml");
+        let config = Config::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let orders = &config.pipelines["orders"];
+        assert_eq!(orders.operators.len(), 2);
+        assert_eq!(orders.output.as_ref().unwrap().key_column.as_deref(), Some("customer_id"));
+        assert_eq!(config.engine.limits.call_deadline_ms, 1000);
+    }
+}
