@@ -4,4 +4,5 @@
 
 pub mod engine;
 pub mod orders;
+pub mod pipeline;
 pub mod report;

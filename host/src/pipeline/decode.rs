@@ -9,6 +9,9 @@ use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::Message;
 use std::sync::Arc;
 
+/// Batches smaller than this are decoded on one thread.
+const PARALLEL_MIN_RECORDS: usize = 2048;
+
 /// Decoded records: a batch, the record behind each row, and the failures.
 #[derive(Debug)]
 pub struct Decoded {
@@ -42,8 +45,34 @@ impl RecordDecoder {
         })
     }
 
-    /// Decodes `records`.
+    /// Decodes `records`, splitting large batches across the machine's
+    /// cores (JSON decoding dominates a pipeline's CPU time).
     pub fn decode(&self, records: &[OwnedMessage]) -> Result<Decoded, BatchError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 || records.len() < PARALLEL_MIN_RECORDS || matches!(self, RecordDecoder::Raw) {
+            return self.decode_chunk(records);
+        }
+        let chunk = records.len().div_ceil(threads);
+        let parts: Vec<Result<Decoded, BatchError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = records.chunks(chunk).map(|part| scope.spawn(move || self.decode_chunk(part))).collect();
+            handles.into_iter().map(|h| h.join().expect("decoder thread panicked")).collect()
+        });
+        let mut batches = Vec::with_capacity(parts.len());
+        let mut record_of_row = Vec::with_capacity(records.len());
+        let mut failed = Vec::new();
+        for (index, part) in parts.into_iter().enumerate() {
+            let part = part?;
+            let base = index * chunk;
+            record_of_row.extend(part.record_of_row.into_iter().map(|r| r + base));
+            failed.extend(part.failed.into_iter().map(|(r, reason)| (r + base, reason)));
+            batches.push(part.batch);
+        }
+        let schema = batches[0].schema();
+        let batch = arrow_select::concat::concat_batches(&schema, &batches)?;
+        Ok(Decoded { batch, record_of_row, failed })
+    }
+
+    fn decode_chunk(&self, records: &[OwnedMessage]) -> Result<Decoded, BatchError> {
         match self {
             RecordDecoder::Json(decoder) => {
                 let mut failed = Vec::new();

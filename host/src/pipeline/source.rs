@@ -78,7 +78,9 @@ pub fn create_consumer(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("queued.max.messages.kbytes", "32768");
+        .set("queued.max.messages.kbytes", "32768")
+        // Low-volume partitions: do not let a fetch wait long for data.
+        .set("fetch.wait.max.ms", "100");
     for (key, value) in &source.properties {
         config.set(key, value);
     }

@@ -47,17 +47,9 @@ pub async fn produce(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>)]
         let headers = OwnedHeaders::new().insert(Header { key: "trace-id", value: Some(format!("t-{key}").as_bytes()) });
         producer.send(FutureRecord::to(topic).key(key.as_bytes()).payload(value).headers(headers), Duration::from_secs(10))
     });
-    for result in futures_join(sends).await {
+    for result in futures::future::join_all(sends).await {
         result.expect("produce");
     }
-}
-
-async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    for future in futures.into_iter().collect::<Vec<_>>() {
-        out.push(future.await);
-    }
-    out
 }
 
 /// Reads `topic` from the beginning until `expected` records arrived and no

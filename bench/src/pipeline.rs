@@ -1,0 +1,318 @@
+//! End-to-end benchmarks (issue: Kafka pipeline runtime): weir with an
+//! identity Wasm map and with the high-value filter vs a raw rdkafka
+//! consume -> produce passthrough with the same batching, against the same
+//! in-process broker, in one run; JSON decode rate alone; end-to-end latency
+//! at a fixed input rate; peak RSS.
+
+use crate::report::{Table, rate};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+use weir::config::Config;
+use weir::engine::{Engine, EngineConfig};
+use weir_tests::guests;
+
+type Error = Box<dyn std::error::Error>;
+
+const SCHEMA: &str = r#"{"fields":[
+  {"name":"order_id","type":"utf8","nullable":false},
+  {"name":"customer_id","type":"utf8","nullable":false},
+  {"name":"processing_center","type":"utf8"},
+  {"name":"total_amount","type":"float64"},
+  {"name":"quantity","type":"int32"},
+  {"name":"timestamp","type":"int64","nullable":false},
+  {"name":"items","type":"list<utf8>"}
+]}"#;
+
+/// One seed-style order as JSON; `sent_ms` goes into `timestamp` for latency.
+pub fn order_json(n: u64, sent_ms: i64) -> String {
+    format!(
+        r#"{{"order_id":"o-{n:09}","customer_id":"c-{:05}","processing_center":"{}","total_amount":{:.2},"quantity":{},"timestamp":{sent_ms},"items":["book","lamp"]}}"#,
+        n * 7919 % 20_000,
+        ["berlin", "chicago", "singapore", "lagos"][(n % 4) as usize],
+        (n * 104_729 % 200_000) as f64 / 100.0,
+        n % 9 + 1
+    )
+}
+
+/// Runs the suite.
+pub fn run(quick: bool) -> Result<(), Error> {
+    let records: u64 = if quick { 20_000 } else { 300_000 };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut tables = Vec::new();
+    tables.push(runtime.block_on(throughput(records))?);
+    tables.push(decode_rate(records as usize)?);
+    tables.push(runtime.block_on(latency(if quick { 2_000 } else { 20_000 }, if quick { 2_000 } else { 10_000 }))?);
+    let mut markdown = format!("## Pipeline benchmarks ({records} records{})\n\n", if quick { ", quick mode" } else { "" });
+    for table in &tables {
+        markdown.push_str(&table.markdown());
+        markdown.push('\n');
+    }
+    markdown.push_str(&format!("Peak RSS of the benchmark process (mock broker included): {} MiB\n", peak_rss_mib()));
+    println!("{markdown}");
+    let dir = weir_tests::repo_root().join("target/bench-results");
+    std::fs::create_dir_all(&dir)?;
+    let json = serde_json::json!({"records": records, "quick": quick, "tables": tables.iter().map(Table::json).collect::<Vec<_>>()});
+    std::fs::write(dir.join("pipeline.json"), serde_json::to_vec_pretty(&json)?)?;
+    Ok(())
+}
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .unwrap_or(0)
+        / 1024
+}
+
+async fn fill(bootstrap: &str, topic: &str, records: u64) -> Result<(), Error> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "2000000")
+        .create()?;
+    let mut pending = Vec::new();
+    for n in 0..records {
+        let value = order_json(n, 0);
+        let key = format!("c-{}", n % 1000);
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(&key).payload(&value)) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
+    for delivery in pending {
+        delivery.await?.map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+fn pipeline_toml(dir: &std::path::Path, bootstrap: &str, input: &str, output: &str, group: &str, plugin: &str, config: &str) -> String {
+    std::fs::write(dir.join("schema.json"), SCHEMA).unwrap();
+    format!(
+        r#"
+        [pipelines.bench.source]
+        bootstrap_servers = "{bootstrap}"
+        group_id = "{group}"
+        topics = ["{input}"]
+        properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "fetch.wait.max.ms" = "10" }}
+        [pipelines.bench.format]
+        type = "json"
+        schema = "schema.json"
+        [pipelines.bench.batch]
+        max_records = 10000
+        max_wait_ms = 50
+        [[pipelines.bench.operators]]
+        plugin = "{plugin}"
+        config = {config}
+        [pipelines.bench.output]
+        topic = "{output}"
+        "#
+    )
+}
+
+/// Runs a weir pipeline until it consumed `records`; returns the time from
+/// the first consumed record to the last commit.
+async fn run_weir(bootstrap: &str, input: &str, output: &str, plugin: &str, config: &str, records: u64) -> Result<Duration, Error> {
+    let dir = tempfile::tempdir()?;
+    let group = format!("weir-{output}");
+    std::fs::write(dir.path().join("p.toml"), pipeline_toml(dir.path(), bootstrap, input, output, &group, plugin, config))?;
+    let config = Config::load(&dir.path().join("p.toml"))?;
+    let engine = Engine::new(EngineConfig::default())?;
+    let handle = weir::pipeline::start("bench", config.pipelines["bench"].clone(), engine)?;
+    let mut started = None;
+    loop {
+        let stats = handle.stats().snapshot();
+        if stats.records_in > 0 && started.is_none() {
+            started = Some(Instant::now());
+        }
+        let committed: i64 = stats.committed.values().sum();
+        if committed as u64 >= records {
+            break;
+        }
+        if handle.is_finished() {
+            return Err(format!("pipeline stopped: {:?}", stats.state).into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
+    handle.shutdown();
+    handle.join().await?;
+    Ok(elapsed)
+}
+
+/// Raw rdkafka: consume, batch the same way, produce each value, await acks, commit.
+async fn run_passthrough(bootstrap: &str, input: &str, output: &str, records: u64) -> Result<Duration, Error> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "raw-passthrough")
+        .set("fetch.wait.max.ms", "10")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()?;
+    consumer.subscribe(&[input])?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()?;
+    let mut done = 0u64;
+    let mut started = None;
+    while done < records {
+        let mut batch: Vec<OwnedMessage> = Vec::new();
+        let first = consumer.recv().await?.detach();
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+        while batch.len() < 10_000 {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(message) => batch.push(message?.detach()),
+                Err(_) => break,
+            }
+        }
+        // Like weir's counter, the clock starts once the first batch is collected.
+        started.get_or_insert_with(Instant::now);
+        let sends = batch.iter().map(|m| {
+            let mut record = FutureRecord::<[u8], [u8]>::to(output).payload(m.payload().unwrap_or_default());
+            if let Some(key) = m.key() {
+                record = record.key(key);
+            }
+            producer.send(record, Duration::from_secs(30))
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| e)?;
+        }
+        let mut list = TopicPartitionList::new();
+        for m in &batch {
+            list.add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1))?;
+        }
+        consumer.commit(&list, CommitMode::Async)?;
+        done += batch.len() as u64;
+    }
+    Ok(started.map_or(Duration::ZERO, |s| s.elapsed()))
+}
+
+async fn throughput(records: u64) -> Result<Table, Error> {
+    let cluster = MockCluster::new(1)?;
+    let bootstrap = cluster.bootstrap_servers();
+    for topic in ["in", "out-raw", "out-identity", "out-filter"] {
+        cluster.create_topic(topic, 2, 1)?;
+    }
+    fill(&bootstrap, "in", records).await?;
+    let raw = run_passthrough(&bootstrap, "in", "out-raw", records).await?;
+    let identity = run_weir(&bootstrap, "in", "out-identity", guests::IDENTITY, "{}", records).await?;
+    let filter = run_weir(&bootstrap, "in", "out-filter", guests::HIGH_VALUE_ORDERS, "{ threshold = 1000.0 }", records).await?;
+    let mut table = Table::new(
+        "End to end, JSON in -> JSON out, same in-process broker (librdkafka mock cluster), 2 partitions, 10k-record batches",
+        &["pipeline", "records/s", "vs raw passthrough"],
+    );
+    table.row(vec!["raw rdkafka consume -> produce (no decoding)".into(), rate(records as usize, raw), "1.00x".into()]);
+    let vs = |d: Duration| format!("{:.2}x", raw.as_secs_f64() / d.as_secs_f64());
+    table.row(vec!["weir, identity Wasm map (decode, Wasm, encode)".into(), rate(records as usize, identity), vs(identity)]);
+    table.row(vec!["weir, high-value-orders Wasm filter (> 1000)".into(), rate(records as usize, filter), vs(filter)]);
+    Ok(table)
+}
+
+fn decode_rate(records: usize) -> Result<Table, Error> {
+    let schema = weir::batch::SchemaSpec::from_json(SCHEMA)?.to_arrow()?;
+    let decoder = weir::batch::JsonDecoder::new(schema);
+    let lines: Vec<String> = (0..records as u64).map(|n| order_json(n, 0)).collect();
+    let slices: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+    let one_thread = crate::report::median(3, || {
+        slices.chunks(10_000).map(|c| decoder.decode_lines(c).unwrap().batch.num_rows()).sum::<usize>()
+    });
+    let messages: Vec<OwnedMessage> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| OwnedMessage::new(Some(l.clone().into_bytes()), None, "t".into(), rdkafka::Timestamp::NotAvailable, 0, i as i64, None))
+        .collect();
+    let format = weir::config::FormatConfig::Json { schema: write_schema()? };
+    let record_decoder = weir::pipeline::decode::RecordDecoder::new(&format)?;
+    let parallel = crate::report::median(3, || {
+        messages.chunks(10_000).map(|c| record_decoder.decode(c).unwrap().batch.num_rows()).sum::<usize>()
+    });
+    let mut table = Table::new("JSON decode alone (arrow-json, order schema, 10k-record batches)", &["decoder", "records/s"]);
+    table.row(vec!["one thread".into(), rate(records, one_thread)]);
+    table.row(vec![
+        format!("pipeline decoder ({} threads)", std::thread::available_parallelism().map_or(1, |n| n.get())),
+        rate(records, parallel),
+    ]);
+    Ok(table)
+}
+
+fn write_schema() -> Result<std::path::PathBuf, Error> {
+    let path = std::env::temp_dir().join(format!("weir-bench-schema-{}.json", std::process::id()));
+    std::fs::write(&path, SCHEMA)?;
+    Ok(path)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+async fn latency(records: u64, rate_per_s: u64) -> Result<Table, Error> {
+    let cluster = MockCluster::new(1)?;
+    let bootstrap = cluster.bootstrap_servers();
+    cluster.create_topic("lat-in", 2, 1)?;
+    cluster.create_topic("lat-out", 2, 1)?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("p.toml"), pipeline_toml(dir.path(), &bootstrap, "lat-in", "lat-out", "lat", guests::IDENTITY, "{}"))?;
+    let config = Config::load(&dir.path().join("p.toml"))?;
+    let handle = weir::pipeline::start("bench", config.pipelines["bench"].clone(), Engine::new(EngineConfig::default())?)?;
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "lat-reader")
+        .set("fetch.wait.max.ms", "10")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()?;
+    reader.subscribe(&["lat-out"])?;
+    // Let both groups settle before timing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).set("linger.ms", "1").create()?;
+    let generator = tokio::spawn(async move {
+        let started = Instant::now();
+        for n in 0..records {
+            let value = order_json(n, now_ms());
+            let _ = producer.send_result(FutureRecord::<[u8], _>::to("lat-in").payload(&value));
+            let due = started + Duration::from_secs_f64((n + 1) as f64 / rate_per_s as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        producer
+    });
+    let mut latencies = Vec::with_capacity(records as usize);
+    while (latencies.len() as u64) < records {
+        let message = tokio::time::timeout(Duration::from_secs(30), reader.recv()).await??;
+        let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap_or_default())?;
+        latencies.push(now_ms() - value["timestamp"].as_i64().unwrap_or(0));
+    }
+    let _producer = generator.await?;
+    handle.shutdown();
+    handle.join().await?;
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let mut table = Table::new(
+        &format!("End-to-end latency, identity Wasm map, {rate_per_s} records/s input, batches cut at 10k records or 50 ms"),
+        &["p50", "p99", "max"],
+    );
+    table.row(vec![format!("{} ms", pick(0.5)), format!("{} ms", pick(0.99)), format!("{} ms", latencies.last().unwrap())]);
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The suite in quick mode (no timing assertions).
+    #[test]
+    fn quick_pipeline_suite_runs() {
+        super::run(true).unwrap();
+    }
+}
