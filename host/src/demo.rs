@@ -89,6 +89,9 @@ const SCHEMA: &str = r#"{"fields":[
   {"name":"items","type":"list<utf8>"}
 ]}"#;
 
+/// Most records the generator runs ahead of the pipeline.
+const MAX_DEMO_LAG: u64 = 20_000;
+
 const CENTERS: [&str; 5] = ["berlin", "chicago", "singapore", "sao-paulo", "lagos"];
 const ITEMS: [&str; 6] = ["book", "lamp", "phone", "desk", "chair", "cable"];
 
@@ -138,6 +141,15 @@ pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Res
     cluster.create_topic("orders.enriched", 3, 1)?;
     cluster.create_topic("orders.dlq", 1, 1)?;
 
+    // Downstream readers count the output and dead-letter topics while the
+    // demo runs (the mock broker keeps only a few MB per partition).
+    let output_count = Arc::new(AtomicU64::new(0));
+    let dead_count = Arc::new(AtomicU64::new(0));
+    let readers = vec![
+        tokio::spawn(count_topic(bootstrap.clone(), "orders.enriched", output_count.clone())),
+        tokio::spawn(count_topic(bootstrap.clone(), "orders.dlq", dead_count.clone())),
+    ];
+
     let dir = tempfile_dir()?;
     std::fs::write(dir.join("orders.schema.json"), SCHEMA).map_err(|e| DemoError::Setup(e.to_string()))?;
     let toml = format!(
@@ -184,10 +196,16 @@ pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Res
     let rate = options.rate_per_s;
     let generated = Arc::new(AtomicU64::new(0));
     let counter = generated.clone();
+    let consumed = handle.stats().clone();
     let generator = tokio::spawn(async move {
         let mut n = 0u64;
         let started = Instant::now();
         while limit.is_none_or(|l| n < l) {
+            // Backpressure: keep the lag bounded (the mock broker keeps only
+            // a few MB per partition, like a short retention).
+            while n.saturating_sub(consumed.records_in.load(Ordering::Relaxed)) > MAX_DEMO_LAG {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             let (key, value) = order(n);
             let record = FutureRecord::to("orders").key(key.as_bytes()).payload(value.as_bytes());
             match producer.send_result(record) {
@@ -245,8 +263,26 @@ pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Res
     let stats_handle = handle.stats().clone();
     handle.join().await?;
     let stats = stats_handle.snapshot();
-    let output_topic_records = count_topic(&bootstrap, "orders.enriched", stats.records_out).await?;
-    let dead_letter_topic_records = count_topic(&bootstrap, "orders.dlq", stats.records_dead_lettered).await?;
+    // Let the readers catch up (up to 10 s without progress).
+    let mut last = (0, Instant::now());
+    loop {
+        let seen = (output_count.load(Ordering::Relaxed), dead_count.load(Ordering::Relaxed));
+        if seen.0 >= stats.records_out && seen.1 >= stats.records_dead_lettered {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            break;
+        }
+        if seen.0 + seen.1 != last.0 {
+            last = (seen.0 + seen.1, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for reader in readers {
+        reader.abort();
+    }
+    let output_topic_records = output_count.load(Ordering::Relaxed);
+    let dead_letter_topic_records = dead_count.load(Ordering::Relaxed);
     Ok(DemoSummary { generated, stats, output_topic_records, dead_letter_topic_records, elapsed: started.elapsed(), interrupted })
 }
 
@@ -256,13 +292,14 @@ fn tempfile_dir() -> Result<PathBuf, DemoError> {
     Ok(dir)
 }
 
-/// Counts the records of a topic (reads until `expected` or 2 s of silence).
-async fn count_topic(bootstrap: &str, topic: &str, expected: u64) -> Result<u64, DemoError> {
+/// Counts the records of a topic as they arrive, from the beginning.
+async fn count_topic(bootstrap: String, topic: &'static str, count: Arc<AtomicU64>) -> Result<(), DemoError> {
     let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+        .set("bootstrap.servers", &bootstrap)
         .set("group.id", format!("weir-demo-check-{topic}"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
         .create()?;
     // Assign partitions directly: no group join to wait for.
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
@@ -273,15 +310,9 @@ async fn count_topic(bootstrap: &str, topic: &str, expected: u64) -> Result<u64,
         }
     }
     consumer.assign(&partitions)?;
-    let mut count = 0;
-    let settle = Duration::from_millis(300);
     loop {
-        let wait = if count >= expected { settle } else { Duration::from_secs(5) };
-        match tokio::time::timeout(wait, consumer.recv()).await {
-            Ok(Ok(_)) => count += 1,
-            Ok(Err(error)) => return Err(error.into()),
-            Err(_) => return Ok(count),
-        }
+        consumer.recv().await?;
+        count.fetch_add(1, Ordering::Relaxed);
     }
 }
 

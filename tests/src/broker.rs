@@ -81,7 +81,8 @@ impl Tansu {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let mut broker = Tansu { bootstrap: format!("127.0.0.1:{port}"), child, dir, log, killed: false, keep_log: false };
+        let mut broker =
+            Tansu { bootstrap: format!("127.0.0.1:{port}"), child, dir, log, killed: false, keep_log: false };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -182,11 +183,7 @@ fn free_port() -> u16 {
 fn scratch_dir(port: u16) -> PathBuf {
     static SEQ: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let name = format!(
-        "weir-tansu-{}-{}-{port}-{nanos}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    );
+    let name = format!("weir-tansu-{}-{}-{port}-{nanos}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
     let dir = std::env::temp_dir().join(name);
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir

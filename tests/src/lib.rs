@@ -1,5 +1,8 @@
 //! Fixtures shared by weir's integration tests and benchmarks: paths of the
-//! guest components built from source by this crate's build script.
+//! guest components built from source by this crate's build script, and a
+//! real Kafka-compatible broker ([`broker::Tansu`]).
+
+pub mod broker;
 
 /// Paths of the example and deliberately bad guests (`wasm32-wasip2` components).
 pub mod guests {
