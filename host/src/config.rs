@@ -92,6 +92,14 @@ pub enum FormatConfig {
     },
     /// Raw records: columns key, value, topic, partition, offset, timestamp, headers.
     Raw,
+    /// Avro datums written with the schema file's record schema.
+    Avro {
+        /// Avro schema file (`.avsc`), relative to the config file.
+        schema: PathBuf,
+        /// Values carry Confluent's 5-byte header (magic byte + schema id).
+        #[serde(default)]
+        confluent_framing: bool,
+    },
 }
 
 /// Batching limits: a batch is cut when any is reached.
@@ -234,8 +242,9 @@ impl Config {
 
     fn resolve_paths(&mut self, base: &Path) {
         for pipeline in self.pipelines.values_mut() {
-            if let FormatConfig::Json { schema } = &mut pipeline.format {
-                *schema = base.join(&*schema);
+            match &mut pipeline.format {
+                FormatConfig::Json { schema } | FormatConfig::Avro { schema, .. } => *schema = base.join(&*schema),
+                FormatConfig::Raw => {}
             }
             for operator in &mut pipeline.operators {
                 operator.plugin = base.join(&operator.plugin);
@@ -281,6 +290,13 @@ impl PipelineConfig {
                     "is managed by weir (set it through the dedicated key, or not at all)",
                 ));
             }
+        }
+        if let FormatConfig::Avro { schema, confluent_framing } = &self.format {
+            let text = std::fs::read_to_string(schema).map_err(|e| {
+                ConfigError::new(format!("{at}.format.schema"), format!("cannot read {}: {e}", schema.display()))
+            })?;
+            crate::batch::AvroDecoder::new(&text, *confluent_framing)
+                .map_err(|e| ConfigError::new(format!("{at}.format.schema"), e.to_string()))?;
         }
         if let FormatConfig::Json { schema } = &self.format {
             let text = std::fs::read_to_string(schema).map_err(|e| {

@@ -1,10 +1,12 @@
 //! Record batches: schema files, JSON lines <-> Arrow, and Arrow <-> the WIT
 //! batch layout that crosses into guests.
 
+mod avro;
 mod json;
 mod schema;
 mod wit;
 
+pub use avro::AvroDecoder;
 pub use json::{DecodedLines, JsonDecoder, RejectedLine, write_json_lines};
 pub use schema::{FieldSpec, SchemaSpec};
 pub use wit::{GuestBatch, batch_from_guest, selection_to_mask};

@@ -1,7 +1,7 @@
 //! Kafka records -> Arrow batch, per the pipeline's format. Records that do
 //! not decode are reported individually; the rest of the batch goes on.
 
-use crate::batch::{BatchError, JsonDecoder, SchemaSpec};
+use crate::batch::{AvroDecoder, BatchError, JsonDecoder, SchemaSpec};
 use crate::config::FormatConfig;
 use arrow_array::builder::{BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
@@ -30,6 +30,8 @@ pub enum RecordDecoder {
     Json(JsonDecoder),
     /// Raw records as columns.
     Raw,
+    /// Avro datums.
+    Avro(AvroDecoder),
 }
 
 impl RecordDecoder {
@@ -42,6 +44,11 @@ impl RecordDecoder {
                 RecordDecoder::Json(JsonDecoder::new(SchemaSpec::from_json(&text)?.to_arrow()?))
             }
             FormatConfig::Raw => RecordDecoder::Raw,
+            FormatConfig::Avro { schema, confluent_framing } => {
+                let text = std::fs::read_to_string(schema)
+                    .map_err(|e| BatchError::Schema(format!("{}: {e}", schema.display())))?;
+                RecordDecoder::Avro(AvroDecoder::new(&text, *confluent_framing)?)
+            }
         })
     }
 
@@ -88,6 +95,27 @@ impl RecordDecoder {
                     }
                 }
                 let decoded = decoder.decode_lines(&lines)?;
+                failed.extend(decoded.rejected.into_iter().map(|r| (line_records[r.index], r.reason)));
+                failed.sort_by_key(|(index, _)| *index);
+                let record_of_row = decoded.line_of_row.into_iter().map(|line| line_records[line]).collect();
+                Ok(Decoded { batch: decoded.batch, record_of_row, failed })
+            }
+            RecordDecoder::Avro(avro) => {
+                let mut failed = Vec::new();
+                let mut lines = Vec::with_capacity(records.len());
+                let mut line_records = Vec::with_capacity(records.len());
+                for (index, record) in records.iter().enumerate() {
+                    match record.payload().map(|value| avro.to_json_line(value)) {
+                        Some(Ok(line)) => {
+                            lines.push(line);
+                            line_records.push(index);
+                        }
+                        Some(Err(reason)) => failed.push((index, reason)),
+                        None => failed.push((index, "empty record value".to_owned())),
+                    }
+                }
+                let slices: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+                let decoded = avro.json().decode_lines(&slices)?;
                 failed.extend(decoded.rejected.into_iter().map(|r| (line_records[r.index], r.reason)));
                 failed.sort_by_key(|(index, _)| *index);
                 let record_of_row = decoded.line_of_row.into_iter().map(|line| line_records[line]).collect();
