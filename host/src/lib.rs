@@ -16,3 +16,4 @@ pub mod pipeline;
 pub mod telemetry;
 pub mod demo;
 pub mod offsets;
+pub mod scaffold;

@@ -59,6 +59,17 @@ enum Command {
         #[arg(long)]
         plugins_dir: Option<PathBuf>,
     },
+    /// Creates a ready operator project: source, build script, README, sample input.
+    New {
+        /// Guest language.
+        #[arg(long, value_enum)]
+        lang: Lang,
+        /// Operator kind.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Directory to create (its name is the operator's name).
+        name: PathBuf,
+    },
     /// Consumer-group offsets.
     Offsets {
         #[command(subcommand)]
@@ -87,6 +98,21 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Filter,
+    Map,
+    Aggregate,
+    Sink,
 }
 
 #[derive(Subcommand)]
@@ -186,6 +212,18 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Validate { plugins, config, engine } => validate(&plugins, config.as_deref(), &engine),
         Command::Run { config, grace_period_s } => run_pipelines(&config, grace_period_s),
         Command::Demo { records, rate, plugins_dir } => demo(records, rate, plugins_dir),
+        Command::New { lang, kind, name } => {
+            use weir::engine::OperatorKind;
+            use weir::scaffold::Language;
+            let language = match lang { Lang::Rust => Language::Rust, Lang::Python => Language::Python, Lang::Js => Language::Js };
+            let kind = match kind { Kind::Filter => OperatorKind::Filter, Kind::Map => OperatorKind::Map, Kind::Aggregate => OperatorKind::Aggregate, Kind::Sink => OperatorKind::Sink };
+            let home = weir::scaffold::default_weir_home();
+            for file in weir::scaffold::new_project(language, kind, &name, &home)? {
+                println!("created {}", file.display());
+            }
+            println!("next: cd {} && ./build.sh && weir exec --plugin {}.wasm --schema sample.schema.json --input sample.jsonl", name.display(), name.file_name().unwrap_or_default().to_string_lossy());
+            Ok(())
+        }
         Command::Offsets { command: OffsetsCommand::Reset { bootstrap_servers, group, topic, to_earliest, to_latest, to_datetime } } => {
             let to = match (to_earliest, to_latest, to_datetime) {
                 (true, _, _) => weir::offsets::ResetTo::Earliest,
