@@ -23,6 +23,9 @@ pub enum ResetError {
     /// Kafka refused (unknown topic, group still active...).
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The group still has live members: stop its pipelines first.
+    #[error("group `{0}` still has active members: stop its pipelines (and let their sessions expire) before resetting offsets")]
+    GroupActive(String),
     /// The topic has no partitions (does it exist?).
     #[error("topic `{0}` has no partitions (does it exist?)")]
     UnknownTopic(String),
@@ -75,7 +78,13 @@ pub fn reset(bootstrap: &str, group: &str, topic: &str, to: ResetTo) -> Result<V
     for (partition, offset) in &offsets {
         list.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
     }
-    consumer.commit(&list, CommitMode::Sync)?;
+    consumer.commit(&list, CommitMode::Sync).map_err(|error| {
+        use rdkafka::types::RDKafkaErrorCode::{IllegalGeneration, RebalanceInProgress, UnknownMemberId};
+        match error.rdkafka_error_code() {
+            Some(UnknownMemberId | IllegalGeneration | RebalanceInProgress) => ResetError::GroupActive(group.to_owned()),
+            _ => ResetError::Kafka(error),
+        }
+    })?;
     offsets.sort();
     Ok(offsets)
 }

@@ -154,12 +154,11 @@ fn write_config(broker: &Tansu, setup: &Setup) -> std::path::PathBuf {
 
 fn weir_run(config: &Path, log: &Path) -> Child {
     let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_weir"))
+    weir()
         .args(["run", "--config"])
         .arg(config)
         .env("WEIR_CACHE_DIR", std::env::temp_dir().join("weir-broker-test-cache"))
         .env("WEIR_LOG", "info")
-        .env_remove("RUST_BACKTRACE")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -309,4 +308,55 @@ async fn two_processes_in_one_group_share_the_partitions() {
     let got_one = |log: &str| log.lines().any(|l| l.contains("partitions assigned") && l.contains("partitions=1"));
     assert!(got_one(&log_a) && got_one(&log_b), "each process got one of the two partitions:\n{log_a}\n{log_b}");
     eprintln!("two processes: {duplicates} duplicate record(s)");
+}
+
+fn reset(bootstrap: &str, group: &str, topic: &str, target: &[&str]) -> std::process::Output {
+    weir()
+        .args(["offsets", "reset", "--bootstrap-servers", bootstrap, "--group", group, "--topic", topic])
+        .args(target)
+        .output()
+        .unwrap()
+}
+
+fn weir() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command.env_remove("RUST_BACKTRACE");
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_reset_rewinds_a_stopped_group_for_reprocessing() {
+    let broker = Tansu::start();
+    let setup = setup(&broker).await;
+    let (records, fate) = inputs(200);
+    produce(broker.bootstrap(), &setup.input, &records).await;
+    let config = write_config(&broker, &setup);
+    let mut weir_process = weir_run(&config, &setup.dir.path().join("weir.log"));
+    let (want_out, _) = expected_counts(&fate);
+    read_keys(broker.bootstrap(), &setup.output, want_out, Duration::from_secs(60)).await;
+    signal(&weir_process, libc::SIGTERM);
+    assert!(wait_exit(&mut weir_process, Duration::from_secs(30)).success());
+    let bootstrap = broker.bootstrap().to_owned();
+    assert_eq!(committed_total(&bootstrap, &setup.group, &setup.input).await, records.len() as i64);
+
+    // The member left; the group may need its session to expire before a reset is allowed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = reset(&bootstrap, &setup.group, &setup.input, &["--to-earliest"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() || !stderr.contains("active members") || std::time::Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "one line per partition");
+    assert_eq!(committed_total(&bootstrap, &setup.group, &setup.input).await, 0, "everything will be reprocessed");
+
+    let out = reset(&bootstrap, &setup.group, &setup.input, &["--to-datetime", "2999-01-01T00:00:00Z"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = reset(&bootstrap, &setup.group, &setup.input, &["--to-datetime", "yesterday"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+    let out = reset(&bootstrap, &setup.group, "no-such-topic", &["--to-latest"]);
+    assert!(!out.status.success());
 }

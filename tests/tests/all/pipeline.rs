@@ -238,3 +238,4 @@ async fn broker_outage_and_injected_errors_lose_nothing() {
     let committed: i64 = s.committed.values().sum();
     assert_eq!(committed, records.len() as i64, "{:?}", s.committed);
 }
+
