@@ -250,12 +250,30 @@ fn decode_rate(records: usize) -> Result<Table, Error> {
     let parallel = crate::report::median(3, || {
         messages.chunks(10_000).map(|c| record_decoder.decode(c).unwrap().batch.num_rows()).sum::<usize>()
     });
+    // JSON in -> Wasm filter -> JSON out, no broker: the figure comparable to
+    // engine-level numbers such as Fluvio's SmartModule filter.
+    let engine = weir::engine::Engine::new(weir::engine::EngineConfig::default())?;
+    let plugin = engine.load_file(std::path::Path::new(guests::HIGH_VALUE_ORDERS))?;
+    let mut filter = weir::operator::Operator::new(plugin, r#"{"threshold": 1000}"#, Default::default())?;
+    let json_filter = crate::report::median(3, || {
+        let mut out = Vec::with_capacity(8 << 20);
+        let mut rows = 0;
+        for chunk in messages.chunks(10_000) {
+            let decoded = record_decoder.decode(chunk).unwrap();
+            let kept = filter.filter(&decoded.batch).unwrap().batch;
+            out.clear();
+            weir::batch::write_json_lines(&kept, &mut out).unwrap();
+            rows += kept.num_rows();
+        }
+        rows
+    });
     let mut table = Table::new("JSON decode alone (arrow-json, order schema, 10k-record batches)", &["decoder", "records/s"]);
     table.row(vec!["one thread".into(), rate(records, one_thread)]);
     table.row(vec![
         format!("pipeline decoder ({} threads)", std::thread::available_parallelism().map_or(1, |n| n.get())),
         rate(records, parallel),
     ]);
+    table.row(vec!["JSON in -> high-value-orders Wasm filter -> JSON out (no broker)".into(), rate(records, json_filter)]);
     Ok(table)
 }
 

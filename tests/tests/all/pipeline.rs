@@ -239,3 +239,54 @@ async fn broker_outage_and_injected_errors_lose_nothing() {
     assert_eq!(committed, records.len() as i64, "{:?}", s.committed);
 }
 
+
+async fn run_until_finished(extra: &str, n: usize) -> (weir::telemetry::StatsSnapshot, Result<(), weir::pipeline::PipelineError>, Vec<(String, Vec<u8>)>) {
+    let cluster = MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let (input, output, dlq) = (random_topic("orders"), random_topic("enriched"), random_topic("dlq"));
+    cluster.create_topic(&input, 1, 1).unwrap();
+    cluster.create_topic(&output, 1, 1).unwrap();
+    cluster.create_topic(&dlq, 1, 1).unwrap();
+    let (records, _) = inputs(n);
+    produce(&bootstrap, &input, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.toml");
+    std::fs::write(&path, pipeline_toml(dir.path(), &bootstrap, &input, &output, &dlq, extra)).unwrap();
+    let config = Config::load(&path).unwrap();
+    let handle = weir::pipeline::start("orders", config.pipelines["orders"].clone(), engine()).unwrap();
+    let stats = handle.stats().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !handle.is_finished() && !matches!(stats.snapshot().state, weir::telemetry::PipelineState::Paused(_)) {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", stats.snapshot());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    handle.shutdown();
+    let result = handle.join().await;
+    (stats.snapshot(), result, records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_stop_halts_at_the_first_bad_record_without_committing_past_it() {
+    let (stats, result, _) = run_until_finished(r#"policy = "stop""#, 60).await;
+    match result {
+        Err(weir::pipeline::PipelineError::Stopped { offset, kind, .. }) => {
+            // inputs(): record 13 is the first malformed one (single partition: offset = index).
+            assert_eq!((offset, kind.as_str()), (13, "decode"));
+            let committed: i64 = stats.committed.values().sum();
+            assert_eq!(committed, 13, "nothing at or after the failed record is committed");
+        }
+        other => panic!("expected a stop, got {other:?} with {stats:?}"),
+    }
+    assert!(matches!(stats.state, weir::telemetry::PipelineState::Failed(_)));
+    assert_eq!(stats.records_dead_lettered, 0, "policy stop writes no dead letters");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_budget_pauses_a_pipeline_that_dead_letters_too_much() {
+    let extra = "error_budget_ratio = 0.01\nerror_budget_min_records = 50";
+    let (stats, result, _) = run_until_finished(extra, 400).await;
+    result.unwrap();
+    // Paused first (then shut down by the test).
+    assert!(stats.records_dead_lettered > 0);
+    assert!(stats.records_in < 400, "the pipeline stopped consuming: {stats:?}");
+}
