@@ -30,8 +30,9 @@ async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
     }
 }
 
-/// Inputs: valid orders (half above the threshold), malformed JSON, a
-/// negative amount (rejected by enrich) and a panic for the misbehaving map.
+/// Inputs: valid orders (half above the threshold), malformed JSON, a schema
+/// misfit, a negative amount (rejected by enrich), a panic and one record
+/// that makes the misbehaving map loop forever.
 fn inputs(n: usize) -> (Vec<(String, String)>, BTreeMap<String, &'static str>) {
     let mut records = Vec::new();
     let mut fate = BTreeMap::new();
@@ -41,6 +42,8 @@ fn inputs(n: usize) -> (Vec<(String, String)>, BTreeMap<String, &'static str>) {
             7 => (format!(r#"{{"order_id":"{id}","total_amount":"#), "decode"),
             19 => (format!(r#"{{"order_id":"{id}","total_amount":-1.0}}"#), "rejected"),
             31 => (format!(r#"{{"order_id":"{id}","total_amount":900.0,"action":"panic"}}"#), "panic"),
+            43 => (format!(r#"{{"order_id":"{id}","total_amount":"a lot"}}"#), "decode"),
+            _ if i == 77 => (format!(r#"{{"order_id":"{id}","total_amount":900.0,"action":"loop"}}"#), "deadline"),
             _ if i % 2 == 0 => (format!(r#"{{"order_id":"{id}","total_amount":{}.5}}"#, 100 + i), "output"),
             _ => (format!(r#"{{"order_id":"{id}","total_amount":{}.5}}"#, i % 50), "filtered"),
         };
