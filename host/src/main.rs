@@ -105,6 +105,7 @@ enum Lang {
     Rust,
     Python,
     Js,
+    C,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -215,7 +216,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::New { lang, kind, name } => {
             use weir::engine::OperatorKind;
             use weir::scaffold::Language;
-            let language = match lang { Lang::Rust => Language::Rust, Lang::Python => Language::Python, Lang::Js => Language::Js };
+            let language = match lang { Lang::Rust => Language::Rust, Lang::Python => Language::Python, Lang::Js => Language::Js, Lang::C => Language::C };
             let kind = match kind { Kind::Filter => OperatorKind::Filter, Kind::Map => OperatorKind::Map, Kind::Aggregate => OperatorKind::Aggregate, Kind::Sink => OperatorKind::Sink };
             let home = weir::scaffold::default_weir_home();
             for file in weir::scaffold::new_project(language, kind, &name, &home)? {

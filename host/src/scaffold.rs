@@ -15,6 +15,8 @@ pub enum Language {
     Python,
     /// JavaScript with `sdk/js/weir.js`, built by componentize-js.
     Js,
+    /// C with `sdk/c/weir.h`, built by clang + wit-component (filter and map templates).
+    C,
 }
 
 /// Scaffolding errors.
@@ -23,6 +25,14 @@ pub enum ScaffoldError {
     /// The target directory exists and is not empty.
     #[error("{0} already exists and is not empty")]
     Exists(PathBuf),
+    /// No template for this language and kind yet.
+    #[error("no {language} template for {kind} operators yet (C: filter and map)")]
+    NoTemplate {
+        /// Language name.
+        language: &'static str,
+        /// Operator kind.
+        kind: OperatorKind,
+    },
     /// The name cannot be a package name.
     #[error("invalid operator name `{0}`: use letters, digits, `-` and `_`, starting with a letter")]
     InvalidName(String),
@@ -48,10 +58,10 @@ pub fn default_weir_home() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf())
 }
 
-fn source(language: Language, kind: OperatorKind) -> (&'static str, &'static str) {
+fn source(language: Language, kind: OperatorKind) -> Result<(&'static str, &'static str), ScaffoldError> {
     use Language::*;
     use OperatorKind::*;
-    match (language, kind) {
+    Ok(match (language, kind) {
         (Rust, Filter) => ("src/lib.rs", include_str!("../templates/rust/filter.rs")),
         (Rust, Map) => ("src/lib.rs", include_str!("../templates/rust/map.rs")),
         (Rust, Aggregate) => ("src/lib.rs", include_str!("../templates/rust/aggregate.rs")),
@@ -64,7 +74,10 @@ fn source(language: Language, kind: OperatorKind) -> (&'static str, &'static str
         (Js, Map) => ("index.js", include_str!("../templates/js/map.js")),
         (Js, Aggregate) => ("index.js", include_str!("../templates/js/aggregate.js")),
         (Js, Sink) => ("index.js", include_str!("../templates/js/sink.js")),
-    }
+        (C, Filter) => ("operator.c", include_str!("../templates/c/filter.c")),
+        (C, Map) => ("operator.c", include_str!("../templates/c/map.c")),
+        (C, kind) => return Err(ScaffoldError::NoTemplate { language: "C", kind }),
+    })
 }
 
 /// Creates `dir` (named after the operator) with a project for `language`
@@ -79,16 +92,18 @@ pub fn new_project(language: Language, kind: OperatorKind, dir: &Path, weir_home
     if dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(ScaffoldError::Exists(dir.to_owned()));
     }
-    let (source_path, source_text) = source(language, kind);
+    let (source_path, source_text) = source(language, kind)?;
     let (lang_title, toolchain, build) = match language {
         Language::Rust => ("Rust", "cargo + `rustup target add wasm32-wasip2`".to_owned(), include_str!("../templates/rust/build.sh")),
         Language::Python => ("Python", format!("componentize-py {COMPONENTIZE_PY_VERSION}"), include_str!("../templates/python/build.sh")),
         Language::Js => ("JavaScript", format!("componentize-js {COMPONENTIZE_JS_VERSION}"), include_str!("../templates/js/build.sh")),
+        Language::C => ("C", "clang + wasi-libc + weir's tools/guest-tool".to_owned(), include_str!("../templates/c/build.sh")),
     };
     let fill = |text: &str| {
         text.replace("{{name}}", &name)
             .replace("{{crate}}", &name.replace('-', "_"))
             .replace("{{kind}}", kind.as_str())
+            .replace("{{KIND}}", &kind.as_str().to_uppercase())
             .replace("{{lang_title}}", lang_title)
             .replace("{{toolchain}}", &toolchain)
             .replace("{{source}}", source_path)

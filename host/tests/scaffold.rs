@@ -78,6 +78,14 @@ fn new_python_and_js_projects_build_and_run_for_every_kind() {
 }
 
 #[test]
+fn new_c_projects_build_and_run() {
+    for kind in ["filter", "map"] {
+        let rows = scaffold_build_run("c", kind);
+        check_kind("c", kind, &rows);
+    }
+}
+
+#[test]
 fn new_rust_projects_build_and_run() {
     for kind in ["filter", "map", "aggregate", "sink"] {
         let rows = scaffold_build_run("rust", kind);

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the component: wit-bindgen's C generator + clang (wasm32-wasi, reactor) +
+# wit-component with the WASI reactor adapter, via weir's tools/guest-tool
+# (apt: clang lld wasi-libc libclang-rt-dev-wasm32; WEIR_HOME/scripts/build-polyglot-guests c installs them).
+set -euo pipefail
+cd "$(dirname "$0")"
+WEIR_HOME=${WEIR_HOME:-{{weir_home}}}
+TOOL=${WEIR_GUEST_TOOL:-$WEIR_HOME/target/tools/guest-tool/release/weir-guest-tool}
+gen=$(mktemp -d)
+trap 'rm -rf "$gen"' EXIT
+"$TOOL" bindgen "$WEIR_HOME/wit" {{kind}}-operator "$gen"
+clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra \
+  -I"$WEIR_HOME/sdk/c" -I"$gen" -DWEIR_{{KIND}} \
+  "$WEIR_HOME/sdk/c/weir.c" operator.c "$gen/{{kind}}_operator.c" "$gen/{{kind}}_operator_component_type.o" \
+  -Wl,--strip-all -o "$gen/core.wasm"
+"$TOOL" componentize "$gen/core.wasm" {{name}}.wasm
+echo "built {{name}}.wasm"
