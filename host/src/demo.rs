@@ -32,6 +32,10 @@ pub struct DemoOptions {
     pub cache_dir: Option<PathBuf>,
     /// Whether progress redraws one terminal line (else plain lines).
     pub terminal: bool,
+    /// Serve the admin API on this address while the demo runs.
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Bearer token for the admin API's `/v1` routes.
+    pub admin_token: Option<String>,
 }
 
 /// The demo's outcome.
@@ -186,6 +190,19 @@ pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Res
     let engine = Engine::new(EngineConfig { limits: SandboxLimits::default(), cache_dir: options.cache_dir.clone() })
         .map_err(|e| DemoError::Setup(e.to_string()))?;
     let handle = pipeline::start("orders", config.pipelines["orders"].clone(), engine)?;
+    let (stop_admin, mut stop_admin_rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = options.admin_listen {
+        let entry = crate::admin::PipelineEntry { stats: handle.stats().clone(), control: handle.control() };
+        let state = crate::admin::AdminState::new([("orders".to_owned(), entry)].into(), options.admin_token.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| DemoError::Setup(format!("--admin-listen {addr}: {e}")))?;
+        tracing::info!(addr = %addr, "admin API listening");
+        tokio::spawn(async move {
+            let _ = crate::admin::serve(listener, state, async move {
+                let _ = stop_admin_rx.wait_for(|s| *s).await;
+            })
+            .await;
+        });
+    }
 
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -283,6 +300,7 @@ pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Res
     }
     let output_topic_records = output_count.load(Ordering::Relaxed);
     let dead_letter_topic_records = dead_count.load(Ordering::Relaxed);
+    let _ = stop_admin.send(true);
     Ok(DemoSummary { generated, stats, output_topic_records, dead_letter_topic_records, elapsed: started.elapsed(), interrupted })
 }
 

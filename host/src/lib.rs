@@ -17,3 +17,4 @@ pub mod telemetry;
 pub mod demo;
 pub mod offsets;
 pub mod scaffold;
+pub mod admin;

@@ -46,6 +46,8 @@ enum Command {
         /// Seconds to finish in-flight batches after a stop signal before exiting anyway.
         #[arg(long, default_value_t = 30)]
         grace_period_s: u64,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Everything embedded: mock Kafka cluster, generated orders, example operators.
     Demo {
@@ -58,6 +60,8 @@ enum Command {
         /// Directory with the example components (default: target/guests/wasm32-wasip2/release).
         #[arg(long)]
         plugins_dir: Option<PathBuf>,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Creates a ready operator project: source, build script, README, sample input.
     New {
@@ -98,6 +102,41 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+}
+
+/// The admin HTTP API.
+#[derive(clap::Args, Clone)]
+struct AdminArgs {
+    /// Serve the admin API (health, metrics, pipeline status, pause/resume) on this address.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<std::net::SocketAddr>,
+    /// Bearer token required on /v1 routes.
+    #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+impl AdminArgs {
+    /// Starts the admin server when asked; it stops when `stop` fires.
+    async fn start(&self, handles: &[&weir::pipeline::PipelineHandle], stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+        let Some(addr) = self.admin_listen else { return Ok(()) };
+        let entries = handles
+            .iter()
+            .map(|h| (h.name().to_owned(), weir::admin::PipelineEntry { stats: h.stats().clone(), control: h.control() }))
+            .collect();
+        let state = weir::admin::AdminState::new(entries, self.admin_token.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--admin-listen {addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "admin API listening");
+        let mut stop = stop;
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(error) = weir::admin::serve(listener, state, shutdown).await {
+                tracing::error!(%error, "admin API failed");
+            }
+        });
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -211,8 +250,8 @@ fn init_tracing(format: LogFormat) {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Validate { plugins, config, engine } => validate(&plugins, config.as_deref(), &engine),
-        Command::Run { config, grace_period_s } => run_pipelines(&config, grace_period_s),
-        Command::Demo { records, rate, plugins_dir } => demo(records, rate, plugins_dir),
+        Command::Run { config, grace_period_s, admin } => run_pipelines(&config, grace_period_s, &admin),
+        Command::Demo { records, rate, plugins_dir, admin } => demo(records, rate, plugins_dir, admin),
         Command::New { lang, kind, name } => {
             use weir::engine::OperatorKind;
             use weir::scaffold::Language;
@@ -253,7 +292,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn run_pipelines(path: &std::path::Path, grace_period_s: u64) -> anyhow::Result<()> {
+fn run_pipelines(path: &std::path::Path, grace_period_s: u64, admin: &AdminArgs) -> anyhow::Result<()> {
     let config = weir::config::Config::load(path)?;
     let cache_dir = config.engine.cache_dir.clone().unwrap_or_else(default_cache_dir);
     let engine = Engine::new(EngineConfig { limits: config.engine.limits.clone(), cache_dir: Some(cache_dir) })?;
@@ -262,6 +301,8 @@ fn run_pipelines(path: &std::path::Path, grace_period_s: u64) -> anyhow::Result<
         for (name, pipeline) in &config.pipelines {
             handles.push(weir::pipeline::start(name, pipeline.clone(), engine.clone())?);
         }
+        let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
+        admin.start(&handles.iter().collect::<Vec<_>>(), stop_admin_rx).await?;
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let failed_early = loop {
             tokio::select! {
@@ -287,7 +328,9 @@ fn run_pipelines(path: &std::path::Path, grace_period_s: u64) -> anyhow::Result<
                 }
             }
         };
-        if tokio::time::timeout(std::time::Duration::from_secs(grace_period_s), joined).await.is_err() {
+        let timed_out = tokio::time::timeout(std::time::Duration::from_secs(grace_period_s), joined).await.is_err();
+        let _ = stop_admin.send(true);
+        if timed_out {
             bail!("pipelines did not stop within the {grace_period_s}s grace period");
         }
         if !failures.is_empty() {
@@ -297,7 +340,7 @@ fn run_pipelines(path: &std::path::Path, grace_period_s: u64) -> anyhow::Result<
     })
 }
 
-fn demo(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn demo(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, admin: AdminArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let options = weir::demo::DemoOptions {
         records,
@@ -305,6 +348,8 @@ fn demo(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>) -
         plugins_dir: plugins_dir.unwrap_or_else(weir::demo::default_plugins_dir),
         cache_dir: Some(default_cache_dir()),
         terminal: std::io::stderr().is_terminal(),
+        admin_listen: admin.admin_listen,
+        admin_token: admin.admin_token.clone(),
     };
     let summary = runtime()?.block_on(async move {
         let mut stderr = std::io::stderr();

@@ -103,6 +103,7 @@ pub struct PipelineHandle {
     name: String,
     stats: Arc<PipelineStats>,
     shutdown: watch::Sender<bool>,
+    control: Arc<watch::Sender<Option<String>>>,
     task: tokio::task::JoinHandle<Result<(), PipelineError>>,
 }
 
@@ -120,6 +121,22 @@ impl PipelineHandle {
     /// Asks the pipeline to finish its batch, commit and stop.
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Pauses consumption at the next batch boundary (partitions paused, group
+    /// membership kept), with the reason shown in the state.
+    pub fn pause(&self, reason: impl Into<String>) {
+        self.control.send_replace(Some(reason.into()));
+    }
+
+    /// Resumes a paused pipeline from its last committed offsets.
+    pub fn resume(&self) {
+        self.control.send_replace(None);
+    }
+
+    /// A handle for pausing and resuming from elsewhere (the admin API).
+    pub fn control(&self) -> Arc<watch::Sender<Option<String>>> {
+        self.control.clone()
     }
 
     /// Whether the pipeline task has ended.
@@ -141,9 +158,10 @@ impl PipelineHandle {
 pub fn start(name: &str, config: PipelineConfig, engine: Engine) -> Result<PipelineHandle, PipelineError> {
     let stats = Arc::new(PipelineStats::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let worker = Worker::new(name, config, engine, stats.clone())?;
+    let control = Arc::new(watch::channel(None).0);
+    let worker = Worker::new(name, config, engine, stats.clone(), control.clone())?;
     let task = tokio::spawn(worker.run(shutdown_rx));
-    Ok(PipelineHandle { name: name.to_owned(), stats, shutdown, task })
+    Ok(PipelineHandle { name: name.to_owned(), stats, shutdown, control, task })
 }
 
 /// A result batch with the source record of each row (none after an aggregate).
@@ -160,6 +178,7 @@ struct Worker {
     sink: Option<Operator>,
     consumer: SourceConsumer,
     sender: Sender,
+    control: Arc<watch::Sender<Option<String>>>,
     budget: VecDeque<(Instant, u64, u64)>,
 }
 
@@ -173,7 +192,13 @@ struct Sender {
 }
 
 impl Worker {
-    fn new(name: &str, config: PipelineConfig, engine: Engine, stats: Arc<PipelineStats>) -> Result<Worker, PipelineError> {
+    fn new(
+        name: &str,
+        config: PipelineConfig,
+        engine: Engine,
+        stats: Arc<PipelineStats>,
+        control: Arc<watch::Sender<Option<String>>>,
+    ) -> Result<Worker, PipelineError> {
         let setup = |message: String| PipelineError::Setup { pipeline: name.to_owned(), message };
         let decoder = RecordDecoder::new(&config.format).map_err(|e| setup(e.to_string()))?;
         let mut chain = Vec::new();
@@ -219,6 +244,7 @@ impl Worker {
             sink,
             consumer,
             sender,
+            control,
             budget: VecDeque::new(),
         })
     }
@@ -238,8 +264,15 @@ impl Worker {
     }
 
     async fn run_loop(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), PipelineError> {
+        let mut control = self.control.subscribe();
         loop {
-            let (mut records, cut) = source::collect(&self.consumer, &self.config.batch, shutdown).await;
+            let paused = control.borrow_and_update().clone();
+            if let Some(reason) = paused {
+                if !self.wait_while_paused(reason, shutdown, &mut control).await? {
+                    return self.drain_commit();
+                }
+            }
+            let (mut records, cut) = source::collect(&self.consumer, &self.config.batch, shutdown, &mut control).await;
             let revoked = self.consumer.context().take_revoked();
             if !revoked.is_empty() {
                 records.retain(|r| !revoked.contains(&(r.topic().to_owned(), r.partition())));
@@ -250,33 +283,67 @@ impl Worker {
                 self.process(records).await?;
             }
             if cut == Cut::Shutdown {
-                let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                source::commit(&self.consumer, &committed, CommitMode::Sync).map_err(|source| PipelineError::Kafka { pipeline: self.name.clone(), source })?;
-                tracing::info!(pipeline = %self.name, "drained and committed; stopping");
-                return Ok(());
+                return self.drain_commit();
             }
             if let Some(reason) = self.budget_exceeded() {
                 tracing::error!(pipeline = %self.name, %reason, "error budget exceeded: pausing the pipeline");
-                self.pause_until_shutdown(reason, shutdown).await?;
-                return Ok(());
+                self.budget.clear();
+                self.control.send_replace(Some(reason));
             }
         }
     }
 
-    /// Pauses consumption (the consumer keeps its group membership) until shutdown.
-    async fn pause_until_shutdown(&mut self, reason: String, shutdown: &mut watch::Receiver<bool>) -> Result<(), PipelineError> {
-        use rdkafka::consumer::Consumer;
+    fn drain_commit(&self) -> Result<(), PipelineError> {
+        let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        source::commit(&self.consumer, &committed, CommitMode::Sync)
+            .map_err(|source| PipelineError::Kafka { pipeline: self.name.clone(), source })?;
+        tracing::info!(pipeline = %self.name, "drained and committed; stopping");
+        Ok(())
+    }
+
+    /// Pauses consumption (the consumer keeps its group membership) until
+    /// resumed (returns true) or shut down (false). On resume every assigned
+    /// partition is rewound to its last committed offset, so nothing fetched
+    /// around the pause is skipped.
+    async fn wait_while_paused(
+        &mut self,
+        reason: String,
+        shutdown: &mut watch::Receiver<bool>,
+        control: &mut watch::Receiver<Option<String>>,
+    ) -> Result<bool, PipelineError> {
+        tracing::warn!(pipeline = %self.name, %reason, "pipeline paused");
         self.stats.set_state(PipelineState::Paused(reason));
         if let Ok(assignment) = self.consumer.assignment() {
             let _ = self.consumer.pause(&assignment);
         }
         loop {
+            if *shutdown.borrow() {
+                return Ok(false);
+            }
             tokio::select! {
-                _ = shutdown.changed() => return Ok(()),
-                // Keep serving group callbacks while paused.
+                _ = shutdown.changed() => return Ok(false),
+                changed = control.changed() => {
+                    if changed.is_err() || control.borrow_and_update().is_none() {
+                        break;
+                    }
+                }
+                // Keep serving group callbacks while paused; anything fetched
+                // is read again after the rewind below.
                 message = self.consumer.recv() => { let _ = message; }
             }
         }
+        if let Ok(assignment) = self.consumer.assignment() {
+            let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for element in assignment.elements() {
+                if let Some(offset) = committed.get(&(element.topic().to_owned(), element.partition())) {
+                    let _ = self.consumer.seek(element.topic(), element.partition(), rdkafka::Offset::Offset(*offset), Duration::from_secs(5));
+                }
+            }
+            let _ = self.consumer.resume(&assignment);
+        }
+        self.stats.set_state(PipelineState::Running);
+        tracing::info!(pipeline = %self.name, "pipeline resumed");
+        Ok(true)
     }
 
     fn budget_exceeded(&mut self) -> Option<String> {

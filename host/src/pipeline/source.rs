@@ -101,11 +101,12 @@ pub enum Cut {
 }
 
 /// Collects one batch: until `max_records`, `max_bytes`, `max_wait_ms` after
-/// the first record, or shutdown.
+/// the first record, a pause/resume request, or shutdown.
 pub async fn collect(
     consumer: &SourceConsumer,
     limits: &BatchConfig,
     shutdown: &mut watch::Receiver<bool>,
+    control: &mut watch::Receiver<Option<String>>,
 ) -> (Vec<OwnedMessage>, Cut) {
     let mut records = Vec::new();
     let mut bytes = 0usize;
@@ -122,6 +123,8 @@ pub async fn collect(
         };
         tokio::select! {
             _ = shutdown.changed() => return (records, Cut::Shutdown),
+            // Pause or resume requested: cut here so the loop sees it.
+            _ = control.changed() => return (records, Cut::Limit),
             _ = wait => return (records, Cut::Limit),
             message = consumer.recv() => match message {
                 Ok(message) => {

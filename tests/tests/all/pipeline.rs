@@ -290,3 +290,78 @@ async fn error_budget_pauses_a_pipeline_that_dead_letters_too_much() {
     assert!(stats.records_dead_lettered > 0);
     assert!(stats.records_in < 400, "the pipeline stopped consuming: {stats:?}");
 }
+
+/// One HTTP/1.1 request to the admin API; returns (status, body).
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!("{method} {path} HTTP/1.1\r\nhost: weir\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_reports_status_metrics_and_pauses_without_losing_records() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let (input, output, dlq) = (random_topic("orders"), random_topic("enriched"), random_topic("dlq"));
+    cluster.create_topic(&input, 2, 1).unwrap();
+    cluster.create_topic(&output, 2, 1).unwrap();
+    cluster.create_topic(&dlq, 1, 1).unwrap();
+    let (records, fate) = inputs(400);
+    let (first, second) = records.split_at(200);
+    produce(&bootstrap, &input, first).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.toml");
+    std::fs::write(&path, pipeline_toml(dir.path(), &bootstrap, &input, &output, &dlq, "")).unwrap();
+    let config = Config::load(&path).unwrap();
+    let handle = weir::pipeline::start("orders", config.pipelines["orders"].clone(), engine()).unwrap();
+    let entry = weir::admin::PipelineEntry { stats: handle.stats().clone(), control: handle.control() };
+    let state = weir::admin::AdminState::new([("orders".to_owned(), entry)].into(), Some("s3cret".into()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(weir::admin::serve(listener, state, std::future::pending()));
+
+    assert_eq!(http(addr, "GET", "/healthz", None).await.0, 200);
+    assert_eq!(http(addr, "GET", "/v1/pipelines", None).await.0, 401, "no token");
+    assert_eq!(http(addr, "GET", "/v1/pipelines", Some("wrong")).await.0, 401, "bad token");
+    let (status, body) = http(addr, "GET", "/v1/pipelines/nope", Some("s3cret")).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("\"error\""), "{body}");
+
+    wait_for_input(&handle, first.len() as u64, Duration::from_secs(60)).await;
+    assert_eq!(http(addr, "GET", "/readyz", None).await.0, 200);
+    assert_eq!(http(addr, "POST", "/v1/pipelines/orders/pause", Some("s3cret")).await.0, 202);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !matches!(handle.stats().snapshot().state, weir::telemetry::PipelineState::Paused(_)) {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    produce(&bootstrap, &input, second).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(handle.stats().snapshot().records_in, first.len() as u64, "paused: nothing consumed");
+    let (status, body) = http(addr, "GET", "/v1/pipelines/orders", Some("s3cret")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"paused\""), "{body}");
+
+    assert_eq!(http(addr, "POST", "/v1/pipelines/orders/resume", Some("s3cret")).await.0, 202);
+    wait_for_input(&handle, records.len() as u64, Duration::from_secs(60)).await;
+    let (status, metrics) = http(addr, "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains(&format!("weir_records_in_total{{pipeline=\"orders\"}} {}", records.len())), "{metrics}");
+    assert!(metrics.contains("weir_dead_letters_total{pipeline=\"orders\",kind=\"panic\"} "), "{metrics}");
+    handle.shutdown();
+    handle.join().await.unwrap();
+
+    let expected_out = fate.values().filter(|f| **f == Fate::Output).count();
+    let expected_dead = fate.values().filter(|f| matches!(f, Fate::Dead(_))).count();
+    let outputs = read_all(&bootstrap, &output, expected_out, Duration::from_millis(500), Duration::from_secs(30)).await;
+    let dead = read_all(&bootstrap, &dlq, expected_dead, Duration::from_millis(500), Duration::from_secs(30)).await;
+    check_fates(&records, &fate, &outputs, &dead, &input, false);
+}
