@@ -96,6 +96,49 @@ pub fn engine() -> Engine {
     Engine::new(EngineConfig { limits, cache_dir: None }).unwrap()
 }
 
+/// A mock cluster with input, output and dead-letter topics, and the
+/// pipeline config (pipeline_toml) that connects them.
+pub struct Scenario {
+    pub cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    pub bootstrap: String,
+    pub input: String,
+    pub output: String,
+    pub dlq: String,
+    pub config: weir::config::PipelineConfig,
+    _dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    /// `brokers` mock brokers; input and output topics with `partitions` partitions.
+    pub fn new(brokers: i32, partitions: i32, extra: &str) -> Scenario {
+        let cluster = MockCluster::new(brokers).unwrap();
+        let bootstrap = cluster.bootstrap_servers();
+        let (input, output, dlq) = (random_topic("orders"), random_topic("enriched"), random_topic("dlq"));
+        cluster.create_topic(&input, partitions, 1).unwrap();
+        cluster.create_topic(&output, partitions, 1).unwrap();
+        cluster.create_topic(&dlq, 1, 1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipeline.toml");
+        std::fs::write(&path, pipeline_toml(dir.path(), &bootstrap, &input, &output, &dlq, extra)).unwrap();
+        let config = Config::load(&path).unwrap().pipelines["orders"].clone();
+        Scenario { cluster, bootstrap, input, output, dlq, config, _dir: dir }
+    }
+
+    /// Starts the pipeline.
+    pub fn start(&self) -> weir::pipeline::PipelineHandle {
+        weir::pipeline::start("orders", self.config.clone(), engine()).unwrap()
+    }
+
+    /// Reads the output and dead-letter topics back, expecting `fate`'s counts.
+    pub async fn read_back(&self, fate: &BTreeMap<String, Fate>) -> (Vec<Read>, Vec<Read>) {
+        let expected_out = fate.values().filter(|f| **f == Fate::Output).count();
+        let expected_dead = fate.values().filter(|f| matches!(f, Fate::Dead(_))).count();
+        let outputs = read_all(&self.bootstrap, &self.output, expected_out, Duration::from_millis(500), Duration::from_secs(60)).await;
+        let dead = read_all(&self.bootstrap, &self.dlq, expected_dead, Duration::from_millis(500), Duration::from_secs(60)).await;
+        (outputs, dead)
+    }
+}
+
 pub async fn wait_for_input(handle: &weir::pipeline::PipelineHandle, n: u64, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     while handle.stats().snapshot().records_in < n {
@@ -156,31 +199,19 @@ pub fn check_fates(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_records_are_dead_lettered_and_everything_else_delivered() {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    let (input, output, dlq) = (random_topic("orders"), random_topic("enriched"), random_topic("dlq"));
-    cluster.create_topic(&input, 2, 1).unwrap();
-    cluster.create_topic(&output, 2, 1).unwrap();
-    cluster.create_topic(&dlq, 1, 1).unwrap();
-
+    let scenario = Scenario::new(1, 2, "");
     let (records, fate) = inputs(500);
-    produce(&bootstrap, &input, &records).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pipeline.toml");
-    std::fs::write(&path, pipeline_toml(dir.path(), &bootstrap, &input, &output, &dlq, "")).unwrap();
-    let config = Config::load(&path).unwrap();
-    let handle = weir::pipeline::start("orders", config.pipelines["orders"].clone(), engine()).unwrap();
+    produce(&scenario.bootstrap, &scenario.input, &records).await;
+    let handle = scenario.start();
     wait_for_input(&handle, records.len() as u64, Duration::from_secs(90)).await;
     let stats = handle.stats().clone();
     handle.shutdown();
     handle.join().await.unwrap();
 
+    let (outputs, dead) = scenario.read_back(&fate).await;
+    check_fates(&records, &fate, &outputs, &dead, &scenario.input, false);
     let expected_out = fate.values().filter(|f| **f == Fate::Output).count();
     let expected_dead = fate.values().filter(|f| matches!(f, Fate::Dead(_))).count();
-    let outputs = read_all(&bootstrap, &output, expected_out, Duration::from_millis(500), Duration::from_secs(30)).await;
-    let dead = read_all(&bootstrap, &dlq, expected_dead, Duration::from_millis(500), Duration::from_secs(30)).await;
-    check_fates(&records, &fate, &outputs, &dead, &input, false);
 
     let s = stats.snapshot();
     assert_eq!(s.records_in, records.len() as u64);
@@ -197,20 +228,11 @@ async fn poison_records_are_dead_lettered_and_everything_else_delivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_and_injected_errors_lose_nothing() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    let cluster = MockCluster::new(3).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    let (input, output, dlq) = (random_topic("orders"), random_topic("enriched"), random_topic("dlq"));
-    cluster.create_topic(&input, 3, 1).unwrap();
-    cluster.create_topic(&output, 3, 1).unwrap();
-    cluster.create_topic(&dlq, 1, 1).unwrap();
+    let scenario = Scenario::new(3, 3, "");
+    let cluster = &scenario.cluster;
     let (records, fate) = inputs(1500);
-    produce(&bootstrap, &input, &records).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pipeline.toml");
-    std::fs::write(&path, pipeline_toml(dir.path(), &bootstrap, &input, &output, &dlq, "")).unwrap();
-    let config = Config::load(&path).unwrap();
-    let handle = weir::pipeline::start("orders", config.pipelines["orders"].clone(), engine()).unwrap();
+    produce(&scenario.bootstrap, &scenario.input, &records).await;
+    let handle = scenario.start();
     wait_for_input(&handle, 200, Duration::from_secs(60)).await;
 
     // Retriable produce errors (librdkafka and weir retry), then a broker
@@ -227,12 +249,9 @@ async fn broker_outage_and_injected_errors_lose_nothing() {
     handle.shutdown();
     handle.join().await.unwrap();
 
-    let expected_out = fate.values().filter(|f| **f == Fate::Output).count();
-    let expected_dead = fate.values().filter(|f| matches!(f, Fate::Dead(_))).count();
-    let outputs = read_all(&bootstrap, &output, expected_out, Duration::from_millis(500), Duration::from_secs(60)).await;
-    let dead = read_all(&bootstrap, &dlq, expected_dead, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let (outputs, dead) = scenario.read_back(&fate).await;
     // At-least-once: duplicates are allowed after faults, losses are not.
-    check_fates(&records, &fate, &outputs, &dead, &input, true);
+    check_fates(&records, &fate, &outputs, &dead, &scenario.input, true);
     let s = stats.snapshot();
     assert!(s.records_in >= records.len() as u64, "{s:?}");
     let committed: i64 = s.committed.values().sum();
@@ -241,19 +260,10 @@ async fn broker_outage_and_injected_errors_lose_nothing() {
 
 
 async fn run_until_finished(extra: &str, n: usize) -> (weir::telemetry::StatsSnapshot, Result<(), weir::pipeline::PipelineError>, Vec<(String, Vec<u8>)>) {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    let (input, output, dlq) = (random_topic("orders"), random_topic("enriched"), random_topic("dlq"));
-    cluster.create_topic(&input, 1, 1).unwrap();
-    cluster.create_topic(&output, 1, 1).unwrap();
-    cluster.create_topic(&dlq, 1, 1).unwrap();
+    let scenario = Scenario::new(1, 1, extra);
     let (records, _) = inputs(n);
-    produce(&bootstrap, &input, &records).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pipeline.toml");
-    std::fs::write(&path, pipeline_toml(dir.path(), &bootstrap, &input, &output, &dlq, extra)).unwrap();
-    let config = Config::load(&path).unwrap();
-    let handle = weir::pipeline::start("orders", config.pipelines["orders"].clone(), engine()).unwrap();
+    produce(&scenario.bootstrap, &scenario.input, &records).await;
+    let handle = scenario.start();
     let stats = handle.stats().clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !handle.is_finished() && !matches!(stats.snapshot().state, weir::telemetry::PipelineState::Paused(_)) {
@@ -307,21 +317,13 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str, token: Optio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_reports_status_metrics_and_pauses_without_losing_records() {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    let (input, output, dlq) = (random_topic("orders"), random_topic("enriched"), random_topic("dlq"));
-    cluster.create_topic(&input, 2, 1).unwrap();
-    cluster.create_topic(&output, 2, 1).unwrap();
-    cluster.create_topic(&dlq, 1, 1).unwrap();
+    let scenario = Scenario::new(1, 2, "");
+    let bootstrap = scenario.bootstrap.clone();
+    let input = scenario.input.clone();
     let (records, fate) = inputs(400);
     let (first, second) = records.split_at(200);
     produce(&bootstrap, &input, first).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pipeline.toml");
-    std::fs::write(&path, pipeline_toml(dir.path(), &bootstrap, &input, &output, &dlq, "")).unwrap();
-    let config = Config::load(&path).unwrap();
-    let handle = weir::pipeline::start("orders", config.pipelines["orders"].clone(), engine()).unwrap();
+    let handle = scenario.start();
     let entry = weir::admin::PipelineEntry { stats: handle.stats().clone(), control: handle.control() };
     let state = weir::admin::AdminState::new([("orders".to_owned(), entry)].into(), Some("s3cret".into()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -359,9 +361,6 @@ async fn admin_api_reports_status_metrics_and_pauses_without_losing_records() {
     handle.shutdown();
     handle.join().await.unwrap();
 
-    let expected_out = fate.values().filter(|f| **f == Fate::Output).count();
-    let expected_dead = fate.values().filter(|f| matches!(f, Fate::Dead(_))).count();
-    let outputs = read_all(&bootstrap, &output, expected_out, Duration::from_millis(500), Duration::from_secs(30)).await;
-    let dead = read_all(&bootstrap, &dlq, expected_dead, Duration::from_millis(500), Duration::from_secs(30)).await;
+    let (outputs, dead) = scenario.read_back(&fate).await;
     check_fates(&records, &fate, &outputs, &dead, &input, false);
 }
