@@ -3,6 +3,7 @@
 //! real Kafka-compatible broker ([`broker::Tansu`]).
 
 pub mod broker;
+pub mod http_server;
 
 /// Paths of the example and deliberately bad guests (`wasm32-wasip2` components).
 pub mod guests {

@@ -9,10 +9,8 @@
 //! script to run.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arrow_array::{
@@ -346,40 +344,7 @@ fn python_sentiment_then_js_negative_sentiment_keeps_the_negative_reviews() {
 // ---------------------------------------------------------------------------
 // webhook-alert (sinks over wasi:http)
 
-/// A one-request-per-connection HTTP server answering with `status`;
-/// returns its address and a channel of received (request line, body).
-fn http_server(status: u16) -> (String, mpsc::Receiver<(String, Vec<u8>)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            reader.read_line(&mut request_line).unwrap();
-            let mut content_length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        content_length = value.trim().parse().unwrap();
-                    }
-                }
-            }
-            let mut body = vec![0; content_length];
-            reader.read_exact(&mut body).unwrap();
-            let _ = tx.send((request_line.trim().to_owned(), body));
-            let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    (addr, rx)
-}
+use weir_tests::http_server::http_server;
 
 fn sink(path: &std::path::Path, url: &str, allow: &[&str]) -> Operator {
     let config = serde_json::json!({ "url": url }).to_string();
@@ -450,7 +415,7 @@ fn per_batch_timings() {
             ops.push((lang.to_string(), guest(lang, name, config)));
         }
         for (lang, mut op) in ops {
-            let mut run = |op: &mut Operator| match name {
+            let run = |op: &mut Operator| match name {
                 "high-value-orders" => drop(op.filter(&batch).unwrap()),
                 "enrich-order" => drop(op.map(&batch).unwrap()),
                 _ => drop(op.aggregate(&batch, None).unwrap()),

@@ -2,47 +2,10 @@
 //! allowlist are refused by the host.
 
 use super::support::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::mpsc;
 use weir::engine::{HttpAllowlist, SinkResult};
 use weir::operator::Operator;
 use weir_tests::guests;
-
-/// A one-request-per-connection HTTP server answering with `status`;
-/// returns its address and a channel of received request bodies.
-fn http_server(status: u16) -> (String, mpsc::Receiver<(String, Vec<u8>)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            reader.read_line(&mut request_line).unwrap();
-            let mut content_length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        content_length = value.trim().parse().unwrap();
-                    }
-                }
-            }
-            let mut body = vec![0; content_length];
-            reader.read_exact(&mut body).unwrap();
-            let _ = tx.send((request_line.trim().to_owned(), body));
-            let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            stream.write_all(response.as_bytes()).unwrap();
-        }
-    });
-    (addr, rx)
-}
+use weir_tests::http_server::http_server;
 
 fn sink(url: &str, allow: &[&str]) -> Operator {
     let engine = engine();
