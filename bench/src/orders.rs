@@ -50,9 +50,9 @@ pub fn order_batch(first: usize, rows: usize, seed: u64) -> RecordBatch {
         order_id.append_value(format!("o-{i:08}"));
         customer_id.append_value(format!("c-{:05}", rng.next_u64() % 20_000));
         center.append_value(CENTERS[(rng.next_u64() % CENTERS.len() as u64) as usize]);
-        amount.push(if rng.next_u64() % 50 == 0 { None } else { Some((rng.unit() * 2000.0 * 100.0).round() / 100.0) });
+        amount.push(if rng.next_u64().is_multiple_of(50) { None } else { Some((rng.unit() * 2000.0 * 100.0).round() / 100.0) });
         quantity.push((rng.next_u64() % 9 + 1) as i32);
-        express.push(rng.next_u64() % 4 == 0);
+        express.push(rng.next_u64().is_multiple_of(4));
         ts.push(1_732_000_000_000 + i as i64 * 37);
         for _ in 0..rng.next_u64() % 4 {
             items.values().append_value(ITEMS[(rng.next_u64() % ITEMS.len() as u64) as usize]);

@@ -324,11 +324,10 @@ impl PipelineConfig {
         if self.output.is_none() && self.operators.is_empty() {
             return Err(ConfigError::new(format!("{at}.output"), "a pipeline needs an output or a sink operator"));
         }
-        if let Some(output) = &self.output {
-            if output.topic.trim().is_empty() {
+        if let Some(output) = &self.output
+            && output.topic.trim().is_empty() {
                 return Err(ConfigError::new(format!("{at}.output.topic"), "must not be empty"));
             }
-        }
         let errors = &self.errors;
         if errors.max_attempts == 0 {
             return Err(ConfigError::new(format!("{at}.errors.max_attempts"), "must be at least 1"));

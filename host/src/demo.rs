@@ -236,7 +236,7 @@ pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Res
             if let Some(rate) = rate {
                 let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
                 tokio::time::sleep_until(due.into()).await;
-            } else if n % 1000 == 0 {
+            } else if n.is_multiple_of(1000) {
                 tokio::task::yield_now().await;
             }
         }

@@ -26,11 +26,10 @@ pub fn http_server(status: u16) -> (String, mpsc::Receiver<(String, Vec<u8>)>) {
                 if reader.read_line(&mut line).is_err() || line == "\r\n" || line.is_empty() {
                     break;
                 }
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length") {
                         content_length = value.trim().parse().unwrap_or(0);
                     }
-                }
             }
             let mut body = vec![0; content_length];
             if reader.read_exact(&mut body).is_err() {

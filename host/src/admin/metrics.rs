@@ -6,11 +6,14 @@
 use crate::telemetry::{PipelineState, StatsSnapshot};
 use std::fmt::Write;
 
+/// A counter: metric name, help text, and how to read it from a snapshot.
+type Counter = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
+
 /// Renders every pipeline's counters.
 pub fn render<'a>(pipelines: impl Iterator<Item = (&'a str, StatsSnapshot)>) -> String {
     let pipelines: Vec<(&str, StatsSnapshot)> = pipelines.collect();
     let mut out = String::new();
-    let counters: [(&str, &str, fn(&StatsSnapshot) -> u64); 8] = [
+    let counters: [Counter; 8] = [
         ("weir_records_in_total", "Records consumed.", |s| s.records_in),
         ("weir_records_out_total", "Records written to the output or accepted by the sink.", |s| s.records_out),
         ("weir_records_filtered_total", "Records dropped by filters.", |s| s.records_filtered),

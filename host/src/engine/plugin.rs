@@ -76,13 +76,11 @@ impl Plugin {
             reason: format!("its `{}` export does not match the contract: {e:#}", kind.export_name()),
         })?;
         // Only cache components that proved to be valid operators.
-        if source == LoadSource::Compiled {
-            if let Some(cache) = engine.cache() {
-                if let Err(error) = cache.store(&sha256, &component) {
+        if source == LoadSource::Compiled
+            && let Some(cache) = engine.cache()
+                && let Err(error) = cache.store(&sha256, &component) {
                     tracing::warn!(plugin = name, %error, "could not cache compiled artifact");
                 }
-            }
-        }
         let load_time = started.elapsed();
         tracing::debug!(plugin = name, %kind, ?source, ?load_time, "plugin loaded");
         Ok(Plugin {

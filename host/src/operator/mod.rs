@@ -89,12 +89,11 @@ impl Operator {
     fn with_instance<R>(&mut self, f: impl FnOnce(&mut Instance) -> Result<R>) -> Result<R> {
         self.stats.calls += 1;
         let result = f(self.instance()?);
-        if let Err(error) = &result {
-            if matches!(error, Error::Trap { .. } | Error::Contract { .. }) {
+        if let Err(error) = &result
+            && matches!(error, Error::Trap { .. } | Error::Contract { .. }) {
                 self.stats.traps += 1;
                 self.instance = None;
             }
-        }
         result
     }
 

@@ -40,7 +40,7 @@ pub enum PipelineError {
         /// Operator name.
         operator: String,
         /// Engine error.
-        source: crate::engine::Error,
+        source: Box<crate::engine::Error>,
     },
     /// The configuration is unusable at run time.
     #[error("pipeline `{pipeline}`: {message}")]
@@ -64,7 +64,7 @@ pub enum PipelineError {
         /// Pipeline name.
         pipeline: String,
         /// Engine error.
-        source: crate::engine::Error,
+        source: Box<crate::engine::Error>,
     },
     /// Policy `stop`: a record failed; nothing at or after it was committed.
     #[error("pipeline `{pipeline}` stopped at {topic}/{partition}@{offset}: {kind}: {message}")]
@@ -207,7 +207,7 @@ impl Worker {
         let count = config.operators.len();
         for (index, operator) in config.operators.iter().enumerate() {
             let operator_name = operator.display_name();
-            let fail = |source| PipelineError::Operator { pipeline: name.to_owned(), operator: operator_name.clone(), source };
+            let fail = |source| PipelineError::Operator { pipeline: name.to_owned(), operator: operator_name.clone(), source: Box::new(source) };
             let bytes = std::fs::read(&operator.plugin)
                 .map_err(|e| setup(format!("operators[{index}].plugin {}: {e}", operator.plugin.display())))?;
             let plugin = engine.load(&operator_name, &bytes).map_err(fail)?;
@@ -267,11 +267,10 @@ impl Worker {
         let mut control = self.control.subscribe();
         loop {
             let paused = control.borrow_and_update().clone();
-            if let Some(reason) = paused {
-                if !self.wait_while_paused(reason, shutdown, &mut control).await? {
+            if let Some(reason) = paused
+                && !self.wait_while_paused(reason, shutdown, &mut control).await? {
                     return self.drain_commit();
                 }
-            }
             let (mut records, cut) = source::collect(&self.consumer, &self.config.batch, shutdown, &mut control).await;
             let revoked = self.consumer.context().take_revoked();
             if !revoked.is_empty() {
@@ -379,7 +378,7 @@ impl Worker {
         let isolated = tokio::task::block_in_place(|| {
             run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, None))
         })
-        .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source })?;
+        .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?;
         let traps_after: u64 = self.chain.operators().iter().map(|o| o.stats().traps).sum();
         PipelineStats::add(&stats.traps, traps_after - traps_before);
 

@@ -45,11 +45,10 @@ impl ConsumerContext for SourceContext {
                 }
                 revoked.insert(key);
             }
-            if list.count() > 0 {
-                if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
+            if list.count() > 0
+                && let Err(error) = consumer.commit(&list, CommitMode::Sync) {
                     tracing::warn!(pipeline = %self.pipeline, %error, "commit on revoke failed");
                 }
-            }
             tracing::info!(pipeline = %self.pipeline, partitions = partitions.count(), "partitions revoked");
         }
     }
