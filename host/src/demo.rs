@@ -134,10 +134,12 @@ pub fn order(n: u64) -> (String, String) {
 /// Runs the demo; progress goes to `progress`.
 pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Result<DemoSummary, DemoError> {
     let started = Instant::now();
-    let enrich = options.plugins_dir.join("enrich_order.wasm");
-    let filter = options.plugins_dir.join("high_value_orders.wasm");
+    // Absolute paths: the generated config lives in a temporary directory.
+    let plugins_dir = std::fs::canonicalize(&options.plugins_dir).unwrap_or_else(|_| options.plugins_dir.clone());
+    let enrich = plugins_dir.join("enrich_order.wasm");
+    let filter = plugins_dir.join("high_value_orders.wasm");
     if !enrich.is_file() || !filter.is_file() {
-        return Err(DemoError::MissingPlugins(options.plugins_dir.clone()));
+        return Err(DemoError::MissingPlugins(plugins_dir));
     }
     let cluster = MockCluster::new(1)?;
     let bootstrap = cluster.bootstrap_servers();
@@ -295,8 +297,10 @@ pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Res
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Drop every client before the mock cluster goes away.
     for reader in readers {
         reader.abort();
+        let _ = reader.await;
     }
     let output_topic_records = output_count.load(Ordering::Relaxed);
     let dead_letter_topic_records = dead_count.load(Ordering::Relaxed);

@@ -125,6 +125,20 @@ fn demo_balances_inputs_against_outputs_filtered_and_dead_letters() {
 }
 
 #[test]
+fn demo_accepts_a_relative_plugins_dir() {
+    let guests_dir = std::path::Path::new(guests::ENRICH_ORDER).parent().unwrap();
+    let out = weir()
+        .current_dir(guests_dir.parent().unwrap())
+        .args(["demo", "--records", "500", "--plugins-dir"])
+        .arg(guests_dir.file_name().unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("OK"), "{stdout}");
+}
+
+#[test]
 fn demo_without_plugins_says_how_to_build_them() {
     let empty = tempfile::tempdir().unwrap();
     let out = weir().args(["demo", "--records", "10", "--plugins-dir"]).arg(empty.path()).output().unwrap();
