@@ -30,6 +30,9 @@ pub struct Config {
     /// Sandbox limits and artifact cache shared by all pipelines.
     #[serde(default)]
     pub engine: EngineSettings,
+    /// The admin API and plugin registry (command-line flags override).
+    #[serde(default)]
+    pub admin: AdminSettings,
     /// Pipelines by name.
     pub pipelines: BTreeMap<String, PipelineConfig>,
 }
@@ -43,6 +46,20 @@ pub struct EngineSettings {
     pub limits: SandboxLimits,
     /// Directory for compiled artifacts (default: the user cache directory).
     pub cache_dir: Option<PathBuf>,
+}
+
+/// Admin API settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Address of the admin API (none: no API unless `--admin-listen`).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Bearer token (prefer `WEIR_ADMIN_TOKEN` over writing it here).
+    pub token: Option<String>,
+    /// Plugin registry and compiled artifacts (none: in memory, lost at exit).
+    pub data_dir: Option<PathBuf>,
+    /// Upload size limit in bytes (default 64 MiB).
+    pub max_plugin_bytes: Option<usize>,
 }
 
 /// One pipeline: source -> format -> batches -> operators -> outputs.
@@ -152,6 +169,14 @@ pub struct OutputConfig {
     /// Any librdkafka producer property, passed through verbatim.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Add the `weir.plugins` header (`name@version,...` of the operators
+    /// that produced the record), so hot swaps are auditable.
+    #[serde(default = "default_true")]
+    pub plugin_version_header: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// How output records are encoded.
@@ -253,6 +278,9 @@ impl Config {
         if let Some(dir) = &mut self.engine.cache_dir {
             *dir = base.join(&*dir);
         }
+        if let Some(dir) = &mut self.admin.data_dir {
+            *dir = base.join(&*dir);
+        }
     }
 
     /// Checks what serde cannot: non-empty names, existing files, limits.
@@ -263,6 +291,9 @@ impl Config {
         let limits = &self.engine.limits;
         if limits.memory_limit_bytes < 1024 * 1024 {
             return Err(ConfigError::new("engine.limits.memory_limit_bytes", "must be at least 1 MiB"));
+        }
+        if self.admin.max_plugin_bytes == Some(0) {
+            return Err(ConfigError::new("admin.max_plugin_bytes", "must be positive"));
         }
         for (name, pipeline) in &self.pipelines {
             pipeline.validate(&format!("pipelines.{name}"))?;

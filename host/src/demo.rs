@@ -34,8 +34,10 @@ pub struct DemoOptions {
     pub terminal: bool,
     /// Serve the admin API on this address while the demo runs.
     pub admin_listen: Option<std::net::SocketAddr>,
-    /// Bearer token for the admin API's `/v1` routes.
+    /// Bearer token for the admin API (every route but /healthz and /readyz).
     pub admin_token: Option<String>,
+    /// Allow a non-loopback admin address without a token.
+    pub insecure_admin: bool,
 }
 
 /// The demo's outcome.
@@ -191,19 +193,13 @@ pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Res
     let config = Config::load(&config_path).map_err(|e| DemoError::Setup(e.to_string()))?;
     let engine = Engine::new(EngineConfig { limits: SandboxLimits::default(), cache_dir: options.cache_dir.clone() })
         .map_err(|e| DemoError::Setup(e.to_string()))?;
-    let handle = pipeline::start("orders", config.pipelines["orders"].clone(), engine)?;
-    let (stop_admin, mut stop_admin_rx) = tokio::sync::watch::channel(false);
+    let registry = crate::registry::Registry::in_memory();
+    let handle = pipeline::start_with_registry("orders", config.pipelines["orders"].clone(), engine.clone(), &registry)?;
+    let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
     if let Some(addr) = options.admin_listen {
-        let entry = crate::admin::PipelineEntry { stats: handle.stats().clone(), control: handle.control() };
-        let state = crate::admin::AdminState::new([("orders".to_owned(), entry)].into(), options.admin_token.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| DemoError::Setup(format!("--admin-listen {addr}: {e}")))?;
-        tracing::info!(addr = %addr, "admin API listening");
-        tokio::spawn(async move {
-            let _ = crate::admin::serve(listener, state, async move {
-                let _ = stop_admin_rx.wait_for(|s| *s).await;
-            })
-            .await;
-        });
+        let deployer = crate::deploy::Deployer::new(engine, registry, vec![handle.control()], crate::deploy::DEFAULT_MAX_PLUGIN_BYTES);
+        let state = crate::admin::AdminState::new(deployer, options.admin_token.clone());
+        crate::admin::start(addr, state, options.insecure_admin, stop_admin_rx).await.map_err(|e| DemoError::Setup(e.to_string()))?;
     }
 
     let producer: FutureProducer = ClientConfig::new()

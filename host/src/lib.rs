@@ -18,3 +18,5 @@ pub mod demo;
 pub mod offsets;
 pub mod scaffold;
 pub mod admin;
+pub mod registry;
+pub mod deploy;

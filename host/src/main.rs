@@ -48,6 +48,9 @@ enum Command {
         grace_period_s: u64,
         #[command(flatten)]
         admin: AdminArgs,
+        /// Plugin registry and compiled artifacts; hot-pushed versions survive restarts.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Everything embedded: mock Kafka cluster, generated orders, example operators.
     Demo {
@@ -107,36 +110,15 @@ enum Command {
 /// The admin HTTP API.
 #[derive(clap::Args, Clone)]
 struct AdminArgs {
-    /// Serve the admin API (health, metrics, pipeline status, pause/resume) on this address.
+    /// Serve the admin API (plugins, hot swap, pipelines, DLQ, health, metrics) on this address.
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<std::net::SocketAddr>,
-    /// Bearer token required on /v1 routes.
+    /// Bearer token required on every admin route but /healthz and /readyz.
     #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-}
-
-impl AdminArgs {
-    /// Starts the admin server when asked; it stops when `stop` fires.
-    async fn start(&self, handles: &[&weir::pipeline::PipelineHandle], stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
-        let Some(addr) = self.admin_listen else { return Ok(()) };
-        let entries = handles
-            .iter()
-            .map(|h| (h.name().to_owned(), weir::admin::PipelineEntry { stats: h.stats().clone(), control: h.control() }))
-            .collect();
-        let state = weir::admin::AdminState::new(entries, self.admin_token.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--admin-listen {addr}"))?;
-        tracing::info!(addr = %listener.local_addr()?, "admin API listening");
-        let mut stop = stop;
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(error) = weir::admin::serve(listener, state, shutdown).await {
-                tracing::error!(%error, "admin API failed");
-            }
-        });
-        Ok(())
-    }
+    /// Allow a non-loopback --admin-listen without a token.
+    #[arg(long)]
+    insecure_admin: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -250,7 +232,7 @@ fn init_tracing(format: LogFormat) {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Validate { plugins, config, engine } => validate(&plugins, config.as_deref(), &engine),
-        Command::Run { config, grace_period_s, admin } => run_pipelines(&config, grace_period_s, &admin),
+        Command::Run { config, grace_period_s, admin, data_dir } => run_pipelines(&config, grace_period_s, &admin, data_dir),
         Command::Demo { records, rate, plugins_dir, admin } => demo(records, rate, plugins_dir, admin),
         Command::New { lang, kind, name } => {
             use weir::engine::OperatorKind;
@@ -292,17 +274,44 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn run_pipelines(path: &std::path::Path, grace_period_s: u64, admin: &AdminArgs) -> anyhow::Result<()> {
+fn run_pipelines(path: &std::path::Path, grace_period_s: u64, admin: &AdminArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let config = weir::config::Config::load(path)?;
-    let cache_dir = config.engine.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let data_dir = data_dir.or(config.admin.data_dir.clone());
+    let cache_dir = match (&config.engine.cache_dir, &data_dir) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(data)) => data.join("compiled"),
+        (None, None) => default_cache_dir(),
+    };
     let engine = Engine::new(EngineConfig { limits: config.engine.limits.clone(), cache_dir: Some(cache_dir) })?;
+    let registry = match &data_dir {
+        Some(dir) => weir::registry::Registry::open(dir).with_context(|| format!("--data-dir {}", dir.display()))?,
+        None => {
+            tracing::warn!("no --data-dir: plugin versions pushed over the admin API are kept in memory only");
+            weir::registry::Registry::in_memory()
+        }
+    };
+    let listen = admin.admin_listen.or(config.admin.listen);
+    let token = admin.admin_token.clone().or(config.admin.token.clone());
+    let max_plugin_bytes = config.admin.max_plugin_bytes.unwrap_or(weir::deploy::DEFAULT_MAX_PLUGIN_BYTES);
+    if let Some(addr) = listen
+        && !addr.ip().is_loopback()
+        && token.as_deref().is_none_or(str::is_empty)
+        && !admin.insecure_admin
+    {
+        bail!("admin listen address {addr} is not loopback: set a token (--admin-token or WEIR_ADMIN_TOKEN) or pass --insecure-admin");
+    }
     runtime()?.block_on(async move {
         let mut handles = Vec::new();
         for (name, pipeline) in &config.pipelines {
-            handles.push(weir::pipeline::start(name, pipeline.clone(), engine.clone())?);
+            handles.push(weir::pipeline::start_with_registry(name, pipeline.clone(), engine.clone(), &registry)?);
         }
         let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
-        admin.start(&handles.iter().collect::<Vec<_>>(), stop_admin_rx).await?;
+        if let Some(addr) = listen {
+            let controls = handles.iter().map(|h| h.control()).collect();
+            let deployer = weir::deploy::Deployer::new(engine.clone(), registry.clone(), controls, max_plugin_bytes);
+            let state = weir::admin::AdminState::new(deployer, token);
+            weir::admin::start(addr, state, admin.insecure_admin, stop_admin_rx).await?;
+        }
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let failed_early = loop {
             tokio::select! {
@@ -350,6 +359,7 @@ fn demo(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, a
         terminal: std::io::stderr().is_terminal(),
         admin_listen: admin.admin_listen,
         admin_token: admin.admin_token.clone(),
+        insecure_admin: admin.insecure_admin,
     };
     let summary = runtime()?.block_on(async move {
         let mut stderr = std::io::stderr();

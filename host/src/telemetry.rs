@@ -2,12 +2,12 @@
 //! `weir_<name>_<unit>` (counters end in `_total`); [`PipelineStats::snapshot`]
 //! gives a consistent copy for progress lines, summaries and `/metrics`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Lifecycle state of a pipeline.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(tag = "state", content = "reason", rename_all = "lowercase")]
 pub enum PipelineState {
     /// Starting up (consumer joining its group).
@@ -41,10 +41,24 @@ pub struct PipelineStats {
     pub batches: AtomicU64,
     /// Guest traps (`weir_guest_traps_total`).
     pub traps: AtomicU64,
-    /// Dead letters by error kind (`weir_records_dead_lettered_total{kind}`).
+    /// Dead letters by error kind (`weir_records_dlq_total{reason}`).
     pub dead_letters_by_kind: Mutex<BTreeMap<String, u64>>,
+    /// Guest traps by kind (`weir_guest_traps_total{kind}`).
+    pub traps_by_kind: Mutex<BTreeMap<String, u64>>,
+    /// Operators hot-swapped (`weir_plugin_swaps_total`).
+    pub plugin_swaps: AtomicU64,
+    /// Dead letters replayed by redrive (`weir_records_redriven_total`).
+    pub records_redriven: AtomicU64,
+    /// Live version label per operator.
+    pub plugin_versions: Mutex<BTreeMap<String, String>>,
     /// Last committed offset (next to consume) per topic/partition.
     pub committed: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Partitions assigned to this process (none before the first assignment).
+    pub assigned: Mutex<Option<BTreeSet<(String, i32)>>>,
+    /// High watermark per partition, from librdkafka's statistics.
+    pub high_watermarks: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Broker connections up, from librdkafka's statistics.
+    pub brokers_up: AtomicU64,
     /// Current state.
     pub state: Mutex<PipelineState>,
 }
@@ -61,14 +75,36 @@ impl Default for PipelineStats {
             batches: AtomicU64::new(0),
             traps: AtomicU64::new(0),
             dead_letters_by_kind: Mutex::default(),
+            traps_by_kind: Mutex::default(),
+            plugin_swaps: AtomicU64::new(0),
+            records_redriven: AtomicU64::new(0),
+            plugin_versions: Mutex::default(),
             committed: Mutex::default(),
+            assigned: Mutex::default(),
+            high_watermarks: Mutex::default(),
+            brokers_up: AtomicU64::new(0),
             state: Mutex::new(PipelineState::Starting),
         }
     }
 }
 
+/// Offsets and lag of one assigned partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PartitionStatus {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Next offset to consume, as committed by this process.
+    pub committed: Option<i64>,
+    /// End of the partition (high watermark), as last reported.
+    pub high_watermark: Option<i64>,
+    /// Records not yet processed: high watermark minus committed.
+    pub lag: Option<i64>,
+}
+
 /// A consistent copy of the counters.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct StatsSnapshot {
     /// See [`PipelineStats::records_in`].
     pub records_in: u64,
@@ -88,8 +124,22 @@ pub struct StatsSnapshot {
     pub traps: u64,
     /// See [`PipelineStats::dead_letters_by_kind`].
     pub dead_letters_by_kind: BTreeMap<String, u64>,
+    /// See [`PipelineStats::traps_by_kind`].
+    pub traps_by_kind: BTreeMap<String, u64>,
+    /// See [`PipelineStats::plugin_swaps`].
+    pub plugin_swaps: u64,
+    /// See [`PipelineStats::records_redriven`].
+    pub records_redriven: u64,
+    /// See [`PipelineStats::plugin_versions`].
+    pub plugin_versions: BTreeMap<String, String>,
     /// Committed offsets as `topic/partition -> offset`.
     pub committed: BTreeMap<String, i64>,
+    /// Assigned partitions with committed offset and lag.
+    pub partitions: Vec<PartitionStatus>,
+    /// Number of assigned partitions (none before the first assignment).
+    pub assigned_partitions: Option<usize>,
+    /// See [`PipelineStats::brokers_up`].
+    pub brokers_up: u64,
     /// See [`PipelineStats::state`].
     pub state: PipelineState,
 }
@@ -106,6 +156,17 @@ impl PipelineStats {
         *self.dead_letters_by_kind.lock().unwrap_or_else(|e| e.into_inner()).entry(kind.to_owned()).or_default() += 1;
     }
 
+    /// Counts a guest trap of `kind`.
+    pub fn trapped(&self, kind: &str) {
+        Self::add(&self.traps, 1);
+        *self.traps_by_kind.lock().unwrap_or_else(|e| e.into_inner()).entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// Records the live version of an operator.
+    pub fn set_plugin_version(&self, operator: &str, label: &str) {
+        self.plugin_versions.lock().unwrap_or_else(|e| e.into_inner()).insert(operator.to_owned(), label.to_owned());
+    }
+
     /// Sets the state.
     pub fn set_state(&self, state: PipelineState) {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
@@ -114,7 +175,23 @@ impl PipelineStats {
     /// A consistent copy of everything.
     pub fn snapshot(&self) -> StatsSnapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let high_watermarks = self.high_watermarks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let partitions = assigned
+            .iter()
+            .flatten()
+            .map(|key| {
+                let committed = committed.get(key).copied();
+                let high_watermark = high_watermarks.get(key).copied().filter(|h| *h >= 0);
+                let lag = high_watermark.map(|h| (h - committed.unwrap_or(0)).max(0));
+                PartitionStatus { topic: key.0.clone(), partition: key.1, committed, high_watermark, lag }
+            })
+            .collect();
         StatsSnapshot {
+            partitions,
+            assigned_partitions: assigned.as_ref().map(BTreeSet::len),
+            brokers_up: load(&self.brokers_up),
             records_in: load(&self.records_in),
             records_out: load(&self.records_out),
             records_filtered: load(&self.records_filtered),
@@ -124,14 +201,81 @@ impl PipelineStats {
             batches: load(&self.batches),
             traps: load(&self.traps),
             dead_letters_by_kind: self.dead_letters_by_kind.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-            committed: self
-                .committed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+            traps_by_kind: self.traps_by_kind.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            plugin_swaps: load(&self.plugin_swaps),
+            records_redriven: load(&self.records_redriven),
+            plugin_versions: self.plugin_versions.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            committed: committed
                 .iter()
                 .map(|((t, p), o)| (format!("{t}/{p}"), *o))
                 .collect(),
             state: self.state.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
+    }
+}
+
+/// Labels of `weir_operator_call_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct CallLabels {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Operator name.
+    pub operator: String,
+    /// Live version label of the operator.
+    pub plugin_version: String,
+}
+
+/// Labels of per-pipeline histograms.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct PipelineLabels {
+    /// Pipeline name.
+    pub pipeline: String,
+}
+
+type HistogramFamily<L> = prometheus_client::metrics::family::Family<L, prometheus_client::metrics::histogram::Histogram, fn() -> prometheus_client::metrics::histogram::Histogram>;
+
+/// Process-wide latency histograms (the counters live in [`PipelineStats`]).
+pub struct Histograms {
+    /// Guest call time by pipeline, operator and plugin version (`weir_operator_call_seconds`).
+    pub operator_call_seconds: HistogramFamily<CallLabels>,
+    /// Time to process one batch, decode to commit (`weir_batch_seconds`).
+    pub batch_seconds: HistogramFamily<PipelineLabels>,
+}
+
+impl Histograms {
+    /// The process-wide instance.
+    pub fn global() -> &'static Histograms {
+        static HISTOGRAMS: std::sync::OnceLock<Histograms> = std::sync::OnceLock::new();
+        HISTOGRAMS.get_or_init(|| {
+            fn calls() -> prometheus_client::metrics::histogram::Histogram {
+                // 10 µs .. ~5 s
+                prometheus_client::metrics::histogram::Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1e-5, 3.0, 13))
+            }
+            fn batches() -> prometheus_client::metrics::histogram::Histogram {
+                // 100 µs .. ~50 s
+                prometheus_client::metrics::histogram::Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1e-4, 3.0, 13))
+            }
+            Histograms {
+                operator_call_seconds: prometheus_client::metrics::family::Family::new_with_constructor(calls),
+                batch_seconds: prometheus_client::metrics::family::Family::new_with_constructor(batches),
+            }
+        })
+    }
+}
+
+/// What an operator reports to its pipeline: call times and traps by kind.
+#[derive(Clone)]
+pub struct OperatorMetrics {
+    /// Histogram for this operator's calls (labels fixed at creation).
+    pub call_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// The pipeline's counters (traps).
+    pub stats: std::sync::Arc<PipelineStats>,
+}
+
+impl OperatorMetrics {
+    /// Metrics of operator `operator` at `version` in `pipeline`.
+    pub fn new(stats: std::sync::Arc<PipelineStats>, pipeline: &str, operator: &str, version: &str) -> OperatorMetrics {
+        let labels = CallLabels { pipeline: pipeline.to_owned(), operator: operator.to_owned(), plugin_version: version.to_owned() };
+        OperatorMetrics { call_seconds: Histograms::global().operator_call_seconds.get_or_create(&labels).clone(), stats }
     }
 }

@@ -1,54 +1,92 @@
-//! Prometheus text exposition of the pipeline counters. Written by hand: the
-//! counters already live in `telemetry` as atomics, and the text format for
-//! labelled counters and gauges is a few lines; a registry crate would
-//! duplicate the state.
+//! `/metrics` in the OpenMetrics text format, encoded by `prometheus-client`:
+//! the pipeline counters are read from [`PipelineStats`] snapshots at scrape
+//! time (a collector, so the atomics stay the one source of truth) and the
+//! latency histograms are the process-wide [`Histograms`].
+//!
+//! [`PipelineStats`]: crate::telemetry::PipelineStats
 
-use crate::telemetry::{PipelineState, StatsSnapshot};
-use std::fmt::Write;
+use crate::pipeline::PipelineControl;
+use crate::telemetry::{Histograms, PipelineState, StatsSnapshot};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
-/// A counter: metric name, help text, and how to read it from a snapshot.
-type Counter = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
-
-/// Renders every pipeline's counters.
-pub fn render<'a>(pipelines: impl Iterator<Item = (&'a str, StatsSnapshot)>) -> String {
-    let pipelines: Vec<(&str, StatsSnapshot)> = pipelines.collect();
+/// Renders the metrics of `pipelines`.
+pub fn render<'a>(pipelines: impl Iterator<Item = &'a PipelineControl>) -> String {
+    let snapshots = pipelines.map(|p| (p.name.clone(), p.stats.snapshot())).collect();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(PipelineCollector { snapshots }));
+    let histograms = Histograms::global();
+    registry.register("weir_operator_call_seconds", "Duration of one guest call", histograms.operator_call_seconds.clone());
+    registry.register("weir_batch_seconds", "Duration of one batch, decode to commit", histograms.batch_seconds.clone());
     let mut out = String::new();
-    let counters: [Counter; 8] = [
-        ("weir_records_in_total", "Records consumed.", |s| s.records_in),
-        ("weir_records_out_total", "Records written to the output or accepted by the sink.", |s| s.records_out),
-        ("weir_records_filtered_total", "Records dropped by filters.", |s| s.records_filtered),
-        ("weir_records_aggregated_total", "Records folded by aggregates.", |s| s.records_aggregated),
-        ("weir_records_dead_lettered_total", "Records sent to the dead-letter topic.", |s| s.records_dead_lettered),
-        ("weir_retries_total", "Retries of transient failures.", |s| s.retries),
-        ("weir_batches_total", "Batches processed.", |s| s.batches),
-        ("weir_guest_traps_total", "Guest traps (each cost an instance).", |s| s.traps),
-    ];
-    for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (pipeline, stats) in &pipelines {
-            let _ = writeln!(out, "{name}{{pipeline=\"{}\"}} {}", escape(pipeline), value(stats));
-        }
-    }
-    let _ = writeln!(out, "# HELP weir_dead_letters_total Dead letters by error kind.\n# TYPE weir_dead_letters_total counter");
-    for (pipeline, stats) in &pipelines {
-        for (kind, count) in &stats.dead_letters_by_kind {
-            let _ = writeln!(out, "weir_dead_letters_total{{pipeline=\"{}\",kind=\"{}\"}} {count}", escape(pipeline), escape(kind));
-        }
-    }
-    let _ = writeln!(out, "# HELP weir_committed_offset Next offset to consume, as committed.\n# TYPE weir_committed_offset gauge");
-    for (pipeline, stats) in &pipelines {
-        for (partition, offset) in &stats.committed {
-            let _ = writeln!(out, "weir_committed_offset{{pipeline=\"{}\",partition=\"{}\"}} {offset}", escape(pipeline), escape(partition));
-        }
-    }
-    let _ = writeln!(out, "# HELP weir_pipeline_running 1 when the pipeline is running.\n# TYPE weir_pipeline_running gauge");
-    for (pipeline, stats) in &pipelines {
-        let running = u8::from(stats.state == PipelineState::Running);
-        let _ = writeln!(out, "weir_pipeline_running{{pipeline=\"{}\"}} {running}", escape(pipeline));
-    }
+    prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
     out
 }
 
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+#[derive(Debug)]
+struct PipelineCollector {
+    snapshots: Vec<(String, StatsSnapshot)>,
+}
+
+/// A counter read from a snapshot: name (without `_total`), help, value.
+type CounterField = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
+
+const COUNTERS: [CounterField; 9] = [
+    ("weir_records_in", "Records consumed", |s| s.records_in),
+    ("weir_records_out", "Records written to the output or accepted by the sink", |s| s.records_out),
+    ("weir_records_filtered", "Records dropped by filters", |s| s.records_filtered),
+    ("weir_records_aggregated", "Records folded by aggregates", |s| s.records_aggregated),
+    ("weir_records_redriven", "Dead letters replayed by redrive", |s| s.records_redriven),
+    ("weir_retries", "Retries of transient failures", |s| s.retries),
+    ("weir_batches", "Batches processed", |s| s.batches),
+    ("weir_plugin_swaps", "Operators hot-swapped", |s| s.plugin_swaps),
+    ("weir_records_dead_lettered", "Records sent to the dead-letter topic", |s| s.records_dead_lettered),
+];
+
+impl Collector for PipelineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, value) in COUNTERS {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (pipeline, stats) in &self.snapshots {
+                ConstCounter::new(value(stats)).encode(metric.encode_family(&[("pipeline", pipeline.as_str())])?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor("weir_records_dlq", "Records sent to the dead-letter topic, by reason", None, MetricType::Counter)?;
+        for (pipeline, stats) in &self.snapshots {
+            for (reason, count) in &stats.dead_letters_by_kind {
+                ConstCounter::new(*count).encode(metric.encode_family(&[("pipeline", pipeline.as_str()), ("reason", reason.as_str())])?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor("weir_guest_traps", "Guest traps (each cost an instance), by kind", None, MetricType::Counter)?;
+        for (pipeline, stats) in &self.snapshots {
+            for (kind, count) in &stats.traps_by_kind {
+                ConstCounter::new(*count).encode(metric.encode_family(&[("pipeline", pipeline.as_str()), ("kind", kind.as_str())])?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor("weir_consumer_lag", "Records behind the end of the partition (high watermark minus committed)", None, MetricType::Gauge)?;
+        for (pipeline, stats) in &self.snapshots {
+            for partition in &stats.partitions {
+                if let Some(lag) = partition.lag {
+                    let number = partition.partition.to_string();
+                    let labels = [("pipeline", pipeline.as_str()), ("topic", partition.topic.as_str()), ("partition", number.as_str())];
+                    ConstGauge::new(lag).encode(metric.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let mut metric = encoder.encode_descriptor("weir_committed_offset", "Next offset to consume, as committed", None, MetricType::Gauge)?;
+        for (pipeline, stats) in &self.snapshots {
+            for (partition, offset) in &stats.committed {
+                ConstGauge::new(*offset).encode(metric.encode_family(&[("pipeline", pipeline.as_str()), ("partition", partition.as_str())])?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor("weir_pipeline_running", "1 when the pipeline is running", None, MetricType::Gauge)?;
+        for (pipeline, stats) in &self.snapshots {
+            ConstGauge::new(i64::from(stats.state == PipelineState::Running)).encode(metric.encode_family(&[("pipeline", pipeline.as_str())])?)?;
+        }
+        Ok(())
+    }
 }

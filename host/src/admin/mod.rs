@@ -1,41 +1,54 @@
-//! The admin HTTP API (axum), first slice: health, readiness, Prometheus
-//! metrics, pipeline status, pause and resume. `/v1/*` needs
-//! `Authorization: Bearer <token>` when a token is configured; errors are
-//! JSON `{"error": ...}`.
+//! The admin HTTP API (axum): plugins (upload, versions, rollback, removal),
+//! pipelines (status with per-partition lag, pause, resume, dead letters,
+//! redrive), health, readiness, Prometheus metrics and the OpenAPI document
+//! generated from the handlers below (`/v1/openapi.json`).
+//!
+//! Every route except `/healthz` and `/readyz` needs `Authorization: Bearer
+//! <token>` when a token is configured. Errors are JSON `{"error": ...}`.
 
 mod metrics;
+mod openapi;
 
-use crate::telemetry::{PipelineState, PipelineStats};
-use axum::extract::{Path, Request, State};
+
+use crate::deploy::{DeployError, DeployOutcome, Deployer};
+use crate::pipeline::PipelineControl;
+use crate::pipeline::command::{PipelineCommand, REPLY_TIMEOUT, RedriveReport, RedriveRequest};
+use crate::pipeline::dead_letters::{self, DeadLetterView};
+use crate::registry::PluginRecord;
+use crate::telemetry::{PipelineState, StatsSnapshot};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::sync::watch;
+use std::time::Duration;
 
-/// What the admin API sees of one pipeline.
-#[derive(Clone)]
-pub struct PipelineEntry {
-    /// Live counters and state.
-    pub stats: Arc<PipelineStats>,
-    /// Pause (`Some(reason)`) / resume (`None`) control.
-    pub control: Arc<watch::Sender<Option<String>>>,
-}
+/// Body limit of every route but plugin upload.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// Requests taking longer are answered 408 (uploads compile; redrives replay).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Shared state of the admin API (cheap to clone).
 #[derive(Clone)]
 pub struct AdminState {
-    pipelines: Arc<BTreeMap<String, PipelineEntry>>,
+    deployer: Deployer,
     token: Option<Arc<str>>,
 }
 
 impl AdminState {
-    /// State over `pipelines`; `token` protects `/v1/*` when set.
-    pub fn new(pipelines: BTreeMap<String, PipelineEntry>, token: Option<String>) -> AdminState {
-        AdminState { pipelines: Arc::new(pipelines), token: token.filter(|t| !t.is_empty()).map(Arc::from) }
+    /// State over the deployer's pipelines; `token` protects every route but
+    /// `/healthz` and `/readyz` when set.
+    pub fn new(deployer: Deployer, token: Option<String>) -> AdminState {
+        AdminState { deployer, token: token.filter(|t| !t.is_empty()).map(Arc::from) }
+    }
+
+    fn pipeline(&self, name: &str) -> Result<&PipelineControl, ApiError> {
+        self.deployer.pipelines().get(name).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no pipeline named `{name}`")))
     }
 }
 
@@ -43,25 +56,50 @@ impl AdminState {
 #[derive(Debug)]
 pub struct ApiError(StatusCode, String);
 
+/// The body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
-/// The router: `/healthz`, `/readyz`, `/metrics` and the `/v1` routes.
+impl From<DeployError> for ApiError {
+    fn from(error: DeployError) -> ApiError {
+        ApiError(StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), error.to_string())
+    }
+}
+
+/// The router.
 pub fn router(state: AdminState) -> Router {
-    let v1 = Router::new()
+    let upload_limit = state.deployer.max_plugin_bytes();
+    let protected = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route("/v1/plugins", get(list_plugins))
+        .route(
+            "/v1/plugins/{name}",
+            put(push_plugin).layer(DefaultBodyLimit::max(upload_limit)).get(show_plugin).delete(remove_plugin),
+        )
+        .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
         .route("/v1/pipelines", get(list_pipelines))
         .route("/v1/pipelines/{name}", get(show_pipeline))
         .route("/v1/pipelines/{name}/pause", post(pause_pipeline))
         .route("/v1/pipelines/{name}/resume", post(resume_pipeline))
+        .route("/v1/pipelines/{name}/dlq", get(peek_dead_letters))
+        .route("/v1/pipelines/{name}/dlq/redrive", post(redrive_dead_letters))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
-        .route("/metrics", get(metrics_text))
-        .merge(v1)
+        .merge(protected)
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .with_state(state)
 }
 
@@ -81,64 +119,327 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        // Constant-time comparison: the token is a secret.
-        let matches = presented.is_some_and(|p| {
-            p.len() == token.len() && p.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-        });
-        if !matches {
+        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
             return ApiError(StatusCode::UNAUTHORIZED, "missing or invalid bearer token".into()).into_response();
         }
     }
     next.run(request).await
 }
 
-fn entry<'a>(state: &'a AdminState, name: &str) -> Result<&'a PipelineEntry, ApiError> {
-    state.pipelines.get(name).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no pipeline named `{name}`")))
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn list_pipelines(State(state): State<AdminState>) -> Json<serde_json::Value> {
-    let list: Vec<serde_json::Value> = state
-        .pipelines
-        .iter()
-        .map(|(name, entry)| {
-            let s = entry.stats.snapshot();
-            serde_json::json!({
-                "name": name,
-                "state": s.state,
-                "records_in": s.records_in,
-                "records_out": s.records_out,
-                "records_filtered": s.records_filtered,
-                "records_dead_lettered": s.records_dead_lettered,
-            })
-        })
-        .collect();
-    Json(serde_json::json!({ "pipelines": list }))
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is alive")))]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
 }
 
-async fn show_pipeline(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let snapshot = entry(&state, &name)?.stats.snapshot();
-    Ok(Json(serde_json::json!({ "name": name, "status": snapshot })))
+/// Readiness of one pipeline.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// Running or paused.
+    pub running: bool,
+    /// The consumer received its partition assignment.
+    pub partitions_assigned: bool,
+    /// At least one broker connection is up.
+    pub broker_reachable: bool,
+    /// Operators are loaded (always true once running).
+    pub plugins_loaded: bool,
 }
 
-async fn pause_pipeline(State(state): State<AdminState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    entry(&state, &name)?.control.send_replace(Some("paused through the admin API".into()));
-    Ok(StatusCode::ACCEPTED)
-}
-
-async fn resume_pipeline(State(state): State<AdminState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    entry(&state, &name)?.control.send_replace(None);
-    Ok(StatusCode::ACCEPTED)
-}
-
+/// Ready when every pipeline runs (or is paused), has its partitions assigned and reaches a broker.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
 async fn ready(State(state): State<AdminState>) -> Response {
-    let states: BTreeMap<&str, PipelineState> =
-        state.pipelines.iter().map(|(name, entry)| (name.as_str(), entry.stats.snapshot().state)).collect();
-    let ready = states.values().all(|s| matches!(s, PipelineState::Running | PipelineState::Paused(_)));
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({ "ready": ready, "pipelines": states }))).into_response()
+    let mut all = true;
+    let mut pipelines = BTreeMap::new();
+    for (name, pipeline) in state.deployer.pipelines() {
+        let snapshot = pipeline.stats.snapshot();
+        let running = matches!(snapshot.state, PipelineState::Running | PipelineState::Paused(_));
+        let readiness = Readiness {
+            running,
+            partitions_assigned: snapshot.assigned_partitions.is_some(),
+            broker_reachable: snapshot.brokers_up > 0,
+            plugins_loaded: running,
+        };
+        all &= readiness.running && readiness.partitions_assigned && readiness.broker_reachable;
+        pipelines.insert(name.clone(), readiness);
+    }
+    let status = if all { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({ "ready": all, "pipelines": pipelines }))).into_response()
 }
 
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")), security(("bearer" = [])))]
 async fn metrics_text(State(state): State<AdminState>) -> Response {
-    let body = metrics::render(state.pipelines.iter().map(|(name, entry)| (name.as_str(), entry.stats.snapshot())));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let body = metrics::render(state.deployer.pipelines().values());
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+}
+
+/// A plugin with the pipelines that use it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PluginView {
+    /// Name, live version and history.
+    #[serde(flatten)]
+    pub record: PluginRecord,
+    /// Pipelines running it.
+    pub used_by: Vec<String>,
+}
+
+/// Every plugin.
+#[utoipa::path(get, path = "/v1/plugins", responses((status = 200, body = Vec<PluginView>)), security(("bearer" = [])))]
+async fn list_plugins(State(state): State<AdminState>) -> Json<Vec<PluginView>> {
+    let deployer = &state.deployer;
+    Json(deployer.registry().list().into_iter().map(|record| PluginView { used_by: deployer.users(&record.name), record }).collect())
+}
+
+/// One plugin: versions and which pipelines use it.
+#[utoipa::path(get, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, body = PluginView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn show_plugin(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Json<PluginView>, ApiError> {
+    let record = state.deployer.registry().get(&name).ok_or_else(|| ApiError::from(DeployError::UnknownPlugin(name.clone())))?;
+    Ok(Json(PluginView { used_by: state.deployer.users(&name), record }))
+}
+
+/// Uploads a new version (the body is the component) and makes it live in every pipeline using the name, at their next batch boundary.
+#[utoipa::path(put, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "Plugin name: a-z, 0-9, -, _, .")),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses(
+        (status = 201, description = "New version live", body = DeployOutcome),
+        (status = 200, description = "Identical to the live version; nothing changed", body = DeployOutcome),
+        (status = 400, description = "Bad name, not WebAssembly, not a component, not an operator", body = ErrorBody),
+        (status = 413, description = "Larger than the upload limit", body = ErrorBody),
+        (status = 422, description = "Wrong operator kind for a pipeline, init failed, or a pipeline refused the swap", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn push_plugin(State(state): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let outcome = state.deployer.push(&name, body.to_vec()).await?;
+    let status = if outcome.changed { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(outcome)).into_response())
+}
+
+/// Rollback target.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Version to make live (default: the one before the live one).
+    pub version: Option<u32>,
+}
+
+/// Makes an earlier version live again.
+#[utoipa::path(post, path = "/v1/plugins/{name}/rollback", params(("name" = String, Path, description = "Plugin name")),
+    request_body(content = Option<RollbackRequest>, content_type = "application/json"),
+    responses((status = 200, body = DeployOutcome), (status = 404, body = ErrorBody), (status = 409, description = "No earlier version", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn rollback_plugin(State(state): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Result<Json<DeployOutcome>, ApiError> {
+    let request: RollbackRequest = json_or_default(&body)?;
+    Ok(Json(state.deployer.rollback(&name, request.version).await?))
+}
+
+/// Removes a plugin and its versions.
+#[utoipa::path(delete, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, body = PluginRecord), (status = 404, body = ErrorBody), (status = 409, description = "A pipeline uses it", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn remove_plugin(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Json<PluginRecord>, ApiError> {
+    Ok(Json(state.deployer.remove(&name).await?))
+}
+
+/// A pipeline in the list.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PipelineSummary {
+    /// Name.
+    pub name: String,
+    /// Lifecycle state.
+    pub state: PipelineState,
+    /// Records consumed.
+    pub records_in: u64,
+    /// Records written.
+    pub records_out: u64,
+    /// Records filtered.
+    pub records_filtered: u64,
+    /// Records dead-lettered.
+    pub records_dead_lettered: u64,
+    /// Live version per operator.
+    pub plugin_versions: BTreeMap<String, String>,
+}
+
+/// Every pipeline.
+#[utoipa::path(get, path = "/v1/pipelines", responses((status = 200, body = Vec<PipelineSummary>)), security(("bearer" = [])))]
+async fn list_pipelines(State(state): State<AdminState>) -> Json<Vec<PipelineSummary>> {
+    Json(
+        state
+            .deployer
+            .pipelines()
+            .iter()
+            .map(|(name, pipeline)| {
+                let s = pipeline.stats.snapshot();
+                PipelineSummary {
+                    name: name.clone(),
+                    state: s.state,
+                    records_in: s.records_in,
+                    records_out: s.records_out,
+                    records_filtered: s.records_filtered,
+                    records_dead_lettered: s.records_dead_lettered,
+                    plugin_versions: s.plugin_versions,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// A pipeline's full status.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PipelineStatus {
+    /// Name.
+    pub name: String,
+    /// Operators in chain order.
+    pub operators: Vec<String>,
+    /// Dead-letter topic.
+    pub dead_letter_topic: String,
+    /// Counters, state, versions, per-partition offsets and lag.
+    pub status: StatsSnapshot,
+}
+
+/// One pipeline: state, counters, plugin versions, per-partition committed offset and lag.
+#[utoipa::path(get, path = "/v1/pipelines/{name}", params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 200, body = PipelineStatus), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn show_pipeline(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Json<PipelineStatus>, ApiError> {
+    let pipeline = state.pipeline(&name)?;
+    Ok(Json(PipelineStatus {
+        name,
+        operators: pipeline.operators.iter().map(|o| o.name.clone()).collect(),
+        dead_letter_topic: pipeline.dead_letters.topic.clone(),
+        status: pipeline.stats.snapshot(),
+    }))
+}
+
+/// Pauses consumption at the next batch boundary (group membership kept).
+#[utoipa::path(post, path = "/v1/pipelines/{name}/pause", params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 202, description = "Pausing"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn pause_pipeline(State(state): State<AdminState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    state.pipeline(&name)?.pause.send_replace(Some("paused through the admin API".into()));
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Resumes from the last committed offsets.
+#[utoipa::path(post, path = "/v1/pipelines/{name}/resume", params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 202, description = "Resuming"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn resume_pipeline(State(state): State<AdminState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    state.pipeline(&name)?.pause.send_replace(None);
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Dead-letter query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PeekQuery {
+    /// At most this many (newest), default 100, at most 100000.
+    pub limit: Option<usize>,
+    /// Only this error kind (`weir.error.kind`).
+    pub kind: Option<String>,
+}
+
+/// The newest dead letters with their `weir.error.*` and `weir.source.*` headers, oldest first.
+#[utoipa::path(get, path = "/v1/pipelines/{name}/dlq", params(("name" = String, Path, description = "Pipeline name"), PeekQuery),
+    responses((status = 200, body = Vec<DeadLetterView>), (status = 404, body = ErrorBody), (status = 502, description = "Kafka unreachable", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn peek_dead_letters(State(state): State<AdminState>, Path(name): Path<String>, Query(query): Query<PeekQuery>) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
+    let topic = state.pipeline(&name)?.dead_letters.clone();
+    let limit = query.limit.unwrap_or(100).min(100_000);
+    let views = tokio::task::spawn_blocking(move || dead_letters::peek(&topic, limit, query.kind.as_deref()))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("reading the dead-letter topic: {e}")))?;
+    Ok(Json(views))
+}
+
+/// Redrive options.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveOptions {
+    /// Only dead letters written at or after this time (RFC 3339 or Unix ms).
+    pub since: Option<String>,
+    /// At most this many dead letters.
+    pub limit: Option<u64>,
+}
+
+/// Replays dead letters through the current chain: successes to the output, failures back to the DLQ (`weir.attempts` incremented). Progress is committed, so a redrive resumes where the last stopped.
+#[utoipa::path(post, path = "/v1/pipelines/{name}/dlq/redrive", params(("name" = String, Path, description = "Pipeline name")),
+    request_body(content = Option<RedriveOptions>, content_type = "application/json"),
+    responses((status = 200, body = RedriveReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn redrive_dead_letters(State(state): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Result<Json<RedriveReport>, ApiError> {
+    let options: RedriveOptions = json_or_default(&body)?;
+    let since_ms = options.since.as_deref().map(parse_time_ms).transpose()?;
+    let pipeline = state.pipeline(&name)?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = PipelineCommand::Redrive(RedriveRequest { since_ms, limit: options.limit, reply });
+    let gone = || ApiError(StatusCode::CONFLICT, format!("pipeline `{name}` is not running"));
+    pipeline.commands.send(request).await.map_err(|_| gone())?;
+    match tokio::time::timeout(REQUEST_TIMEOUT.max(REPLY_TIMEOUT), answer).await {
+        Ok(Ok(Ok(report))) => Ok(Json(report)),
+        Ok(Ok(Err(message))) => Err(ApiError(StatusCode::BAD_GATEWAY, message)),
+        Ok(Err(_)) => Err(gone()),
+        Err(_) => Err(ApiError(StatusCode::GATEWAY_TIMEOUT, "redrive did not finish in time; it goes on in the pipeline".into())),
+    }
+}
+
+fn json_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+/// RFC 3339 or Unix milliseconds.
+pub fn parse_time_ms(text: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("`since`: expected RFC 3339 (2026-11-23T10:00:00Z) or Unix ms: {e}")))
+}
+
+/// Why the admin API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminStartError {
+    /// A non-loopback address without a token.
+    #[error("admin listen address {0} is not loopback: set a token (--admin-token or WEIR_ADMIN_TOKEN) or pass --insecure-admin")]
+    InsecureListen(std::net::SocketAddr),
+    /// Binding failed.
+    #[error("admin listen address {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Binds `addr` and serves the API in the background until `stop` turns
+/// true. Refuses a non-loopback address without a token unless `insecure`.
+/// Returns the bound address.
+pub async fn start(
+    addr: std::net::SocketAddr,
+    state: AdminState,
+    insecure: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<std::net::SocketAddr, AdminStartError> {
+    if !addr.ip().is_loopback() && state.token.is_none() && !insecure {
+        return Err(AdminStartError::InsecureListen(addr));
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| AdminStartError::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| AdminStartError::Bind { addr, source })?;
+    tracing::info!(addr = %bound, auth = state.token.is_some(), "admin API listening");
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(error) = serve(listener, state, shutdown).await {
+            tracing::error!(%error, "admin API failed");
+        }
+    });
+    Ok(bound)
 }

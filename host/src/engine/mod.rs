@@ -18,7 +18,7 @@ pub use error::{Error, GuestError, OperatorKind, Result, TrapKind};
 pub use http::HttpAllowlist;
 pub use instance::{Instance, MapResult, RowRejection, SinkResult};
 pub use limits::{SandboxLimits, DEFAULT_CALL_DEADLINE_MS, DEFAULT_MEMORY_LIMIT_BYTES, EPOCH_TICK};
-pub use plugin::{LoadSource, Plugin};
+pub use plugin::{LoadSource, Plugin, sha256_hex};
 pub use store::StoreState;
 
 use crate::bindings;

@@ -52,7 +52,7 @@ impl Plugin {
     pub(super) fn load(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Plugin> {
         let started = Instant::now();
         check_preamble(name, bytes)?;
-        let sha256 = hex::encode(Sha256::digest(bytes));
+        let sha256 = sha256_hex(bytes);
         let wasmtime = engine.wasmtime();
         let cached = engine.cache().and_then(|cache| cache.load(wasmtime, &sha256));
         let (component, source) = match cached {
@@ -160,6 +160,11 @@ impl Plugin {
     pub(super) fn limits(&self) -> &super::SandboxLimits {
         self.inner.engine.limits()
     }
+}
+
+/// Hex SHA-256 of component bytes: a plugin's content address.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 fn link_error(plugin: &str, kind: OperatorKind, error: wasmtime::Error) -> Error {

@@ -47,6 +47,11 @@ impl Chain {
         &self.operators
     }
 
+    /// The operators, mutably (hot swap replaces one between batches).
+    pub fn operators_mut(&mut self) -> &mut [Operator] {
+        &mut self.operators
+    }
+
     /// Runs one batch through every operator.
     pub fn run(&mut self, batch: RecordBatch, watermark_ms: Option<i64>) -> Result<ChainOutput> {
         let mut out = ChainOutput::default();

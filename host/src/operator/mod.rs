@@ -9,6 +9,7 @@ mod chain;
 pub use chain::{Chain, ChainOutput, ChainRejection};
 
 use crate::batch::BatchError;
+use crate::telemetry::OperatorMetrics;
 use crate::engine::{Error, HttpAllowlist, Instance, OperatorKind, Plugin, Result, SinkResult};
 pub use crate::engine::{MapResult, RowRejection};
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
@@ -45,6 +46,8 @@ pub struct Operator {
     allowlist: HttpAllowlist,
     instance: Option<Instance>,
     stats: OperatorStats,
+    version: String,
+    metrics: Option<OperatorMetrics>,
 }
 
 impl Operator {
@@ -56,7 +59,10 @@ impl Operator {
             allowlist,
             instance: None,
             stats: OperatorStats::default(),
+            version: String::new(),
+            metrics: None,
         };
+        operator.version = operator.plugin.sha256()[..12].to_owned();
         operator.instance()?;
         Ok(operator)
     }
@@ -64,6 +70,28 @@ impl Operator {
     /// The plugin.
     pub fn plugin(&self) -> &Plugin {
         &self.plugin
+    }
+
+    /// Sets the version label (registry version such as `v3`; default: the
+    /// first 12 hex digits of the plugin's SHA-256).
+    pub fn with_version(mut self, label: impl Into<String>) -> Operator {
+        self.version = label.into();
+        self
+    }
+
+    /// Reports call times and traps to `metrics` from now on.
+    pub fn set_metrics(&mut self, metrics: OperatorMetrics) {
+        self.metrics = Some(metrics);
+    }
+
+    /// The version label, for output headers, dead letters and metrics.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The config JSON given to `init`.
+    pub fn config_json(&self) -> &str {
+        &self.config_json
     }
 
     /// The operator kind.
@@ -88,11 +116,22 @@ impl Operator {
     /// Runs `f` on the live instance; a trap or contract breach discards it.
     fn with_instance<R>(&mut self, f: impl FnOnce(&mut Instance) -> Result<R>) -> Result<R> {
         self.stats.calls += 1;
+        let started = self.metrics.as_ref().map(|_| std::time::Instant::now());
         let result = f(self.instance()?);
+        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+            metrics.call_seconds.observe(started.elapsed().as_secs_f64());
+        }
         if let Err(error) = &result
             && matches!(error, Error::Trap { .. } | Error::Contract { .. }) {
                 self.stats.traps += 1;
                 self.instance = None;
+                if let Some(metrics) = &self.metrics {
+                    let kind = match error {
+                        Error::Trap { kind, .. } => kind.as_str(),
+                        _ => "contract",
+                    };
+                    metrics.stats.trapped(kind);
+                }
             }
         result
     }

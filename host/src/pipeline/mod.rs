@@ -3,6 +3,8 @@
 //! Offsets are committed only after everything derived from a batch was
 //! acknowledged (see docs/delivery.md).
 
+pub mod command;
+pub mod dead_letters;
 pub mod decode;
 pub mod output;
 pub mod source;
@@ -14,7 +16,9 @@ use crate::delivery::offsets::CommitPlan;
 use crate::delivery::retry;
 use crate::engine::{Engine, HttpAllowlist, OperatorKind, SinkResult};
 use crate::operator::{Chain, Operator};
-use crate::telemetry::{PipelineState, PipelineStats};
+use crate::registry::Registry;
+use crate::telemetry::{Histograms, OperatorMetrics, PipelineLabels, PipelineState, PipelineStats};
+use command::{OperatorSlot, PipelineCommand, RedriveReport, SwapReport, SwapRequest};
 use arrow_array::RecordBatch;
 use decode::RecordDecoder;
 use output::OutRecord;
@@ -27,7 +31,7 @@ use source::{Cut, SourceConsumer};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// Why a pipeline could not start or had to halt.
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +107,26 @@ pub struct PipelineHandle {
     name: String,
     stats: Arc<PipelineStats>,
     shutdown: watch::Sender<bool>,
-    control: Arc<watch::Sender<Option<String>>>,
+    control: PipelineControl,
     task: tokio::task::JoinHandle<Result<(), PipelineError>>,
+}
+
+/// Everything needed to steer a running pipeline from elsewhere (the admin
+/// API, the deployer); cheap to clone.
+#[derive(Clone)]
+pub struct PipelineControl {
+    /// Pipeline name.
+    pub name: String,
+    /// Live counters and state.
+    pub stats: Arc<PipelineStats>,
+    /// Pause (`Some(reason)`) / resume (`None`).
+    pub pause: Arc<watch::Sender<Option<String>>>,
+    /// Swap and redrive requests, handled between batches.
+    pub commands: mpsc::Sender<PipelineCommand>,
+    /// The operators, in chain order (sink last).
+    pub operators: Arc<Vec<OperatorSlot>>,
+    /// Where the pipeline's dead letters are.
+    pub dead_letters: dead_letters::DeadLetterTopic,
 }
 
 impl PipelineHandle {
@@ -126,16 +148,16 @@ impl PipelineHandle {
     /// Pauses consumption at the next batch boundary (partitions paused, group
     /// membership kept), with the reason shown in the state.
     pub fn pause(&self, reason: impl Into<String>) {
-        self.control.send_replace(Some(reason.into()));
+        self.control.pause.send_replace(Some(reason.into()));
     }
 
     /// Resumes a paused pipeline from its last committed offsets.
     pub fn resume(&self) {
-        self.control.send_replace(None);
+        self.control.pause.send_replace(None);
     }
 
-    /// A handle for pausing and resuming from elsewhere (the admin API).
-    pub fn control(&self) -> Arc<watch::Sender<Option<String>>> {
+    /// A handle for steering the pipeline from elsewhere (admin API, deployer).
+    pub fn control(&self) -> PipelineControl {
         self.control.clone()
     }
 
@@ -154,14 +176,57 @@ impl PipelineHandle {
 }
 
 /// Starts a pipeline on the current Tokio runtime (multi-threaded: Wasm
-/// calls run in `block_in_place`).
+/// calls run in `block_in_place`), with a private in-memory plugin registry.
 pub fn start(name: &str, config: PipelineConfig, engine: Engine) -> Result<PipelineHandle, PipelineError> {
+    start_with_registry(name, config, engine, &Registry::in_memory())
+}
+
+/// Starts a pipeline whose operators come from `registry`: an operator runs
+/// the registry's live version of its name; a name the registry does not
+/// know yet (or whose live version came from a config file that has since
+/// changed) is added from the configured file.
+pub fn start_with_registry(name: &str, config: PipelineConfig, engine: Engine, registry: &Registry) -> Result<PipelineHandle, PipelineError> {
     let stats = Arc::new(PipelineStats::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let control = Arc::new(watch::channel(None).0);
-    let worker = Worker::new(name, config, engine, stats.clone(), control.clone())?;
+    let pause = Arc::new(watch::channel(None).0);
+    let (commands, commands_rx) = mpsc::channel(16);
+    let worker = Worker::new(name, config, engine, registry, stats.clone(), pause.clone(), commands_rx)?;
+    let operators = Arc::new(worker.slots());
+    let dead_letters = dead_letters::DeadLetterTopic::of(&worker.config);
+    let control = PipelineControl { name: name.to_owned(), stats: stats.clone(), pause, commands, operators, dead_letters };
     let task = tokio::spawn(worker.run(shutdown_rx));
     Ok(PipelineHandle { name: name.to_owned(), stats, shutdown, control, task })
+}
+
+/// Loads an operator's plugin: the registry's live version of its name, or
+/// the configured file (which then becomes a registry version).
+fn resolve_plugin(engine: &Engine, registry: &Registry, operator: &crate::config::OperatorConfig, index: usize) -> Result<(crate::engine::Plugin, String), String> {
+    let name = operator.display_name();
+    let file = std::fs::read(&operator.plugin).map_err(|e| format!("operators[{index}].plugin {}: {e}", operator.plugin.display()));
+    if let Some(record) = registry.get(&name) {
+        let live = record.live_version().clone();
+        let file_changed = file.as_ref().is_ok_and(|bytes| crate::engine::sha256_hex(bytes) != live.sha256);
+        if !(live.origin == "config" && file_changed) {
+            let bytes = registry.bytes(&name, live.version).map_err(|e| e.to_string())?;
+            let plugin = engine.load(&name, &bytes).map_err(|e| e.to_string())?;
+            if file_changed {
+                tracing::warn!(operator = %name, version = %live.label(), file = %operator.plugin.display(), "running the registry's live version, which differs from the configured file (push the file to update)");
+            }
+            return Ok((plugin, live.label()));
+        }
+    }
+    let bytes = file?;
+    let plugin = engine.load(&name, &bytes).map_err(|e| e.to_string())?;
+    let (version, _) = registry.push(&name, &bytes, plugin.kind().as_str(), "config").map_err(|e| e.to_string())?;
+    Ok((plugin, version.label()))
+}
+
+/// Why a redrive ended early.
+enum RedriveFailure {
+    /// The pipeline itself must halt (delivery failed after retries...).
+    Pipeline(PipelineError),
+    /// The dead-letter topic could not be read; the pipeline goes on.
+    Reader(String),
 }
 
 /// A result batch with the source record of each row (none after an aggregate).
@@ -173,13 +238,13 @@ struct Worker {
     stats: Arc<PipelineStats>,
     decoder: RecordDecoder,
     chain: Chain,
-    /// name and version of each chain operator, by plugin name.
-    versions: BTreeMap<String, String>,
     sink: Option<Operator>,
     consumer: SourceConsumer,
     sender: Sender,
     control: Arc<watch::Sender<Option<String>>>,
+    commands: mpsc::Receiver<PipelineCommand>,
     budget: VecDeque<(Instant, u64, u64)>,
+    batch_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// The producing side (shared, `Sync`, so its futures can cross awaits).
@@ -196,25 +261,26 @@ impl Worker {
         name: &str,
         config: PipelineConfig,
         engine: Engine,
+        registry: &Registry,
         stats: Arc<PipelineStats>,
         control: Arc<watch::Sender<Option<String>>>,
+        commands: mpsc::Receiver<PipelineCommand>,
     ) -> Result<Worker, PipelineError> {
         let setup = |message: String| PipelineError::Setup { pipeline: name.to_owned(), message };
         let decoder = RecordDecoder::new(&config.format).map_err(|e| setup(e.to_string()))?;
         let mut chain = Vec::new();
         let mut sink = None;
-        let mut versions = BTreeMap::new();
         let count = config.operators.len();
         for (index, operator) in config.operators.iter().enumerate() {
             let operator_name = operator.display_name();
             let fail = |source| PipelineError::Operator { pipeline: name.to_owned(), operator: operator_name.clone(), source: Box::new(source) };
-            let bytes = std::fs::read(&operator.plugin)
-                .map_err(|e| setup(format!("operators[{index}].plugin {}: {e}", operator.plugin.display())))?;
-            let plugin = engine.load(&operator_name, &bytes).map_err(fail)?;
-            versions.insert(operator_name.clone(), plugin.sha256()[..12].to_owned());
+            let (plugin, version) = resolve_plugin(&engine, registry, operator, index).map_err(|e| setup(format!("operator `{operator_name}`: {e}")))?;
             let kind = plugin.kind();
-            let live = Operator::new(plugin, operator.config_json(), HttpAllowlist::new(operator.allow_hosts.clone()))
-                .map_err(fail)?;
+            let mut live = Operator::new(plugin, operator.config_json(), HttpAllowlist::new(operator.allow_hosts.clone()))
+                .map_err(fail)?
+                .with_version(version.clone());
+            live.set_metrics(OperatorMetrics::new(stats.clone(), name, &operator_name, &version));
+            stats.set_plugin_version(&operator_name, &version);
             if kind == OperatorKind::Sink {
                 if index + 1 != count {
                     return Err(setup(format!("operators[{index}] (`{operator_name}`) is a sink: sinks must come last")));
@@ -240,13 +306,143 @@ impl Worker {
             stats,
             decoder,
             chain: Chain::new(chain),
-            versions,
             sink,
             consumer,
             sender,
             control,
+            commands,
             budget: VecDeque::new(),
+            batch_seconds: Histograms::global().batch_seconds.get_or_create(&PipelineLabels { pipeline: name.to_owned() }).clone(),
         })
+    }
+
+    /// The operator slots, in chain order (sink last).
+    fn slots(&self) -> Vec<OperatorSlot> {
+        self.chain
+            .operators()
+            .iter()
+            .chain(self.sink.as_ref())
+            .zip(&self.config.operators)
+            .map(|(operator, config)| OperatorSlot {
+                name: operator.plugin().name().to_owned(),
+                kind: operator.kind(),
+                config_json: operator.config_json().to_owned(),
+                allowlist: HttpAllowlist::new(config.allow_hosts.clone()),
+            })
+            .collect()
+    }
+
+    /// The live version label of the operator named `operator`.
+    fn version_of(&self, operator: &str) -> String {
+        self.chain
+            .operators()
+            .iter()
+            .chain(self.sink.as_ref())
+            .find(|o| o.plugin().name() == operator)
+            .map(|o| o.version().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// `name@version,...` of every operator (the `weir.plugins` header).
+    fn versions_header(&self) -> String {
+        let labels: Vec<String> =
+            self.chain.operators().iter().chain(self.sink.as_ref()).map(|o| format!("{}@{}", o.plugin().name(), o.version())).collect();
+        labels.join(",")
+    }
+
+    /// Handles a swap or redrive request (between batches).
+    async fn handle(&mut self, command: PipelineCommand, shutdown: &watch::Receiver<bool>) -> Result<(), PipelineError> {
+        match command {
+            PipelineCommand::Swap(SwapRequest { operator, replacement, reply }) => {
+                let outcome = tokio::task::block_in_place(|| self.swap(&operator, replacement));
+                match &outcome {
+                    Ok(report) => tracing::info!(pipeline = %self.name, %operator, version = %self.version_of(&operator), pause_us = report.pause_us, "operator swapped"),
+                    Err(error) => tracing::warn!(pipeline = %self.name, %operator, %error, "swap refused; the old version keeps running"),
+                }
+                let _ = reply.send(outcome);
+            }
+            PipelineCommand::Redrive(request) => {
+                let outcome = self.redrive(request.since_ms, request.limit, shutdown).await;
+                let reply = match outcome {
+                    Ok(report) => Ok(report),
+                    Err(RedriveFailure::Pipeline(error)) => {
+                        let _ = request.reply.send(Err(error.to_string()));
+                        return Err(error);
+                    }
+                    Err(RedriveFailure::Reader(message)) => Err(message),
+                };
+                let _ = request.reply.send(reply);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replays dead letters through the current chain: successes go to the
+    /// outputs, failures back to the DLQ with `weir.attempts` incremented;
+    /// progress is committed in the redrive group after each batch.
+    async fn redrive(&mut self, since_ms: Option<i64>, limit: Option<u64>, shutdown: &watch::Receiver<bool>) -> Result<RedriveReport, RedriveFailure> {
+        let topic = dead_letters::DeadLetterTopic::of(&self.config);
+        let reader_error = |e: rdkafka::error::KafkaError| RedriveFailure::Reader(format!("reading `{}`: {e}", topic.topic));
+        let mut reader = tokio::task::block_in_place(|| dead_letters::RedriveReader::open(&topic, since_ms)).map_err(reader_error)?;
+        let mut report = RedriveReport::default();
+        let mut remaining = limit.unwrap_or(u64::MAX);
+        tracing::info!(pipeline = %self.name, topic = %topic.topic, ?since_ms, ?limit, "redrive started");
+        while remaining > 0 && !*shutdown.borrow() {
+            let max = remaining.min(self.config.batch.max_records as u64) as usize;
+            let batch = reader.next_batch(max).await.map_err(reader_error)?;
+            if batch.is_empty() {
+                break;
+            }
+            let (originals, prior): (Vec<OwnedMessage>, Vec<u32>) = batch.iter().map(dead_letters::original_record).unzip();
+            let filtered_before = self.stats.snapshot().records_filtered;
+            let mut dead = self.run_batch(&originals).await.map_err(RedriveFailure::Pipeline)?;
+            for (record, letter) in &mut dead {
+                letter.attempts += prior[*record];
+            }
+            if !dead.is_empty() {
+                self.sender.produce_dead_letters(&dead, &originals).await.map_err(RedriveFailure::Pipeline)?;
+            }
+            tokio::task::block_in_place(|| reader.commit(&batch)).map_err(reader_error)?;
+            let filtered = self.stats.snapshot().records_filtered - filtered_before;
+            report.read += batch.len() as u64;
+            report.filtered += filtered;
+            report.dead_lettered += dead.len() as u64;
+            report.delivered += (batch.len() - dead.len()) as u64 - filtered;
+            PipelineStats::add(&self.stats.records_redriven, batch.len() as u64);
+            remaining -= batch.len() as u64;
+        }
+        tracing::info!(pipeline = %self.name, ?report, "redrive finished");
+        Ok(report)
+    }
+
+    /// Replaces the operator named `name` by `replacement`; aggregate state
+    /// moves over (snapshot on the old instance, restore on the new).
+    fn swap(&mut self, name: &str, mut replacement: Operator) -> Result<SwapReport, String> {
+        let started = Instant::now();
+        let slot = self
+            .chain
+            .operators_mut()
+            .iter_mut()
+            .chain(self.sink.as_mut())
+            .find(|o| o.plugin().name() == name)
+            .ok_or_else(|| format!("pipeline `{}` has no operator `{name}`", self.name))?;
+        if slot.kind() != replacement.kind() {
+            return Err(format!("operator `{name}` is a {} operator; the new version is a {}", slot.kind(), replacement.kind()));
+        }
+        let mut state_bytes = None;
+        if slot.kind() == OperatorKind::Aggregate {
+            let state = slot.snapshot().map_err(|e| format!("snapshot on the old version failed: {e}"))?;
+            replacement.restore(&state).map_err(|e| format!("the new version could not restore the state: {e}"))?;
+            state_bytes = Some(state.len() as u64);
+        }
+        let label = replacement.version().to_owned();
+        replacement.set_metrics(OperatorMetrics::new(self.stats.clone(), &self.name, name, &label));
+        let old = std::mem::replace(slot, replacement);
+        let pause_us = started.elapsed().as_micros() as u64;
+        drop(old);
+        self.stats.set_plugin_version(name, &label);
+        PipelineStats::add(&self.stats.plugin_swaps, 1);
+        Ok(SwapReport { pause_us, state_bytes })
     }
 
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
@@ -271,7 +467,8 @@ impl Worker {
                 && !self.wait_while_paused(reason, shutdown, &mut control).await? {
                     return self.drain_commit();
                 }
-            let (mut records, cut) = source::collect(&self.consumer, &self.config.batch, shutdown, &mut control).await;
+            let (mut records, cut) =
+                source::collect(&self.consumer, &self.config.batch, shutdown, &mut control, &mut self.commands).await;
             let revoked = self.consumer.context().take_revoked();
             if !revoked.is_empty() {
                 records.retain(|r| !revoked.contains(&(r.topic().to_owned(), r.partition())));
@@ -279,10 +476,14 @@ impl Worker {
             if !records.is_empty() {
                 let span = tracing::info_span!("batch", pipeline = %self.name, records = records.len());
                 let _entered = span.enter();
+                let started = Instant::now();
                 self.process(records).await?;
+                self.batch_seconds.observe(started.elapsed().as_secs_f64());
             }
-            if cut == Cut::Shutdown {
-                return self.drain_commit();
+            match cut {
+                Cut::Shutdown => return self.drain_commit(),
+                Cut::Command(command) => self.handle(command, shutdown).await?,
+                Cut::Limit => {}
             }
             if let Some(reason) = self.budget_exceeded() {
                 tracing::error!(pipeline = %self.name, %reason, "error budget exceeded: pausing the pipeline");
@@ -319,16 +520,22 @@ impl Worker {
             if *shutdown.borrow() {
                 return Ok(false);
             }
-            tokio::select! {
+            let command = tokio::select! {
                 _ = shutdown.changed() => return Ok(false),
+                // Swaps and redrives work while paused (pause, push a fix, redrive, resume).
+                Some(command) = self.commands.recv() => Some(command),
                 changed = control.changed() => {
                     if changed.is_err() || control.borrow_and_update().is_none() {
                         break;
                     }
+                    None
                 }
                 // Keep serving group callbacks while paused; anything fetched
                 // is read again after the rewind below.
-                message = self.consumer.recv() => { let _ = message; }
+                message = self.consumer.recv() => { let _ = message; None }
+            };
+            if let Some(command) = command {
+                self.handle(command, shutdown).await?;
             }
         }
         if let Ok(assignment) = self.consumer.assignment() {
@@ -364,23 +571,46 @@ impl Worker {
     }
 
     async fn process(&mut self, records: Vec<OwnedMessage>) -> Result<(), PipelineError> {
+        let dead = self.run_batch(&records).await?;
+        if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
+            let mut plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
+            plan.stop_at(dead.iter().map(|(i, _)| (records[*i].topic(), records[*i].partition(), records[*i].offset())));
+            self.commit(plan)?;
+            let (index, letter) = dead.iter().min_by_key(|(i, _)| records[*i].offset()).expect("not empty");
+            let record = &records[*index];
+            return Err(PipelineError::Stopped {
+                pipeline: self.name.clone(),
+                topic: record.topic().to_owned(),
+                partition: record.partition(),
+                offset: record.offset(),
+                kind: letter.kind.clone(),
+                message: letter.message.clone(),
+            });
+        }
+        if !dead.is_empty() {
+            self.sender.produce_dead_letters(&dead, &records).await?;
+        }
+        self.budget.push_back((Instant::now(), records.len() as u64, dead.len() as u64));
+        self.commit(CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset()))))
+    }
+
+    /// Decodes, runs the chain and the sink, and produces the outputs (with
+    /// retries); returns the records to dead-letter, by index in `records`.
+    async fn run_batch(&mut self, records: &[OwnedMessage]) -> Result<Vec<(usize, DeadLetter)>, PipelineError> {
         let stats = self.stats.clone();
         PipelineStats::add(&stats.records_in, records.len() as u64);
         PipelineStats::add(&stats.batches, 1);
         let mut dead: Vec<(usize, DeadLetter)> = Vec::new();
 
-        let decoded = self.decoder.decode(&records).map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
+        let decoded = self.decoder.decode(records).map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
         dead.extend(decoded.failed.into_iter().map(|(record, reason)| (record, DeadLetter::host("decode", reason))));
 
         // The chain, with poison isolation (CPU work: off the async reactor).
-        let traps_before: u64 = self.chain.operators().iter().map(|o| o.stats().traps).sum();
         let chain = &mut self.chain;
         let isolated = tokio::task::block_in_place(|| {
             run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, None))
         })
         .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?;
-        let traps_after: u64 = self.chain.operators().iter().map(|o| o.stats().traps).sum();
-        PipelineStats::add(&stats.traps, traps_after - traps_before);
 
         for (record, error, attempts) in isolated.failed {
             let operator = match &error {
@@ -389,7 +619,7 @@ impl Worker {
                 | crate::engine::Error::Contract { plugin, .. } => plugin.clone(),
                 _ => String::new(),
             };
-            let plugin_version = self.versions.get(&operator).cloned().unwrap_or_default();
+            let plugin_version = self.version_of(&operator);
             dead.push((record, DeadLetter { kind: error.kind_str().to_owned(), message: error.to_string(), operator, plugin_version, attempts }));
         }
         let mut results: Results = Vec::new();
@@ -401,7 +631,7 @@ impl Worker {
                 let letter = DeadLetter {
                     kind: "rejected".into(),
                     message: rejection.reason,
-                    plugin_version: self.versions.get(&operator).cloned().unwrap_or_default(),
+                    plugin_version: self.version_of(&operator),
                     operator,
                     attempts: 1,
                 };
@@ -446,7 +676,8 @@ impl Worker {
         }
 
         if let Some(output) = self.config.output.clone() {
-            let failed = self.sender.produce_all(&output.topic, &out_records, &records).await;
+            let versions = output.plugin_version_header.then(|| self.versions_header());
+            let failed = self.sender.produce_all(&output.topic, &out_records, records, versions.as_deref()).await;
             PipelineStats::add(&stats.records_out, (out_records.len() - failed.len()) as u64);
             for (record, error) in failed {
                 match out_records[record].source {
@@ -458,27 +689,7 @@ impl Worker {
             }
         }
 
-        if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
-            let mut plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
-            plan.stop_at(dead.iter().map(|(i, _)| (records[*i].topic(), records[*i].partition(), records[*i].offset())));
-            self.commit(plan)?;
-            let (index, letter) = dead.iter().min_by_key(|(i, _)| records[*i].offset()).expect("not empty");
-            let record = &records[*index];
-            return Err(PipelineError::Stopped {
-                pipeline: self.name.clone(),
-                topic: record.topic().to_owned(),
-                partition: record.partition(),
-                offset: record.offset(),
-                kind: letter.kind.clone(),
-                message: letter.message.clone(),
-            });
-        }
-
-        if !dead.is_empty() {
-            self.sender.produce_dead_letters(&dead, &records).await?;
-        }
-        self.budget.push_back((Instant::now(), records.len() as u64, dead.len() as u64));
-        self.commit(CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset()))))
+        Ok(dead)
     }
 
     fn commit(&self, plan: CommitPlan) -> Result<(), PipelineError> {
@@ -494,8 +705,14 @@ impl Sender {
     /// Produces `out` (headers copied from source records) and waits for every
     /// acknowledgement; retries failures with backoff. Returns the records
     /// that still failed, with the last error.
-    async fn produce_all(&self, topic: &str, out: &[OutRecord], sources: &[OwnedMessage]) -> Vec<(usize, String)> {
-        let headers_of = |r: &OutRecord| r.source.and_then(|s| sources[s].headers().cloned());
+    async fn produce_all(&self, topic: &str, out: &[OutRecord], sources: &[OwnedMessage], versions: Option<&str>) -> Vec<(usize, String)> {
+        let headers_of = |r: &OutRecord| {
+            let headers = r.source.and_then(|s| sources[s].headers().cloned());
+            match versions {
+                Some(value) => Some(headers.unwrap_or_default().insert(rdkafka::message::Header { key: "weir.plugins", value: Some(value) })),
+                None => headers,
+            }
+        };
         let mut pending: Vec<usize> = (0..out.len()).collect();
         let mut last_errors: BTreeMap<usize, String> = BTreeMap::new();
         let mut delays = retry::delays(&self.errors);
@@ -634,7 +851,6 @@ async fn write_sink(
             },
             Err(error) => match delays.next() {
                 Some(delay) if error.is_trap() => {
-                    PipelineStats::add(&stats.traps, 1);
                     tokio::time::sleep(delay).await;
                 }
                 _ => return all(error.kind_str(), error.to_string(), attempts),

@@ -11,7 +11,8 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use super::command::PipelineCommand;
 
 /// Consumer callbacks: rebalance bookkeeping.
 pub struct SourceContext {
@@ -27,7 +28,21 @@ impl SourceContext {
     }
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    /// librdkafka's periodic statistics: high watermarks (for lag) and broker reachability.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let up = statistics.brokers.values().filter(|b| b.state == "UP").count() as u64;
+        self.stats.brokers_up.store(up, std::sync::atomic::Ordering::Relaxed);
+        let mut marks = self.stats.high_watermarks.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, data) in &statistics.topics {
+            for (partition, p) in &data.partitions {
+                if *partition >= 0 && p.hi_offset >= 0 {
+                    marks.insert((topic.clone(), *partition), p.hi_offset);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -49,12 +64,22 @@ impl ConsumerContext for SourceContext {
                 && let Err(error) = consumer.commit(&list, CommitMode::Sync) {
                     tracing::warn!(pipeline = %self.pipeline, %error, "commit on revoke failed");
                 }
+            let mut assigned = self.stats.assigned.lock().unwrap_or_else(|e| e.into_inner());
+            let assigned = assigned.get_or_insert_default();
+            for element in partitions.elements() {
+                assigned.remove(&(element.topic().to_owned(), element.partition()));
+            }
             tracing::info!(pipeline = %self.pipeline, partitions = partitions.count(), "partitions revoked");
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
+            let mut assigned = self.stats.assigned.lock().unwrap_or_else(|e| e.into_inner());
+            let assigned = assigned.get_or_insert_default();
+            for element in partitions.elements() {
+                assigned.insert((element.topic().to_owned(), element.partition()));
+            }
             tracing::info!(pipeline = %self.pipeline, partitions = partitions.count(), "partitions assigned");
         }
     }
@@ -79,7 +104,9 @@ pub fn create_consumer(
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("queued.max.messages.kbytes", "32768")
         // Low-volume partitions: do not let a fetch wait long for data.
-        .set("fetch.wait.max.ms", "100");
+        .set("fetch.wait.max.ms", "100")
+        // Statistics feed per-partition lag and broker reachability (readiness).
+        .set("statistics.interval.ms", "1000");
     for (key, value) in &source.properties {
         config.set(key, value);
     }
@@ -91,21 +118,23 @@ pub fn create_consumer(
 }
 
 /// Why batch collection ended.
-#[derive(Debug, PartialEq, Eq)]
 pub enum Cut {
     /// A limit was reached (records, bytes or wait).
     Limit,
     /// Shutdown was requested; process what was collected, then stop.
     Shutdown,
+    /// A request arrived: process what was collected, then handle it.
+    Command(PipelineCommand),
 }
 
 /// Collects one batch: until `max_records`, `max_bytes`, `max_wait_ms` after
-/// the first record, a pause/resume request, or shutdown.
+/// the first record, a pause/resume request, a command, or shutdown.
 pub async fn collect(
     consumer: &SourceConsumer,
     limits: &BatchConfig,
     shutdown: &mut watch::Receiver<bool>,
     control: &mut watch::Receiver<Option<String>>,
+    commands: &mut mpsc::Receiver<PipelineCommand>,
 ) -> (Vec<OwnedMessage>, Cut) {
     let mut records = Vec::new();
     let mut bytes = 0usize;
@@ -125,6 +154,7 @@ pub async fn collect(
             // Pause or resume requested: cut here so the loop sees it.
             _ = control.changed() => return (records, Cut::Limit),
             _ = wait => return (records, Cut::Limit),
+            Some(command) = commands.recv() => return (records, Cut::Command(command)),
             message = consumer.recv() => match message {
                 Ok(message) => {
                     bytes += message.payload_len();

@@ -1,0 +1,373 @@
+//! Deployment: validating an upload, storing it in the registry and swapping
+//! it into every running pipeline that uses the name, at their next batch
+//! boundary. Everything that can fail is checked before anything changes
+//! (the component loads, has the kind each using pipeline needs, and `init`
+//! succeeds with each pipeline's config); the new operators are built before
+//! the swap, so a pipeline only pauses to exchange them (and move aggregate
+//! state). If a pipeline refuses the swap, the ones that already swapped go
+//! back and the live version stays what it was.
+
+use crate::engine::{Engine, LoadSource, OperatorKind, Plugin};
+use crate::operator::Operator;
+use crate::pipeline::PipelineControl;
+use crate::pipeline::command::{OperatorSlot, PipelineCommand, REPLY_TIMEOUT, SwapReport, SwapRequest};
+use crate::registry::{PluginRecord, PluginVersion, Registry, RegistryError, validate_name};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Default upload size limit (64 MiB).
+pub const DEFAULT_MAX_PLUGIN_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why an upload, rollback or removal was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The name is not allowed.
+    #[error(transparent)]
+    InvalidName(RegistryError),
+    /// Larger than the upload limit.
+    #[error("plugin is {size} bytes; the limit is {limit} bytes")]
+    TooLarge {
+        /// Upload size.
+        size: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// Not WebAssembly, a core module, not an operator world, does not compile or link.
+    #[error("{0}")]
+    NotAnOperator(String),
+    /// Implements another operator kind than a using pipeline needs.
+    #[error("pipeline `{pipeline}` uses `{operator}` as a {expected} operator, but the upload is a {found} operator")]
+    WrongKind {
+        /// Pipeline.
+        pipeline: String,
+        /// Operator name.
+        operator: String,
+        /// Kind in the pipeline.
+        expected: OperatorKind,
+        /// Kind of the upload.
+        found: OperatorKind,
+    },
+    /// `init` with a using pipeline's config failed.
+    #[error("pipeline `{pipeline}`: the new version failed to initialise with the pipeline's config: {reason}")]
+    Init {
+        /// Pipeline.
+        pipeline: String,
+        /// Engine error.
+        reason: String,
+    },
+    /// A pipeline refused the swap (aggregate state did not restore); rolled back.
+    #[error("pipeline `{pipeline}` refused the swap ({reason}); every pipeline was returned to version {kept}")]
+    SwapFailed {
+        /// Pipeline.
+        pipeline: String,
+        /// Why.
+        reason: String,
+        /// The version that stays live.
+        kept: String,
+    },
+    /// No such plugin.
+    #[error("no plugin named `{0}`")]
+    UnknownPlugin(String),
+    /// No such version.
+    #[error("plugin `{name}` has no version {version}")]
+    UnknownVersion {
+        /// Plugin.
+        name: String,
+        /// Version.
+        version: u32,
+    },
+    /// Cannot remove: pipelines use it.
+    #[error("plugin `{name}` is used by pipeline(s) {}", pipelines.join(", "))]
+    InUse {
+        /// Plugin.
+        name: String,
+        /// Pipelines using it.
+        pipelines: Vec<String>,
+    },
+    /// Rollback without an older version.
+    #[error("plugin `{0}` has no version before the live one")]
+    NoPreviousVersion(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Registry(RegistryError),
+}
+
+impl DeployError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            DeployError::InvalidName(_) | DeployError::NotAnOperator(_) => 400,
+            DeployError::UnknownPlugin(_) | DeployError::UnknownVersion { .. } => 404,
+            DeployError::InUse { .. } | DeployError::NoPreviousVersion(_) => 409,
+            DeployError::TooLarge { .. } => 413,
+            DeployError::WrongKind { .. } | DeployError::Init { .. } | DeployError::SwapFailed { .. } => 422,
+            DeployError::Registry(_) => 500,
+        }
+    }
+}
+
+impl From<RegistryError> for DeployError {
+    fn from(error: RegistryError) -> DeployError {
+        match error {
+            RegistryError::InvalidName(_) => DeployError::InvalidName(error),
+            RegistryError::UnknownPlugin(name) => DeployError::UnknownPlugin(name),
+            RegistryError::UnknownVersion { name, version } => DeployError::UnknownVersion { name, version },
+            other => DeployError::Registry(other),
+        }
+    }
+}
+
+/// How one pipeline took a new version.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PipelineSwap {
+    /// Pipeline.
+    pub pipeline: String,
+    /// `swapped`, or `not running` (the pipeline has ended).
+    pub status: String,
+    /// The pipeline's pause and the state carried over.
+    pub report: Option<SwapReport>,
+}
+
+/// What a push or rollback did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DeployOutcome {
+    /// Plugin name.
+    pub name: String,
+    /// The live version now.
+    pub version: PluginVersion,
+    /// False when the upload was identical to the live version (nothing changed).
+    pub changed: bool,
+    /// `compiled` or `cache`: where the machine code came from.
+    pub loaded_from: String,
+    /// Upload received to live in every pipeline, in milliseconds.
+    pub upload_to_live_ms: f64,
+    /// Each pipeline that uses the plugin.
+    pub pipelines: Vec<PipelineSwap>,
+}
+
+/// Pushes, rolls back and removes plugins (one change at a time).
+#[derive(Clone)]
+pub struct Deployer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    registry: Registry,
+    pipelines: BTreeMap<String, PipelineControl>,
+    max_plugin_bytes: usize,
+    /// Serialises changes: one push/rollback/removal at a time.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Deployer {
+    /// A deployer over `pipelines`, storing in `registry`.
+    pub fn new(engine: Engine, registry: Registry, pipelines: Vec<PipelineControl>, max_plugin_bytes: usize) -> Deployer {
+        let pipelines = pipelines.into_iter().map(|p| (p.name.clone(), p)).collect();
+        Deployer { inner: Arc::new(Inner { engine, registry, pipelines, max_plugin_bytes, lock: tokio::sync::Mutex::new(()) }) }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The pipelines, by name.
+    pub fn pipelines(&self) -> &BTreeMap<String, PipelineControl> {
+        &self.inner.pipelines
+    }
+
+    /// The upload size limit.
+    pub fn max_plugin_bytes(&self) -> usize {
+        self.inner.max_plugin_bytes
+    }
+
+    /// Names of the pipelines that run the plugin `name`.
+    pub fn users(&self, name: &str) -> Vec<String> {
+        self.slots_of(name).into_iter().map(|(pipeline, _)| pipeline.name.clone()).collect()
+    }
+
+    fn slots_of(&self, name: &str) -> Vec<(&PipelineControl, &OperatorSlot)> {
+        self.inner
+            .pipelines
+            .values()
+            .flat_map(|p| p.operators.iter().filter(|slot| slot.name == name).map(move |slot| (p, slot)))
+            .collect()
+    }
+
+    /// Validates `bytes` as the next version of `name` and makes it live in
+    /// every pipeline that uses the name.
+    pub async fn push(&self, name: &str, bytes: Vec<u8>) -> Result<DeployOutcome, DeployError> {
+        let started = Instant::now();
+        validate_name(name)?;
+        if bytes.len() > self.inner.max_plugin_bytes {
+            return Err(DeployError::TooLarge { size: bytes.len(), limit: self.inner.max_plugin_bytes });
+        }
+        let _guard = self.inner.lock.lock().await;
+        let bytes = Arc::new(bytes);
+        let plugin = self.load(name, bytes.clone()).await?;
+        let operators = self.prepare(name, &plugin).await?;
+        let previous = self.inner.registry.get(name);
+        let (version, changed) = self.inner.registry.push(name, &bytes, plugin.kind().as_str(), "upload")?;
+        if !changed {
+            return Ok(self.outcome(name, version, false, &plugin, started, Vec::new()));
+        }
+        match self.activate(name, operators, &version.label()).await {
+            Ok(swaps) => {
+                tracing::info!(plugin = name, version = %version.label(), sha256 = %version.sha256, "plugin pushed and live");
+                Ok(self.outcome(name, version, true, &plugin, started, swaps))
+            }
+            Err((pipeline, reason)) => {
+                let kept = match &previous {
+                    Some(record) => {
+                        self.inner.registry.set_live(name, record.live)?;
+                        record.live_version().label()
+                    }
+                    None => {
+                        self.inner.registry.remove(name)?;
+                        "none".to_owned()
+                    }
+                };
+                Err(DeployError::SwapFailed { pipeline, reason, kept })
+            }
+        }
+    }
+
+    /// Makes `version` (default: the one before the live one) live again.
+    pub async fn rollback(&self, name: &str, version: Option<u32>) -> Result<DeployOutcome, DeployError> {
+        let started = Instant::now();
+        let _guard = self.inner.lock.lock().await;
+        let record = self.inner.registry.get(name).ok_or_else(|| DeployError::UnknownPlugin(name.to_owned()))?;
+        let target = match version {
+            Some(version) => record.version(version).cloned().ok_or(DeployError::UnknownVersion { name: name.to_owned(), version })?,
+            None => {
+                let live_index = record.versions.iter().position(|v| v.version == record.live).expect("live is stored");
+                live_index.checked_sub(1).map(|i| record.versions[i].clone()).ok_or_else(|| DeployError::NoPreviousVersion(name.to_owned()))?
+            }
+        };
+        let bytes = self.inner.registry.bytes(name, target.version)?;
+        let plugin = self.load(name, bytes).await?;
+        if target.version == record.live {
+            return Ok(self.outcome(name, target, false, &plugin, started, Vec::new()));
+        }
+        let operators = self.prepare(name, &plugin).await?;
+        match self.activate(name, operators, &target.label()).await {
+            Ok(swaps) => {
+                let version = self.inner.registry.set_live(name, target.version)?;
+                tracing::info!(plugin = name, version = %version.label(), "plugin rolled back");
+                Ok(self.outcome(name, version, true, &plugin, started, swaps))
+            }
+            Err((pipeline, reason)) => Err(DeployError::SwapFailed { pipeline, reason, kept: record.live_version().label() }),
+        }
+    }
+
+    /// Removes a plugin no pipeline uses.
+    pub async fn remove(&self, name: &str) -> Result<PluginRecord, DeployError> {
+        let _guard = self.inner.lock.lock().await;
+        let users = self.users(name);
+        if !users.is_empty() {
+            return Err(DeployError::InUse { name: name.to_owned(), pipelines: users });
+        }
+        Ok(self.inner.registry.remove(name)?)
+    }
+
+    async fn load(&self, name: &str, bytes: Arc<Vec<u8>>) -> Result<Plugin, DeployError> {
+        let engine = self.inner.engine.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || engine.load(&name, &bytes))
+            .await
+            .map_err(|e| DeployError::NotAnOperator(format!("loading failed: {e}")))?
+            .map_err(|e| DeployError::NotAnOperator(e.to_string()))
+    }
+
+    /// Checks the kind and builds (instantiates and `init`s) the operator
+    /// for every pipeline that uses `name`.
+    async fn prepare(&self, name: &str, plugin: &Plugin) -> Result<Vec<(PipelineControl, Operator)>, DeployError> {
+        let mut prepared = Vec::new();
+        for (pipeline, slot) in self.slots_of(name) {
+            if slot.kind != plugin.kind() {
+                return Err(DeployError::WrongKind { pipeline: pipeline.name.clone(), operator: name.to_owned(), expected: slot.kind, found: plugin.kind() });
+            }
+            let (plugin, config, allowlist) = (plugin.clone(), slot.config_json.clone(), slot.allowlist.clone());
+            let operator = tokio::task::spawn_blocking(move || Operator::new(plugin, config, allowlist))
+                .await
+                .map_err(|e| DeployError::Init { pipeline: pipeline.name.clone(), reason: e.to_string() })?
+                .map_err(|e| DeployError::Init { pipeline: pipeline.name.clone(), reason: e.to_string() })?;
+            prepared.push((pipeline.clone(), operator));
+        }
+        Ok(prepared)
+    }
+
+    /// Swaps the prepared operators in; on a refusal, swaps the pipelines
+    /// that already took the new version back to their previous operator
+    /// version and returns (pipeline, reason).
+    async fn activate(&self, name: &str, operators: Vec<(PipelineControl, Operator)>, label: &str) -> Result<Vec<PipelineSwap>, (String, String)> {
+        let mut swaps = Vec::new();
+        let mut swapped: Vec<(PipelineControl, String)> = Vec::new();
+        for (pipeline, operator) in operators {
+            let previous_label = pipeline.stats.snapshot().plugin_versions.get(name).cloned().unwrap_or_default();
+            match send_swap(&pipeline, name, operator.with_version(label)).await {
+                Ok(Some(report)) => {
+                    swapped.push((pipeline.clone(), previous_label));
+                    swaps.push(PipelineSwap { pipeline: pipeline.name.clone(), status: "swapped".into(), report: Some(report) });
+                }
+                Ok(None) => swaps.push(PipelineSwap { pipeline: pipeline.name.clone(), status: "not running".into(), report: None }),
+                Err(reason) => {
+                    self.revert(name, swapped).await;
+                    return Err((pipeline.name.clone(), reason));
+                }
+            }
+        }
+        Ok(swaps)
+    }
+
+    /// Puts the version labelled `previous` back into pipelines (best effort).
+    async fn revert(&self, name: &str, swapped: Vec<(PipelineControl, String)>) {
+        let Some(record) = self.inner.registry.get(name) else { return };
+        for (pipeline, previous) in swapped {
+            let Some(version) = record.versions.iter().find(|v| v.label() == previous) else { continue };
+            let restored = async {
+                let bytes = self.inner.registry.bytes(name, version.version).map_err(|e| e.to_string())?;
+                let plugin = self.load(name, bytes).await.map_err(|e| e.to_string())?;
+                let mut operators = self.prepare(name, &plugin).await.map_err(|e| e.to_string())?;
+                let index = operators.iter().position(|(p, _)| p.name == pipeline.name).ok_or("pipeline gone")?;
+                let (_, operator) = operators.swap_remove(index);
+                send_swap(&pipeline, name, operator.with_version(previous.clone())).await
+            };
+            if let Err(error) = restored.await {
+                tracing::error!(pipeline = %pipeline.name, plugin = name, %error, "could not swap back to the previous version");
+            }
+        }
+    }
+
+    fn outcome(&self, name: &str, version: PluginVersion, changed: bool, plugin: &Plugin, started: Instant, pipelines: Vec<PipelineSwap>) -> DeployOutcome {
+        DeployOutcome {
+            name: name.to_owned(),
+            version,
+            changed,
+            loaded_from: match plugin.source() {
+                LoadSource::Compiled => "compiled",
+                LoadSource::Cache => "cache",
+            }
+            .to_owned(),
+            upload_to_live_ms: started.elapsed().as_secs_f64() * 1000.0,
+            pipelines,
+        }
+    }
+}
+
+/// Sends a swap and waits for the pipeline's answer: `Ok(None)` when the
+/// pipeline is not running any more.
+async fn send_swap(pipeline: &PipelineControl, name: &str, operator: Operator) -> Result<Option<SwapReport>, String> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = PipelineCommand::Swap(SwapRequest { operator: name.to_owned(), replacement: operator, reply });
+    if pipeline.commands.send(request).await.is_err() {
+        return Ok(None);
+    }
+    match tokio::time::timeout(REPLY_TIMEOUT, answer).await {
+        Ok(Ok(result)) => result.map(Some),
+        Ok(Err(_)) => Ok(None),
+        Err(_) => Err(format!("no answer within {}s (the pipeline is stuck in a batch)", REPLY_TIMEOUT.as_secs())),
+    }
+}
