@@ -20,3 +20,4 @@ pub mod scaffold;
 pub mod admin;
 pub mod registry;
 pub mod deploy;
+pub mod client;

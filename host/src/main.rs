@@ -82,6 +82,27 @@ enum Command {
         #[command(subcommand)]
         command: OffsetsCommand,
     },
+    /// Plugins of a running weir (admin API client).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Pipelines of a running weir (admin API client).
+    Pipeline {
+        #[command(subcommand)]
+        command: PipelineCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Dead letters of a running weir's pipelines (admin API client).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Runs JSON lines through a chain of operators and prints JSON lines.
     Exec {
         /// Operator components, applied in the given order.
@@ -93,7 +114,7 @@ enum Command {
         /// Schema file of the input records.
         #[arg(long)]
         schema: PathBuf,
-        /// JSON lines input (`-` for stdin).
+        /// JSON lines input (`-` for stdin); lines of `weir dlq export` are unwrapped to their original value.
         #[arg(long, default_value = "-")]
         input: PathBuf,
         /// Rows per batch.
@@ -104,6 +125,106 @@ enum Command {
         allow_hosts: Vec<String>,
         #[command(flatten)]
         engine: EngineArgs,
+    },
+}
+
+/// Where the admin API is.
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// Admin API base URL.
+    #[arg(long = "admin", env = "WEIR_ADMIN_URL", default_value = "http://127.0.0.1:7070", global = true)]
+    admin_url: String,
+    /// Bearer token.
+    #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Uploads a component as the next version of NAME; live at the next batch of every pipeline using it.
+    Push {
+        /// Plugin name (the operator `name` in pipeline configs).
+        name: String,
+        /// Component file.
+        file: PathBuf,
+    },
+    /// Lists plugins with their live version and users.
+    List,
+    /// Shows a plugin's versions and users.
+    Show {
+        /// Plugin name.
+        name: String,
+    },
+    /// Makes the previous (or the given) version live again.
+    Rollback {
+        /// Plugin name.
+        name: String,
+        /// Version number to make live.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Removes a plugin no pipeline uses.
+    Rm {
+        /// Plugin name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PipelineCommand {
+    /// Lists pipelines with state and counts.
+    List,
+    /// State, counters, plugin versions, per-partition offsets and lag.
+    Status {
+        /// Pipeline name.
+        name: String,
+    },
+    /// Pauses consumption at the next batch boundary.
+    Pause {
+        /// Pipeline name.
+        name: String,
+    },
+    /// Resumes from the last committed offsets.
+    Resume {
+        /// Pipeline name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Replays dead letters through the current chain (after a fix).
+    Redrive {
+        /// Pipeline name.
+        pipeline: String,
+        /// Only dead letters written at or after this time (RFC 3339 or Unix ms).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Writes dead letters with their headers as JSON lines (replay with `weir exec --input`).
+    Export {
+        /// Pipeline name.
+        pipeline: String,
+        /// At most this many (newest).
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+        /// Only this error kind.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Shows the newest dead letters as a table.
+    List {
+        /// Pipeline name.
+        pipeline: String,
+        /// At most this many (newest).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only this error kind.
+        #[arg(long)]
+        kind: Option<String>,
     },
 }
 
@@ -258,9 +379,141 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Plugin { command, client } => admin_client(client, |c| plugin_command(c, command)),
+        Command::Pipeline { command, client } => admin_client(client, |c| pipeline_command(c, command)),
+        Command::Dlq { command, client } => admin_client(client, |c| dlq_command(c, command)),
         Command::Exec { plugins, configs, schema, input, batch_size, allow_hosts, engine } => {
             exec(&plugins, &configs, &schema, &input, batch_size, allow_hosts, &engine)
         }
+    }
+}
+
+/// Runs an admin API client command on a small runtime.
+fn admin_client<F, Fut>(args: ClientArgs, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(weir::client::AdminClient) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let client = weir::client::AdminClient::new(&args.admin_url, args.token);
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(command(client))
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+async fn plugin_command(client: weir::client::AdminClient, command: PluginCommand) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::Push { name, file } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let outcome = client.put_wasm(&format!("/v1/plugins/{name}"), bytes).await?;
+            let version = &outcome["version"];
+            if outcome["changed"].as_bool() == Some(false) {
+                println!("{name}: unchanged (v{} is already live)", version["version"]);
+                return Ok(());
+            }
+            println!("{name}: v{} live ({}, sha256 {}, {} bytes, {} in {:.0} ms)", version["version"], version["kind"].as_str().unwrap_or(""),
+                &version["sha256"].as_str().unwrap_or("")[..12.min(version["sha256"].as_str().unwrap_or("").len())], version["size_bytes"],
+                outcome["loaded_from"].as_str().unwrap_or(""), outcome["upload_to_live_ms"].as_f64().unwrap_or(0.0));
+            for swap in outcome["pipelines"].as_array().into_iter().flatten() {
+                println!("  {}: {} (pause {} us)", swap["pipeline"].as_str().unwrap_or(""), swap["status"].as_str().unwrap_or(""), swap["report"]["pause_us"]);
+            }
+        }
+        PluginCommand::List => {
+            let plugins = client.get("/v1/plugins").await?;
+            println!("{:<32} {:>5} {:>9} {:<14} USED BY", "NAME", "LIVE", "VERSIONS", "KIND");
+            for plugin in plugins.as_array().into_iter().flatten() {
+                let versions = plugin["versions"].as_array().map_or(0, Vec::len);
+                let live = plugin["versions"].as_array().into_iter().flatten().find(|v| v["version"] == plugin["live"]);
+                let used_by: Vec<&str> = plugin["used_by"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+                println!("{:<32} {:>5} {:>9} {:<14} {}", plugin["name"].as_str().unwrap_or(""), format!("v{}", plugin["live"]), versions,
+                    live.and_then(|v| v["kind"].as_str()).unwrap_or(""), used_by.join(","));
+            }
+        }
+        PluginCommand::Show { name } => print_json(&client.get(&format!("/v1/plugins/{name}")).await?),
+        PluginCommand::Rollback { name, version } => {
+            let outcome = client.post(&format!("/v1/plugins/{name}/rollback"), &serde_json::json!({ "version": version })).await?;
+            println!("{name}: v{} live", outcome["version"]["version"]);
+        }
+        PluginCommand::Rm { name } => {
+            client.delete(&format!("/v1/plugins/{name}")).await?;
+            println!("{name}: removed");
+        }
+    }
+    Ok(())
+}
+
+async fn pipeline_command(client: weir::client::AdminClient, command: PipelineCommand) -> anyhow::Result<()> {
+    match command {
+        PipelineCommand::List => {
+            let pipelines = client.get("/v1/pipelines").await?;
+            println!("{:<24} {:<10} {:>12} {:>12} {:>10} {:>10}  PLUGINS", "NAME", "STATE", "IN", "OUT", "FILTERED", "DLQ");
+            for p in pipelines.as_array().into_iter().flatten() {
+                let versions: Vec<String> = p["plugin_versions"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}@{}", v.as_str().unwrap_or(""))).collect();
+                println!("{:<24} {:<10} {:>12} {:>12} {:>10} {:>10}  {}", p["name"].as_str().unwrap_or(""), p["state"]["state"].as_str().unwrap_or(""),
+                    p["records_in"], p["records_out"], p["records_filtered"], p["records_dead_lettered"], versions.join(","));
+            }
+        }
+        PipelineCommand::Status { name } => print_json(&client.get(&format!("/v1/pipelines/{name}")).await?),
+        PipelineCommand::Pause { name } => {
+            client.post(&format!("/v1/pipelines/{name}/pause"), &serde_json::Value::Null).await?;
+            println!("{name}: pausing at the next batch boundary");
+        }
+        PipelineCommand::Resume { name } => {
+            client.post(&format!("/v1/pipelines/{name}/resume"), &serde_json::Value::Null).await?;
+            println!("{name}: resuming");
+        }
+    }
+    Ok(())
+}
+
+async fn dlq_command(client: weir::client::AdminClient, command: DlqCommand) -> anyhow::Result<()> {
+    let peek = |pipeline: &str, limit: usize, kind: &Option<String>| {
+        let mut path = format!("/v1/pipelines/{pipeline}/dlq?limit={limit}");
+        if let Some(kind) = kind {
+            path.push_str(&format!("&kind={kind}"));
+        }
+        path
+    };
+    match command {
+        DlqCommand::Redrive { pipeline, since, limit } => {
+            let report = client.post(&format!("/v1/pipelines/{pipeline}/dlq/redrive"), &serde_json::json!({ "since": since, "limit": limit })).await?;
+            println!("{pipeline}: redrive read {}, delivered {}, filtered {}, dead-lettered again {}", report["read"], report["delivered"], report["filtered"], report["dead_lettered"]);
+        }
+        DlqCommand::Export { pipeline, limit, kind } => {
+            let letters = client.get(&peek(&pipeline, limit, &kind)).await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for letter in letters.as_array().into_iter().flatten() {
+                writeln!(out, "{letter}")?;
+            }
+            out.flush()?;
+        }
+        DlqCommand::List { pipeline, limit, kind } => {
+            let letters = client.get(&peek(&pipeline, limit, &kind)).await?;
+            println!("{:<24} {:<16} {:<24} {:<28} MESSAGE", "WHEN", "KIND", "OPERATOR", "SOURCE");
+            for letter in letters.as_array().into_iter().flatten() {
+                let h = &letter["headers"];
+                let when = letter["timestamp_ms"].as_i64().and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default();
+                let header = |k: &str| h[k].as_str().unwrap_or("").to_owned();
+                let source = format!("{}/{}@{}", header("weir.source.topic"), header("weir.source.partition"), header("weir.source.offset"));
+                let operator = match header("weir.error.plugin.version").as_str() { "" => header("weir.error.operator"), v => format!("{}@{v}", header("weir.error.operator")) };
+                let mut message = header("weir.error.message");
+                message.truncate(100);
+                println!("{when:<24} {:<16} {operator:<24} {source:<28} {message}", header("weir.error.kind"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `weir dlq export` lines become their original value; other lines pass.
+fn unwrap_dead_letter(line: String) -> String {
+    if !line.trim_start().starts_with('{') || !line.contains("\"value_encoding\"") {
+        return line;
+    }
+    match serde_json::from_str::<weir::pipeline::dead_letters::DeadLetterView>(&line) {
+        Ok(view) if view.value_encoding == "utf8" => view.value.unwrap_or_default(),
+        _ => line,
     }
 }
 
@@ -482,7 +735,7 @@ fn exec(
     let mut first_line = 1usize;
     let mut line_number = 0usize;
     for line in reader.lines() {
-        let line = line.context("reading input")?;
+        let line = unwrap_dead_letter(line.context("reading input")?);
         line_number += 1;
         if line.trim().is_empty() {
             continue;
