@@ -36,6 +36,11 @@ impl AdminClient {
         AdminClient { base: base.trim_end_matches('/').to_owned(), token: token.filter(|t| !t.is_empty()), http: reqwest::Client::new() }
     }
 
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
     /// GET `path`.
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.send(reqwest::Method::GET, path, None).await

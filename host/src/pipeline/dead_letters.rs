@@ -177,6 +177,8 @@ pub struct RedriveReader {
     topic: String,
     /// Exclusive end offset per partition not yet fully read.
     pending: BTreeMap<i32, i64>,
+    /// Skip dead letters written before this time (Unix ms).
+    since_ms: Option<i64>,
 }
 
 impl RedriveReader {
@@ -199,9 +201,10 @@ impl RedriveReader {
         let mut assignment = TopicPartitionList::new();
         let mut pending = BTreeMap::new();
         for (partition, low, high) in partitions {
+            // A broker that cannot look up times answers End: start at the
+            // beginning then, and let the timestamp filter in next_batch skip.
             let start = match starts.find_partition(&topic.topic, partition).map(|e| e.offset()) {
                 Some(Offset::Offset(offset)) => offset.max(low),
-                Some(Offset::End) => high,
                 _ => low,
             };
             if start < high {
@@ -212,7 +215,7 @@ impl RedriveReader {
         if assignment.count() > 0 {
             consumer.assign(&assignment)?;
         }
-        Ok(RedriveReader { consumer, topic: topic.topic.clone(), pending })
+        Ok(RedriveReader { consumer, topic: topic.topic.clone(), pending, since_ms })
     }
 
     /// Up to `max` dead letters; empty when everything up to the end was read.
@@ -231,7 +234,8 @@ impl RedriveReader {
             if message.offset() + 1 >= end {
                 self.pending.remove(&message.partition());
             }
-            if message.offset() < end {
+            let too_old = self.since_ms.is_some_and(|since| message.timestamp().to_millis().is_some_and(|t| t < since));
+            if message.offset() < end && !too_old {
                 batch.push(message);
             }
         }

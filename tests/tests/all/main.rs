@@ -1,6 +1,7 @@
 //! weir's integration tests: real components built from source by the
 //! build script, run through the real engine. One binary, a module per topic.
 
+mod admin;
 mod aggregate;
 mod bad_guests;
 mod cache;

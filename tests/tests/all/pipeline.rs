@@ -324,8 +324,8 @@ async fn admin_api_reports_status_metrics_and_pauses_without_losing_records() {
     let (first, second) = records.split_at(200);
     produce(&bootstrap, &input, first).await;
     let handle = scenario.start();
-    let entry = weir::admin::PipelineEntry { stats: handle.stats().clone(), control: handle.control() };
-    let state = weir::admin::AdminState::new([("orders".to_owned(), entry)].into(), Some("s3cret".into()));
+    let deployer = weir::deploy::Deployer::new(engine(), weir::registry::Registry::in_memory(), vec![handle.control()], 1 << 20);
+    let state = weir::admin::AdminState::new(deployer, Some("s3cret".into()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(weir::admin::serve(listener, state, std::future::pending()));
@@ -338,7 +338,12 @@ async fn admin_api_reports_status_metrics_and_pauses_without_losing_records() {
     assert!(body.contains("\"error\""), "{body}");
 
     wait_for_input(&handle, first.len() as u64, Duration::from_secs(60)).await;
-    assert_eq!(http(addr, "GET", "/readyz", None).await.0, 200);
+    // Ready once partitions are assigned and librdkafka reports a broker up.
+    let ready_by = tokio::time::Instant::now() + Duration::from_secs(15);
+    while http(addr, "GET", "/readyz", None).await.0 != 200 {
+        assert!(tokio::time::Instant::now() < ready_by, "{}", http(addr, "GET", "/readyz", None).await.1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(http(addr, "POST", "/v1/pipelines/orders/pause", Some("s3cret")).await.0, 202);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !matches!(handle.stats().snapshot().state, weir::telemetry::PipelineState::Paused(_)) {
@@ -354,10 +359,12 @@ async fn admin_api_reports_status_metrics_and_pauses_without_losing_records() {
 
     assert_eq!(http(addr, "POST", "/v1/pipelines/orders/resume", Some("s3cret")).await.0, 202);
     wait_for_input(&handle, records.len() as u64, Duration::from_secs(60)).await;
-    let (status, metrics) = http(addr, "GET", "/metrics", None).await;
+    assert_eq!(http(addr, "GET", "/metrics", None).await.0, 401, "metrics need the token");
+    let (status, metrics) = http(addr, "GET", "/metrics", Some("s3cret")).await;
     assert_eq!(status, 200);
     assert!(metrics.contains(&format!("weir_records_in_total{{pipeline=\"orders\"}} {}", records.len())), "{metrics}");
-    assert!(metrics.contains("weir_dead_letters_total{pipeline=\"orders\",kind=\"panic\"} "), "{metrics}");
+    assert!(metrics.contains("weir_records_dlq_total{pipeline=\"orders\",reason=\"panic\"} "), "{metrics}");
+    assert!(metrics.contains("weir_guest_traps_total{pipeline=\"orders\",kind=\"panic\"} "), "{metrics}");
     handle.shutdown();
     handle.join().await.unwrap();
 

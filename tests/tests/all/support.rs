@@ -89,3 +89,11 @@ pub fn actions(values: &[&str]) -> RecordBatch {
     ])
     .unwrap()
 }
+
+/// Routes weir's logs to the test output when `WEIR_LOG` is set (e.g.
+/// `WEIR_LOG=weir=debug`); a no-op otherwise or when already installed.
+pub fn logs() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+}
