@@ -9,6 +9,7 @@
 
 use crate::engine::{Engine, LoadSource, OperatorKind, Plugin};
 use crate::operator::Operator;
+use crate::operator::shadow::{Shadow, ShadowReport};
 use crate::pipeline::PipelineControl;
 use crate::pipeline::command::{OperatorSlot, PipelineCommand, REPLY_TIMEOUT, SwapReport, SwapRequest};
 use crate::registry::{PluginRecord, PluginVersion, Registry, RegistryError, validate_name};
@@ -91,6 +92,12 @@ pub enum DeployError {
     /// Storage failed.
     #[error(transparent)]
     Registry(RegistryError),
+    /// Shadow of a kind that cannot run in shadow.
+    #[error("a {0} operator cannot run in shadow (filters and maps only: sinks have side effects, aggregates keep state)")]
+    ShadowKind(OperatorKind),
+    /// No shadow run for the plugin.
+    #[error("plugin `{0}` has no shadow candidate")]
+    NoShadow(String),
 }
 
 impl DeployError {
@@ -98,10 +105,10 @@ impl DeployError {
     pub fn status(&self) -> u16 {
         match self {
             DeployError::InvalidName(_) | DeployError::NotAnOperator(_) => 400,
-            DeployError::UnknownPlugin(_) | DeployError::UnknownVersion { .. } => 404,
+            DeployError::UnknownPlugin(_) | DeployError::UnknownVersion { .. } | DeployError::NoShadow(_) => 404,
             DeployError::InUse { .. } | DeployError::NoPreviousVersion(_) => 409,
             DeployError::TooLarge { .. } => 413,
-            DeployError::WrongKind { .. } | DeployError::Init { .. } | DeployError::SwapFailed { .. } => 422,
+            DeployError::WrongKind { .. } | DeployError::Init { .. } | DeployError::SwapFailed { .. } | DeployError::ShadowKind(_) => 422,
             DeployError::Registry(_) => 500,
         }
     }
@@ -159,13 +166,38 @@ struct Inner {
     max_plugin_bytes: usize,
     /// Serialises changes: one push/rollback/removal at a time.
     lock: tokio::sync::Mutex<()>,
+    /// Shadow candidates by plugin name.
+    shadows: std::sync::Mutex<BTreeMap<String, ShadowCandidate>>,
+}
+
+/// A candidate in shadow: its bytes (for promotion) and each pipeline's report.
+struct ShadowCandidate {
+    bytes: Vec<u8>,
+    reports: Vec<Arc<std::sync::Mutex<ShadowReport>>>,
+}
+
+/// A shadow run that started.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ShadowStarted {
+    /// Plugin name.
+    pub name: String,
+    /// Candidate SHA-256.
+    pub candidate_sha256: String,
+    /// Pipelines running the candidate in shadow.
+    pub pipelines: Vec<String>,
+    /// Batch budget.
+    pub batches: u64,
+    /// Time budget in seconds.
+    pub seconds: u64,
 }
 
 impl Deployer {
     /// A deployer over `pipelines`, storing in `registry`.
     pub fn new(engine: Engine, registry: Registry, pipelines: Vec<PipelineControl>, max_plugin_bytes: usize) -> Deployer {
         let pipelines = pipelines.into_iter().map(|p| (p.name.clone(), p)).collect();
-        Deployer { inner: Arc::new(Inner { engine, registry, pipelines, max_plugin_bytes, lock: tokio::sync::Mutex::new(()) }) }
+        Deployer {
+            inner: Arc::new(Inner { engine, registry, pipelines, max_plugin_bytes, lock: tokio::sync::Mutex::new(()), shadows: Default::default() }),
+        }
     }
 
     /// The registry.
@@ -260,6 +292,82 @@ impl Deployer {
             }
             Err((pipeline, reason)) => Err(DeployError::SwapFailed { pipeline, reason, kept: record.live_version().label() }),
         }
+    }
+
+    /// Runs `bytes` in shadow of the live version of `name` in every pipeline
+    /// using it, for at most `batches` batches and `duration`; nothing it
+    /// produces leaves the process. Filters and maps only: a sink's calls
+    /// have side effects and an aggregate's output depends on its state.
+    pub async fn shadow(&self, name: &str, bytes: Vec<u8>, batches: u64, duration: std::time::Duration) -> Result<ShadowStarted, DeployError> {
+        validate_name(name)?;
+        if bytes.len() > self.inner.max_plugin_bytes {
+            return Err(DeployError::TooLarge { size: bytes.len(), limit: self.inner.max_plugin_bytes });
+        }
+        let _guard = self.inner.lock.lock().await;
+        if self.inner.registry.get(name).is_none() {
+            return Err(DeployError::UnknownPlugin(name.to_owned()));
+        }
+        let shared = Arc::new(bytes);
+        let plugin = self.load(name, shared.clone()).await?;
+        if !matches!(plugin.kind(), OperatorKind::Filter | OperatorKind::Map) {
+            return Err(DeployError::ShadowKind(plugin.kind()));
+        }
+        let operators = self.prepare(name, &plugin).await?;
+        self.stop_shadow(name, "discarded").await;
+        let mut reports = Vec::new();
+        let mut pipelines = Vec::new();
+        for (pipeline, operator) in operators {
+            let report = Arc::new(std::sync::Mutex::new(ShadowReport {
+                pipeline: pipeline.name.clone(),
+                candidate_sha256: plugin.sha256().to_owned(),
+                ..ShadowReport::default()
+            }));
+            let shadow = Shadow::new(operator.with_version("shadow"), report.clone(), batches, duration);
+            if pipeline.commands.send(PipelineCommand::Shadow(Some(shadow))).await.is_ok() {
+                reports.push(report);
+                pipelines.push(pipeline.name.clone());
+            }
+        }
+        let bytes = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
+        self.inner.shadows.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), ShadowCandidate { bytes, reports });
+        tracing::info!(plugin = name, sha256 = %plugin.sha256(), ?pipelines, batches, ?duration, "shadow run started");
+        Ok(ShadowStarted { name: name.to_owned(), candidate_sha256: plugin.sha256().to_owned(), pipelines, batches, seconds: duration.as_secs() })
+    }
+
+    /// The reports of `name`'s shadow run, one per pipeline.
+    pub fn shadow_reports(&self, name: &str) -> Option<Vec<ShadowReport>> {
+        let shadows = self.inner.shadows.lock().unwrap_or_else(|e| e.into_inner());
+        shadows.get(name).map(|c| c.reports.iter().map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone()).collect())
+    }
+
+    /// Pushes the shadow candidate of `name` as the next live version.
+    pub async fn promote(&self, name: &str) -> Result<DeployOutcome, DeployError> {
+        let bytes = {
+            let shadows = self.inner.shadows.lock().unwrap_or_else(|e| e.into_inner());
+            shadows.get(name).map(|c| c.bytes.clone()).ok_or_else(|| DeployError::NoShadow(name.to_owned()))?
+        };
+        self.stop_shadow(name, "promoted").await;
+        self.push(name, bytes).await
+    }
+
+    /// Stops and forgets the shadow run of `name`.
+    pub async fn discard(&self, name: &str) -> Result<(), DeployError> {
+        if !self.stop_shadow(name, "discarded").await {
+            return Err(DeployError::NoShadow(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Ends the shadow run of `name` in every pipeline; false if there was none.
+    async fn stop_shadow(&self, name: &str, state: &str) -> bool {
+        let Some(candidate) = self.inner.shadows.lock().unwrap_or_else(|e| e.into_inner()).remove(name) else { return false };
+        for report in &candidate.reports {
+            report.lock().unwrap_or_else(|e| e.into_inner()).state = state.to_owned();
+        }
+        for (pipeline, _) in self.slots_of(name) {
+            let _ = pipeline.commands.send(PipelineCommand::Shadow(None)).await;
+        }
+        true
     }
 
     /// Removes a plugin no pipeline uses.

@@ -87,6 +87,9 @@ pub fn router(state: AdminState) -> Router {
             put(push_plugin).layer(DefaultBodyLimit::max(upload_limit)).get(show_plugin).delete(remove_plugin),
         )
         .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
+        .route("/v1/plugins/{name}/shadow", get(shadow_report))
+        .route("/v1/plugins/{name}/shadow/promote", post(promote_shadow))
+        .route("/v1/plugins/{name}/shadow/discard", post(discard_shadow))
         .route("/v1/pipelines", get(list_pipelines))
         .route("/v1/pipelines/{name}", get(show_pipeline))
         .route("/v1/pipelines/{name}/pause", post(pause_pipeline))
@@ -204,19 +207,64 @@ async fn show_plugin(State(state): State<AdminState>, Path(name): Path<String>) 
 }
 
 /// Uploads a new version (the body is the component) and makes it live in every pipeline using the name, at their next batch boundary.
-#[utoipa::path(put, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "Plugin name: a-z, 0-9, -, _, .")),
+#[utoipa::path(put, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "Plugin name: a-z, 0-9, -, _, ."), PushQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses(
         (status = 201, description = "New version live", body = DeployOutcome),
         (status = 200, description = "Identical to the live version; nothing changed", body = DeployOutcome),
+        (status = 202, description = "Shadow run started (mode=shadow)", body = crate::deploy::ShadowStarted),
         (status = 400, description = "Bad name, not WebAssembly, not a component, not an operator", body = ErrorBody),
         (status = 413, description = "Larger than the upload limit", body = ErrorBody),
         (status = 422, description = "Wrong operator kind for a pipeline, init failed, or a pipeline refused the swap", body = ErrorBody)),
     security(("bearer" = [])))]
-async fn push_plugin(State(state): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn push_plugin(State(state): State<AdminState>, Path(name): Path<String>, Query(query): Query<PushQuery>, body: Bytes) -> Result<Response, ApiError> {
+    match query.mode.as_deref() {
+        None | Some("live") => {}
+        Some("shadow") => {
+            let duration = Duration::from_secs(query.seconds.unwrap_or(300));
+            let started = state.deployer.shadow(&name, body.to_vec(), query.batches.unwrap_or(100), duration).await?;
+            return Ok((StatusCode::ACCEPTED, Json(started)).into_response());
+        }
+        Some(other) => return Err(ApiError(StatusCode::BAD_REQUEST, format!("mode `{other}`: expected `live` or `shadow`"))),
+    }
     let outcome = state.deployer.push(&name, body.to_vec()).await?;
     let status = if outcome.changed { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(outcome)).into_response())
+}
+
+/// Upload options.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PushQuery {
+    /// `live` (default) or `shadow`: run beside the live version without producing, then compare.
+    pub mode: Option<String>,
+    /// Shadow: batches to compare (default 100).
+    pub batches: Option<u64>,
+    /// Shadow: seconds at most (default 300).
+    pub seconds: Option<u64>,
+}
+
+/// The shadow run's comparison, per pipeline.
+#[utoipa::path(get, path = "/v1/plugins/{name}/shadow", params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, body = Vec<crate::operator::shadow::ShadowReport>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn shadow_report(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Json<Vec<crate::operator::shadow::ShadowReport>>, ApiError> {
+    state.deployer.shadow_reports(&name).map(Json).ok_or_else(|| DeployError::NoShadow(name).into())
+}
+
+/// Makes the shadow candidate the next live version (same checks as an upload).
+#[utoipa::path(post, path = "/v1/plugins/{name}/shadow/promote", params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 201, body = DeployOutcome), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn promote_shadow(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let outcome = state.deployer.promote(&name).await?;
+    Ok((StatusCode::CREATED, Json(outcome)).into_response())
+}
+
+/// Stops the shadow run and forgets the candidate.
+#[utoipa::path(post, path = "/v1/plugins/{name}/shadow/discard", params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 204, description = "Discarded"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn discard_shadow(State(state): State<AdminState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    state.deployer.discard(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Rollback target.

@@ -10,6 +10,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::healthz, super::ready, super::metrics_text,
         super::list_plugins, super::show_plugin, super::push_plugin, super::rollback_plugin, super::remove_plugin,
+        super::shadow_report, super::promote_shadow, super::discard_shadow,
         super::list_pipelines, super::show_pipeline, super::pause_pipeline, super::resume_pipeline,
         super::peek_dead_letters, super::redrive_dead_letters,
     ),
@@ -17,7 +18,7 @@ use utoipa::{Modify, OpenApi};
         super::ErrorBody, super::Readiness, super::PluginView, super::RollbackRequest, super::PipelineSummary,
         super::PipelineStatus, super::RedriveOptions,
         crate::registry::PluginRecord, crate::registry::PluginVersion,
-        crate::deploy::DeployOutcome, crate::deploy::PipelineSwap, crate::pipeline::command::SwapReport,
+        crate::deploy::DeployOutcome, crate::deploy::PipelineSwap, crate::deploy::ShadowStarted, crate::operator::shadow::ShadowReport, crate::pipeline::command::SwapReport,
         crate::pipeline::command::RedriveReport, crate::pipeline::dead_letters::DeadLetterView,
         crate::telemetry::StatsSnapshot, crate::telemetry::PipelineState, crate::telemetry::PartitionStatus,
     )),

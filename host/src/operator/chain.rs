@@ -1,5 +1,6 @@
 //! A chain of operators run in order on each batch.
 
+use super::shadow::Shadow;
 use super::{Operator, RowRejection};
 use crate::engine::{OperatorKind, Result, SinkResult};
 use arrow_array::RecordBatch;
@@ -34,12 +35,26 @@ pub struct ChainOutput {
 /// Operators applied in order.
 pub struct Chain {
     operators: Vec<Operator>,
+    shadow: Option<Shadow>,
 }
 
 impl Chain {
     /// A chain of `operators`; sinks may only come last.
     pub fn new(operators: Vec<Operator>) -> Chain {
-        Chain { operators }
+        Chain { operators, shadow: None }
+    }
+
+    /// Starts (or, with `None`, stops) a shadow run beside the operator of
+    /// the same name; a previous one is marked finished.
+    pub fn set_shadow(&mut self, shadow: Option<Shadow>) {
+        if let Some(old) = std::mem::replace(&mut self.shadow, shadow) {
+            old.finish();
+        }
+    }
+
+    /// Whether a shadow run is active.
+    pub fn has_shadow(&self) -> bool {
+        self.shadow.is_some()
     }
 
     /// The operators.
@@ -71,11 +86,19 @@ impl Chain {
                 };
                 match operator.kind() {
                     OperatorKind::Filter | OperatorKind::Map => {
+                        let started = std::time::Instant::now();
                         let step = if operator.kind() == OperatorKind::Filter {
                             operator.filter(&batch)?
                         } else {
                             operator.map(&batch)?
                         };
+                        if let Some(shadow) = self.shadow.as_mut().filter(|s| s.name() == operator.plugin().name()) {
+                            shadow.observe(&batch, &step, started.elapsed());
+                            if shadow.done() {
+                                shadow.finish();
+                                self.shadow = None;
+                            }
+                        }
                         if operator.kind() == OperatorKind::Filter {
                             out.filtered += batch.num_rows() - step.batch.num_rows();
                         }

@@ -5,6 +5,7 @@
 //! each rejection came from.
 
 mod chain;
+pub mod shadow;
 
 pub use chain::{Chain, ChainOutput, ChainRejection};
 

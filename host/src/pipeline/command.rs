@@ -12,6 +12,9 @@ pub enum PipelineCommand {
     Swap(SwapRequest),
     /// Replay dead letters through the current chain.
     Redrive(RedriveRequest),
+    /// Run a candidate beside the live operator of the same name (or stop
+    /// the current shadow run with `None`).
+    Shadow(Option<crate::operator::shadow::Shadow>),
 }
 
 /// Replace the operator named `operator` by `replacement` (already

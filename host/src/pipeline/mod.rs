@@ -361,6 +361,12 @@ impl Worker {
                 }
                 let _ = reply.send(outcome);
             }
+            PipelineCommand::Shadow(shadow) => {
+                if let Some(shadow) = &shadow {
+                    tracing::info!(pipeline = %self.name, operator = %shadow.name(), "shadow run started");
+                }
+                self.chain.set_shadow(shadow);
+            }
             PipelineCommand::Redrive(request) => {
                 let outcome = self.redrive(request.since_ms, request.limit, shutdown).await;
                 let reply = match outcome {

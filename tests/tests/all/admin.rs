@@ -402,3 +402,47 @@ async fn redrive_of_still_broken_records_increments_attempts() {
     handle.shutdown();
     handle.join().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_runs_compare_a_candidate_without_producing_its_output() {
+    let bench = Bench::new(guests::IDENTITY, "");
+    let registry = Registry::in_memory();
+    let handle = bench.start(&registry);
+    let client = serve(&registry, &[&handle], 64 << 20).await;
+    bench.produce(0..10, order).await;
+    wait_for_input(&handle, 10).await;
+
+    // A behaviour-identical rebuild: no differences.
+    let same = with_custom_section(&std::fs::read(guests::IDENTITY).unwrap(), "rebuild");
+    let started = client.put_wasm("/v1/plugins/stage?mode=shadow&batches=3", same).await.unwrap();
+    assert_eq!(started["pipelines"], json!(["p"]), "{started}");
+    bench.produce(10..400, order).await;
+    wait_for_input(&handle, 400).await;
+    let report = client.get("/v1/plugins/stage/shadow").await.unwrap();
+    assert_eq!(report[0]["state"], json!("finished"), "{report}");
+    assert_eq!(report[0]["batches"], json!(3), "{report}");
+    assert_eq!(report[0]["rows_differing"], json!(0), "{report}");
+    assert_eq!(report[0]["live_rows_out"], report[0]["candidate_rows_out"]);
+
+    // A candidate that changes the output: every row differs. Discard it.
+    let different = std::fs::read(guests::ENRICH_ORDER).unwrap();
+    client.put_wasm("/v1/plugins/stage?mode=shadow&batches=2", different).await.unwrap();
+    bench.produce(400..600, order).await;
+    wait_for_input(&handle, 600).await;
+    let report = client.get("/v1/plugins/stage/shadow").await.unwrap();
+    assert!(report[0]["rows_differing"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report[0]["rows_differing"], report[0]["rows_in"], "{report}");
+    assert!(!report[0]["examples"].as_array().unwrap().is_empty());
+    client.post("/v1/plugins/stage/shadow/discard", &Value::Null).await.unwrap();
+    assert_eq!(status(client.get("/v1/plugins/stage/shadow").await.unwrap_err()).0, 404);
+
+    // A sink or aggregate cannot shadow; nothing produced by a shadow leaked.
+    let (code, message) = status(client.put_wasm("/v1/plugins/stage?mode=shadow", std::fs::read(guests::COUNT_BY_KEY).unwrap()).await.unwrap_err());
+    assert_eq!(code, 422, "{message}");
+    let outputs = read_all(&bench.bootstrap, &bench.output, 600, Duration::from_millis(500), Duration::from_secs(60)).await;
+    assert_eq!(outputs.len(), 600);
+    assert!(outputs.iter().all(|r| r.header("weir.plugins") == "stage@v1" && value_of(r).get("tax_amount").is_none()));
+    assert_eq!(client.get("/v1/plugins/stage").await.unwrap()["live"], json!(1));
+    handle.shutdown();
+    handle.join().await.unwrap();
+}
