@@ -363,3 +363,95 @@ async fn offsets_reset_rewinds_a_stopped_group_for_reprocessing() {
     let out = reset(&bootstrap, &setup.group, "no-such-topic", &["--to-latest"]);
     assert!(!out.status.success());
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `weir run` with the admin API and a data dir.
+fn weir_run_admin(config: &Path, log: &Path, port: u16, data_dir: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    weir()
+        .args(["run", "--config"])
+        .arg(config)
+        .args(["--admin-listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .env("WEIR_ADMIN_TOKEN", "cli-secret")
+        .env("WEIR_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// A client command against the admin API on `port`; returns stdout, panics on failure.
+fn client(port: u16, args: &[&str]) -> String {
+    let output = weir().args(args).env("WEIR_ADMIN_URL", format!("http://127.0.0.1:{port}")).env("WEIR_ADMIN_TOKEN", "cli-secret").output().unwrap();
+    assert!(output.status.success(), "weir {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn wait_for_admin(port: u16, log: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "admin API did not come up: {}", std::fs::read_to_string(log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_export_reproduce_push_fix_redrive_and_restart_on_the_pushed_version() {
+    let broker = Tansu::start();
+    let setup = setup(&broker).await;
+    let (records, fate) = inputs(200);
+    produce(broker.bootstrap(), &setup.input, &records).await;
+    let config = write_config(&broker, &setup);
+    let data_dir = setup.dir.path().join("data");
+    let log = setup.dir.path().join("weir.log");
+    let port = free_port();
+    let mut process = weir_run_admin(&config, &log, port, &data_dir);
+    wait_for_admin(port, &log);
+    let (want_out, want_dead) = expected_counts(&fate);
+    read_keys(broker.bootstrap(), &setup.output, want_out, Duration::from_secs(90)).await;
+    read_keys(broker.bootstrap(), &setup.dlq, want_dead, Duration::from_secs(60)).await;
+
+    // Export the dead letters and reproduce the panic locally with `weir exec`.
+    let export = client(port, &["dlq", "export", "orders"]);
+    assert_eq!(export.lines().count(), want_dead, "{export}");
+    let exported = setup.dir.path().join("dead.jsonl");
+    let panics: String = export.lines().filter(|l| l.contains(r#""weir.error.kind":"panic""#)).map(|l| format!("{l}\n")).collect();
+    assert!(!panics.is_empty());
+    std::fs::write(&exported, panics).unwrap();
+    let reproduced = weir()
+        .args(["exec", "--plugin", guests::MISBEHAVE, "--schema"])
+        .arg(setup.dir.path().join("schema.json"))
+        .arg("--input")
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(!reproduced.status.success());
+    assert!(String::from_utf8_lossy(&reproduced.stderr).contains("poison record"), "{}", String::from_utf8_lossy(&reproduced.stderr));
+
+    // Push the fix (a map that does not misbehave) and redrive.
+    let pushed = client(port, &["plugin", "push", "misbehave", guests::IDENTITY]);
+    assert!(pushed.contains("misbehave: v2 live"), "{pushed}");
+    let fixed = fate.values().filter(|f| matches!(**f, "panic" | "deadline")).count();
+    let redrive = client(port, &["dlq", "redrive", "orders"]);
+    assert!(redrive.contains(&format!("read {want_dead}, delivered {fixed}")), "{redrive}");
+    let outputs = read_keys(broker.bootstrap(), &setup.output, want_out + fixed, Duration::from_secs(60)).await;
+    assert_eq!(outputs.iter().map(|(k, _)| k).collect::<BTreeSet<_>>().len(), want_out + fixed);
+    let list = client(port, &["plugin", "list"]);
+    assert!(list.lines().any(|l| l.starts_with("misbehave") && l.contains("v2")), "{list}");
+    let status = client(port, &["pipeline", "status", "orders"]);
+    assert!(status.contains(r#""misbehave": "v2""#), "{status}");
+    signal(&process, libc::SIGTERM);
+    assert!(wait_exit(&mut process, Duration::from_secs(30)).success());
+
+    // Restart with the data dir: the pipeline runs v2 again.
+    let mut process = weir_run_admin(&config, &log, port, &data_dir);
+    wait_for_admin(port, &log);
+    let pipelines = client(port, &["pipeline", "list"]);
+    assert!(pipelines.contains("misbehave@v2"), "{pipelines}");
+    signal(&process, libc::SIGTERM);
+    assert!(wait_exit(&mut process, Duration::from_secs(30)).success());
+}

@@ -146,3 +146,12 @@ fn demo_without_plugins_says_how_to_build_them() {
     assert!(!out.status.success());
     assert!(stderr.contains("scripts/demo"), "{stderr}");
 }
+
+#[test]
+fn run_refuses_a_public_admin_address_without_a_token() {
+    let config = weir_tests::repo_root().join("examples/orders.toml");
+    let output = weir().args(["run", "--config"]).arg(&config).args(["--admin-listen", "0.0.0.0:0"]).env_remove("WEIR_ADMIN_TOKEN").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not loopback") && stderr.contains("--insecure-admin"), "{stderr}");
+}

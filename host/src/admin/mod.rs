@@ -77,14 +77,13 @@ impl From<DeployError> for ApiError {
 
 /// The router.
 pub fn router(state: AdminState) -> Router {
-    let upload_limit = state.deployer.max_plugin_bytes();
     let protected = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/v1/plugins", get(list_plugins))
         .route(
             "/v1/plugins/{name}",
-            put(push_plugin).layer(DefaultBodyLimit::max(upload_limit)).get(show_plugin).delete(remove_plugin),
+            put(push_plugin).layer(DefaultBodyLimit::disable()).get(show_plugin).delete(remove_plugin),
         )
         .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
         .route("/v1/plugins/{name}/shadow", get(shadow_report))
@@ -217,7 +216,8 @@ async fn show_plugin(State(state): State<AdminState>, Path(name): Path<String>) 
         (status = 413, description = "Larger than the upload limit", body = ErrorBody),
         (status = 422, description = "Wrong operator kind for a pipeline, init failed, or a pipeline refused the swap", body = ErrorBody)),
     security(("bearer" = [])))]
-async fn push_plugin(State(state): State<AdminState>, Path(name): Path<String>, Query(query): Query<PushQuery>, body: Bytes) -> Result<Response, ApiError> {
+async fn push_plugin(State(state): State<AdminState>, Path(name): Path<String>, Query(query): Query<PushQuery>, body: axum::body::Body) -> Result<Response, ApiError> {
+    let body = read_upload(body, state.deployer.max_plugin_bytes()).await?;
     match query.mode.as_deref() {
         None | Some("live") => {}
         Some("shadow") => {
@@ -431,6 +431,29 @@ async fn redrive_dead_letters(State(state): State<AdminState>, Path(name): Path<
         Ok(Err(_)) => Err(gone()),
         Err(_) => Err(ApiError(StatusCode::GATEWAY_TIMEOUT, "redrive did not finish in time; it goes on in the pipeline".into())),
     }
+}
+
+/// Reads an upload of at most `limit` bytes. A larger one is drained (up
+/// to 4x the limit) before the 413, so the client reads the answer instead
+/// of a connection reset.
+async fn read_upload(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("reading the upload: {e}")))?;
+        total += chunk.len();
+        if total <= limit {
+            bytes.extend_from_slice(&chunk);
+        } else if total > limit.saturating_mul(4) {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(DeployError::TooLarge { size: total, limit }.into());
+    }
+    Ok(Bytes::from(bytes))
 }
 
 fn json_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {

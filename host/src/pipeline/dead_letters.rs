@@ -12,8 +12,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
-/// A reader that sees nothing new for this long considers the topic read.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a reader waits for the first dead letter.
+const FIRST_RECORD_TIMEOUT: Duration = Duration::from_secs(5);
+/// A reader that then sees nothing new for this long considers the topic
+/// read. Readers do not trust high watermarks alone (some brokers, tansu
+/// among them, report them wrong); watermarks only say where to start.
+const IDLE_END: Duration = Duration::from_millis(1000);
+
+/// Header on dead letters a redrive wrote back: the run that wrote them.
+pub const REDRIVE_RUN_HEADER: &str = "weir.redrive.run";
 
 /// Where a pipeline's dead letters are, and how to reach them.
 #[derive(Debug, Clone)]
@@ -146,20 +153,15 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
     }
     consumer.assign(&assignment)?;
     let mut last_progress = Instant::now();
-    while !pending.is_empty() && last_progress.elapsed() < IDLE_TIMEOUT {
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+    let mut idle_limit = FIRST_RECORD_TIMEOUT;
+    while last_progress.elapsed() < idle_limit {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
         let message = message?.detach();
         last_progress = Instant::now();
-        if let Some(&high) = pending.get(&message.partition()) {
-            if message.offset() + 1 >= high {
-                pending.remove(&message.partition());
-            }
-            if message.offset() < high {
-                let view = DeadLetterView::of(&message);
-                if kind.is_none_or(|k| view.kind() == Some(k)) {
-                    views.push(view);
-                }
-            }
+        idle_limit = IDLE_END;
+        let view = DeadLetterView::of(&message);
+        if kind.is_none_or(|k| view.kind() == Some(k)) {
+            views.push(view);
         }
     }
     views.sort_by_key(|v| (v.timestamp_ms, v.partition, v.offset));
@@ -169,14 +171,17 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
 }
 
 /// Reads dead letters for a redrive: from the redrive group's committed
-/// position (or the first at/after `since_ms`) up to the end each partition
-/// had when the reader opened, so letters the redrive itself writes back are
-/// left for the next one.
+/// position (or the first at/after `since_ms`) until the topic is idle or,
+/// per partition, the first letter this redrive wrote back (left, with
+/// everything after it, for the next redrive).
 pub struct RedriveReader {
     consumer: StreamConsumer,
     topic: String,
-    /// Exclusive end offset per partition not yet fully read.
-    pending: BTreeMap<i32, i64>,
+    run_id: String,
+    /// Partitions still being read.
+    pending: std::collections::BTreeSet<i32>,
+    /// Whether a first record arrived (then the shorter idle end applies).
+    started: bool,
     /// Skip dead letters written before this time (Unix ms).
     since_ms: Option<i64>,
 }
@@ -199,7 +204,7 @@ impl RedriveReader {
             None => consumer.committed_offsets(positions, METADATA_TIMEOUT)?,
         };
         let mut assignment = TopicPartitionList::new();
-        let mut pending = BTreeMap::new();
+        let mut pending = std::collections::BTreeSet::new();
         for (partition, low, high) in partitions {
             // A broker that cannot look up times answers End: start at the
             // beginning then, and let the timestamp filter in next_batch skip.
@@ -207,35 +212,46 @@ impl RedriveReader {
                 Some(Offset::Offset(offset)) => offset.max(low),
                 _ => low,
             };
-            if start < high {
-                assignment.add_partition_offset(&topic.topic, partition, Offset::Offset(start))?;
-                pending.insert(partition, high);
-            }
+            let _ = high;
+            assignment.add_partition_offset(&topic.topic, partition, Offset::Offset(start))?;
+            pending.insert(partition);
         }
         if assignment.count() > 0 {
             consumer.assign(&assignment)?;
         }
-        Ok(RedriveReader { consumer, topic: topic.topic.clone(), pending, since_ms })
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let run_id = format!("{}-{}-{nanos}", topic.redrive_group(), std::process::id());
+        Ok(RedriveReader { consumer, topic: topic.topic.clone(), run_id, pending, started: false, since_ms })
+    }
+
+    /// This run's id (the value of [`REDRIVE_RUN_HEADER`] on letters it writes back).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
     }
 
     /// Up to `max` dead letters; empty when everything up to the end was read.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<OwnedMessage>, rdkafka::error::KafkaError> {
         let mut batch = Vec::new();
         while batch.len() < max && !self.pending.is_empty() {
-            let message = match tokio::time::timeout(IDLE_TIMEOUT, self.consumer.recv()).await {
+            let idle = if self.started { IDLE_END } else { FIRST_RECORD_TIMEOUT };
+            let message = match tokio::time::timeout(idle, self.consumer.recv()).await {
                 Ok(message) => message?.detach(),
                 Err(_) => {
-                    tracing::warn!(topic = %self.topic, partitions = ?self.pending.keys(), "redrive: no more dead letters arrived; stopping early");
                     self.pending.clear();
                     break;
                 }
             };
-            let Some(&end) = self.pending.get(&message.partition()) else { continue };
-            if message.offset() + 1 >= end {
+            self.started = true;
+            if !self.pending.contains(&message.partition()) {
+                continue;
+            }
+            let ours = message.headers().is_some_and(|h| h.iter().any(|h| h.key == REDRIVE_RUN_HEADER && h.value == Some(self.run_id.as_bytes())));
+            if ours {
                 self.pending.remove(&message.partition());
+                continue;
             }
             let too_old = self.since_ms.is_some_and(|since| message.timestamp().to_millis().is_some_and(|t| t < since));
-            if message.offset() < end && !too_old {
+            if !too_old {
                 batch.push(message);
             }
         }
@@ -271,6 +287,7 @@ pub fn original_record(dead: &OwnedMessage) -> (OwnedMessage, u32) {
             let ours = header.key.starts_with("weir.error.")
                 || header.key.starts_with("weir.source.")
                 || header.key == "weir.attempts"
+                || header.key == REDRIVE_RUN_HEADER
                 || header.key.starts_with("__connect.errors.");
             if ours {
                 fields.insert(header.key, header.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default());

@@ -406,7 +406,7 @@ impl Worker {
                 letter.attempts += prior[*record];
             }
             if !dead.is_empty() {
-                self.sender.produce_dead_letters(&dead, &originals).await.map_err(RedriveFailure::Pipeline)?;
+                self.sender.produce_dead_letters(&dead, &originals, Some(reader.run_id())).await.map_err(RedriveFailure::Pipeline)?;
             }
             tokio::task::block_in_place(|| reader.commit(&batch)).map_err(reader_error)?;
             let filtered = self.stats.snapshot().records_filtered - filtered_before;
@@ -594,7 +594,7 @@ impl Worker {
             });
         }
         if !dead.is_empty() {
-            self.sender.produce_dead_letters(&dead, &records).await?;
+            self.sender.produce_dead_letters(&dead, &records, None).await?;
         }
         self.budget.push_back((Instant::now(), records.len() as u64, dead.len() as u64));
         self.commit(CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset()))))
@@ -760,7 +760,9 @@ impl Sender {
         }
     }
 
-    async fn produce_dead_letters(&self, dead: &[(usize, DeadLetter)], records: &[OwnedMessage]) -> Result<(), PipelineError> {
+    /// Produces dead letters (with retries). `redrive_run` marks letters a
+    /// redrive writes back, so that redrive stops when it meets its own.
+    async fn produce_dead_letters(&self, dead: &[(usize, DeadLetter)], records: &[OwnedMessage], redrive_run: Option<&str>) -> Result<(), PipelineError> {
         let topic = self.dead_letter_topic.clone();
         let mut pending: Vec<usize> = (0..dead.len()).collect();
         let mut delays = retry::delays(&self.errors);
@@ -769,7 +771,10 @@ impl Sender {
             let sends = pending.iter().map(|&i| {
                 let (record, letter) = &dead[i];
                 let source = &records[*record];
-                let headers: OwnedHeaders = dead_letter_headers(source, letter, connect);
+                let mut headers: OwnedHeaders = dead_letter_headers(source, letter, connect);
+                if let Some(run) = redrive_run {
+                    headers = headers.insert(rdkafka::message::Header { key: dead_letters::REDRIVE_RUN_HEADER, value: Some(run) });
+                }
                 let topic = topic.as_str();
                 async move {
                     let mut future = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
