@@ -2,6 +2,7 @@
 //! anyone can rerun them; every comparison is measured in the same run and
 //! reported as a ratio.
 
+pub mod deploy;
 pub mod engine;
 pub mod orders;
 pub mod pipeline;
