@@ -49,6 +49,16 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
+impl Setup {
+    /// Drains the pipeline before the mock cluster goes (a commit against a
+    /// vanished cluster would block forever).
+    async fn finish(self) -> Result<(), Error> {
+        self.handle.shutdown();
+        self.handle.join().await?;
+        Ok(())
+    }
+}
+
 async fn setup(cache_dir: Option<PathBuf>) -> Result<Setup, Error> {
     let cluster = MockCluster::new(1)?;
     let bootstrap = cluster.bootstrap_servers();
@@ -134,7 +144,7 @@ async fn swap_pause(swaps: usize) -> Result<Table, Error> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stats = setup.handle.stats().snapshot();
-    setup.handle.shutdown();
+    setup.finish().await?;
     pauses.sort_by(f64::total_cmp);
     to_live.sort_by(f64::total_cmp);
     let mut table = Table::new(
@@ -190,7 +200,7 @@ async fn upload_to_live(quick: bool) -> Result<Table, Error> {
             format!("{:.0}x", cold_ms / cached_ms.max(0.001)),
         ]);
     }
-    setup.handle.shutdown();
+    setup.finish().await?;
     Ok(table)
 }
 

@@ -81,6 +81,59 @@ pub struct PipelineConfig {
     /// Error handling and dead letters.
     #[serde(default)]
     pub errors: ErrorConfig,
+    /// Delivery guarantee of Kafka outputs.
+    #[serde(default)]
+    pub guarantee: Guarantee,
+    /// Exactly-once settings (used with `guarantee = "exactly-once"`).
+    #[serde(default)]
+    pub exactly_once: ExactlyOnceConfig,
+}
+
+/// Delivery guarantee.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guarantee {
+    /// Offsets committed after outputs are acknowledged; a crash can repeat records.
+    #[default]
+    AtLeastOnce,
+    /// Outputs, dead letters and offsets of each batch in one Kafka transaction.
+    ExactlyOnce,
+}
+
+/// Exactly-once settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExactlyOnceConfig {
+    /// Stable id of this process among the group's processes; part of the
+    /// transactional id `weir.<group_id>.<pipeline>.<instance_id>`. Default:
+    /// `WEIR_INSTANCE_ID`, else the host name.
+    pub instance_id: Option<String>,
+    /// librdkafka `transaction.timeout.ms`: how long the broker keeps an
+    /// abandoned transaction open before aborting it.
+    #[serde(default = "default_transaction_timeout_ms")]
+    pub transaction_timeout_ms: u64,
+}
+
+impl Default for ExactlyOnceConfig {
+    fn default() -> Self {
+        ExactlyOnceConfig { instance_id: None, transaction_timeout_ms: default_transaction_timeout_ms() }
+    }
+}
+
+fn default_transaction_timeout_ms() -> u64 {
+    60_000
+}
+
+impl ExactlyOnceConfig {
+    /// The instance id: configured, `WEIR_INSTANCE_ID`, or the host name.
+    pub fn instance(&self) -> String {
+        self.instance_id
+            .clone()
+            .or_else(|| std::env::var("WEIR_INSTANCE_ID").ok())
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_owned()))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "weir".to_owned())
+    }
 }
 
 /// Kafka source.
@@ -320,6 +373,24 @@ impl PipelineConfig {
                     format!("{at}.source.properties.\"{key}\""),
                     "is managed by weir (set it through the dedicated key, or not at all)",
                 ));
+            }
+        }
+        if self.guarantee == Guarantee::ExactlyOnce {
+            if let Some(servers) = self.output.as_ref().and_then(|o| o.bootstrap_servers.as_ref())
+                && servers != &source.bootstrap_servers
+            {
+                return Err(ConfigError::new(
+                    format!("{at}.output.bootstrap_servers"),
+                    "exactly-once needs the output on the source's cluster (one transaction covers outputs and consumer offsets)",
+                ));
+            }
+            if self.exactly_once.transaction_timeout_ms < 1000 {
+                return Err(ConfigError::new(format!("{at}.exactly_once.transaction_timeout_ms"), "must be at least 1000"));
+            }
+            if let Some(output) = &self.output
+                && output.properties.contains_key("transactional.id")
+            {
+                return Err(ConfigError::new(format!("{at}.output.properties.\"transactional.id\""), "is managed by weir (see exactly_once.instance_id)"));
             }
         }
         if let FormatConfig::Avro { schema, confluent_framing } = &self.format {

@@ -260,6 +260,20 @@ impl RedriveReader {
 
     /// Records progress: everything in `batch` was redriven.
     pub fn commit(&self, batch: &[OwnedMessage]) -> Result<(), rdkafka::error::KafkaError> {
+        let list = self.next_offsets(batch)?;
+        if list.count() == 0 {
+            return Ok(());
+        }
+        self.consumer.commit(&list, CommitMode::Sync)
+    }
+
+    /// The redrive group's metadata (to commit progress in a transaction).
+    pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
+        self.consumer.group_metadata()
+    }
+
+    /// The offsets to commit once `batch` was redriven.
+    pub fn next_offsets(&self, batch: &[OwnedMessage]) -> Result<TopicPartitionList, rdkafka::error::KafkaError> {
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         for message in batch {
             let entry = next.entry(message.partition()).or_default();
@@ -269,10 +283,7 @@ impl RedriveReader {
         for (partition, offset) in next {
             list.add_partition_offset(&self.topic, partition, Offset::Offset(offset))?;
         }
-        if list.count() == 0 {
-            return Ok(());
-        }
-        self.consumer.commit(&list, CommitMode::Sync)
+        Ok(list)
     }
 }
 

@@ -9,7 +9,7 @@ pub mod decode;
 pub mod output;
 pub mod source;
 
-use crate::config::{ErrorPolicy, PipelineConfig};
+use crate::config::{ErrorPolicy, Guarantee, PipelineConfig};
 use crate::delivery::dead_letter::{DeadLetter, dead_letter_headers};
 use crate::delivery::isolate::run_isolated;
 use crate::delivery::offsets::CommitPlan;
@@ -25,7 +25,7 @@ use output::OutRecord;
 use rdkafka::consumer::CommitMode;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::Message;
 use source::{Cut, SourceConsumer};
 use std::collections::{BTreeMap, VecDeque};
@@ -161,6 +161,12 @@ impl PipelineHandle {
         self.control.clone()
     }
 
+    /// Stops the pipeline task at once, without draining or committing: what
+    /// a crash or `kill -9` does to the process (tests use it).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
     /// Whether the pipeline task has ended.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
@@ -254,7 +260,12 @@ struct Sender {
     stats: Arc<PipelineStats>,
     errors: crate::config::ErrorConfig,
     dead_letter_topic: String,
+    /// Exactly-once: every produce happens inside a transaction.
+    transactional: bool,
 }
+
+/// Timeout of transaction calls (init, send offsets, commit, abort).
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Worker {
     fn new(
@@ -292,13 +303,28 @@ impl Worker {
         }
         let kafka = |source| PipelineError::Kafka { pipeline: name.to_owned(), source };
         let consumer = source::create_consumer(name, &config.source, stats.clone()).map_err(kafka)?;
-        let producer = output::create_producer(&config.source, config.output.as_ref()).map_err(kafka)?;
+        let transactional_id = (config.guarantee == Guarantee::ExactlyOnce)
+            .then(|| format!("weir.{}.{name}.{}", config.source.group_id, config.exactly_once.instance()));
+        let transactional = transactional_id.as_deref().map(|id| (id, config.exactly_once.transaction_timeout_ms));
+        let producer = output::create_producer(&config.source, config.output.as_ref(), transactional).map_err(kafka)?;
+        if let Some(id) = &transactional_id {
+            // Also fences an earlier incarnation with the same id and aborts
+            // the transaction it left open.
+            producer.init_transactions(TRANSACTION_TIMEOUT).map_err(|e| {
+                setup(format!(
+                    "guarantee = \"exactly-once\": initialising transactions for transactional.id `{id}` failed: {e}. \
+                     The brokers must support transactions (Kafka 2.5+ for group-based fencing); use guarantee = \"at-least-once\" otherwise"
+                ))
+            })?;
+            tracing::info!(pipeline = name, transactional_id = %id, "exactly-once: transactions initialised");
+        }
         let sender = Sender {
             name: name.to_owned(),
             producer,
             stats: stats.clone(),
             errors: config.errors.clone(),
             dead_letter_topic: config.dead_letter_topic(),
+            transactional: transactional_id.is_some(),
         };
         Ok(Worker {
             name: name.to_owned(),
@@ -401,14 +427,47 @@ impl Worker {
             }
             let (originals, prior): (Vec<OwnedMessage>, Vec<u32>) = batch.iter().map(dead_letters::original_record).unzip();
             let filtered_before = self.stats.snapshot().records_filtered;
-            let mut dead = self.run_batch(&originals).await.map_err(RedriveFailure::Pipeline)?;
-            for (record, letter) in &mut dead {
-                letter.attempts += prior[*record];
+            let transactional = self.sender.transactional;
+            let kafka = |source| RedriveFailure::Pipeline(PipelineError::Kafka { pipeline: self.name.clone(), source });
+            if transactional {
+                self.sender.producer.begin_transaction().map_err(kafka)?;
             }
-            if !dead.is_empty() {
-                self.sender.produce_dead_letters(&dead, &originals, Some(reader.run_id())).await.map_err(RedriveFailure::Pipeline)?;
+            let outcome = async {
+                let mut dead = self.run_batch(&originals).await?;
+                for (record, letter) in &mut dead {
+                    letter.attempts += prior[*record];
+                }
+                if !dead.is_empty() {
+                    self.sender.produce_dead_letters(&dead, &originals, Some(reader.run_id())).await?;
+                }
+                Ok(dead)
             }
-            tokio::task::block_in_place(|| reader.commit(&batch)).map_err(reader_error)?;
+            .await;
+            let dead = match outcome {
+                Ok(dead) => dead,
+                Err(error) => {
+                    if transactional {
+                        self.abort_transaction();
+                    }
+                    return Err(RedriveFailure::Pipeline(error));
+                }
+            };
+            if transactional {
+                // The redrive group's progress commits with the outputs.
+                let offsets = reader.next_offsets(&batch).map_err(reader_error)?;
+                let metadata = reader.group_metadata().ok_or_else(|| RedriveFailure::Reader("redrive consumer has no group metadata".into()))?;
+                let producer = &self.sender.producer;
+                let committed = tokio::task::block_in_place(|| {
+                    producer.send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)?;
+                    producer.commit_transaction(TRANSACTION_TIMEOUT)
+                });
+                if let Err(error) = committed {
+                    self.abort_transaction();
+                    return Err(RedriveFailure::Reader(format!("redrive transaction failed (aborted; rerun the redrive): {error}")));
+                }
+            } else {
+                tokio::task::block_in_place(|| reader.commit(&batch)).map_err(reader_error)?;
+            }
             let filtered = self.stats.snapshot().records_filtered - filtered_before;
             report.read += batch.len() as u64;
             report.filtered += filtered;
@@ -500,6 +559,10 @@ impl Worker {
     }
 
     fn drain_commit(&self) -> Result<(), PipelineError> {
+        if self.sender.transactional {
+            tracing::info!(pipeline = %self.name, "drained; offsets were committed in the transactions; stopping");
+            return Ok(());
+        }
         let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
         source::commit(&self.consumer, &committed, CommitMode::Sync)
             .map_err(|source| PipelineError::Kafka { pipeline: self.name.clone(), source })?;
@@ -544,13 +607,8 @@ impl Worker {
                 self.handle(command, shutdown).await?;
             }
         }
+        self.rewind_to_committed();
         if let Ok(assignment) = self.consumer.assignment() {
-            let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            for element in assignment.elements() {
-                if let Some(offset) = committed.get(&(element.topic().to_owned(), element.partition())) {
-                    let _ = self.consumer.seek(element.topic(), element.partition(), rdkafka::Offset::Offset(*offset), Duration::from_secs(5));
-                }
-            }
             let _ = self.consumer.resume(&assignment);
         }
         self.stats.set_state(PipelineState::Running);
@@ -577,6 +635,9 @@ impl Worker {
     }
 
     async fn process(&mut self, records: Vec<OwnedMessage>) -> Result<(), PipelineError> {
+        if self.sender.transactional {
+            return self.process_in_transaction(records).await;
+        }
         let dead = self.run_batch(&records).await?;
         if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
             let mut plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
@@ -598,6 +659,113 @@ impl Worker {
         }
         self.budget.push_back((Instant::now(), records.len() as u64, dead.len() as u64));
         self.commit(CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset()))))
+    }
+
+    /// Exactly-once: the batch's outputs, dead letters and consumer offsets in
+    /// one transaction. If the transaction cannot commit (a rebalance fenced
+    /// this generation, a broker error), it is aborted and the partitions are
+    /// rewound to the last committed offsets, so the records are processed
+    /// again by whoever owns them now; fatal errors (another process with the
+    /// same transactional id) halt the pipeline.
+    async fn process_in_transaction(&mut self, records: Vec<OwnedMessage>) -> Result<(), PipelineError> {
+        let kafka = |source| PipelineError::Kafka { pipeline: self.name.clone(), source };
+        self.sender.producer.begin_transaction().map_err(kafka)?;
+        let outcome = self.transaction_body(&records).await;
+        let (plan, stopped, dead) = match outcome {
+            Ok(done) => done,
+            Err(error) => {
+                self.abort_transaction();
+                return Err(error);
+            }
+        };
+        if let Err(error) = self.commit_transaction(&plan) {
+            tracing::warn!(pipeline = %self.name, %error, "transaction not committed: aborted; rewinding to the committed offsets");
+            self.abort_transaction();
+            if matches!(&error, PipelineError::Kafka { source: rdkafka::error::KafkaError::Transaction(e), .. } if e.is_fatal()) {
+                return Err(error);
+            }
+            PipelineStats::add(&self.stats.retries, 1);
+            self.rewind_to_committed();
+            return Ok(());
+        }
+        self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).extend(plan);
+        if let Some(stopped) = stopped {
+            return Err(stopped);
+        }
+        self.budget.push_back((Instant::now(), records.len() as u64, dead as u64));
+        Ok(())
+    }
+
+    /// The work inside a transaction: outputs, dead letters, and the offsets to commit.
+    async fn transaction_body(&mut self, records: &[OwnedMessage]) -> Result<(BTreeMap<(String, i32), i64>, Option<PipelineError>, usize), PipelineError> {
+        let dead = self.run_batch(records).await?;
+        let mut plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
+        if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
+            plan.stop_at(dead.iter().map(|(i, _)| (records[*i].topic(), records[*i].partition(), records[*i].offset())));
+            let (index, letter) = dead.iter().min_by_key(|(i, _)| records[*i].offset()).expect("not empty");
+            let record = &records[*index];
+            let stopped = PipelineError::Stopped {
+                pipeline: self.name.clone(),
+                topic: record.topic().to_owned(),
+                partition: record.partition(),
+                offset: record.offset(),
+                kind: letter.kind.clone(),
+                message: letter.message.clone(),
+            };
+            return Ok((plan.next, Some(stopped), dead.len()));
+        }
+        if !dead.is_empty() {
+            self.sender.produce_dead_letters(&dead, records, None).await?;
+        }
+        Ok((plan.next, None, dead.len()))
+    }
+
+    /// Sends the consumer offsets into the transaction and commits it.
+    fn commit_transaction(&self, next: &BTreeMap<(String, i32), i64>) -> Result<(), PipelineError> {
+        let kafka = |source| PipelineError::Kafka { pipeline: self.name.clone(), source };
+        let mut offsets = rdkafka::TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            offsets.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset)).map_err(kafka)?;
+        }
+        let metadata = self.consumer.group_metadata().ok_or_else(|| PipelineError::Setup {
+            pipeline: self.name.clone(),
+            message: "the consumer has no group metadata (not in a group yet)".into(),
+        })?;
+        let producer = &self.sender.producer;
+        tokio::task::block_in_place(|| {
+            if offsets.count() > 0 {
+                producer.send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)?;
+            }
+            producer.commit_transaction(TRANSACTION_TIMEOUT)
+        })
+        .map_err(kafka)
+    }
+
+    fn abort_transaction(&self) {
+        if let Err(error) = tokio::task::block_in_place(|| self.sender.producer.abort_transaction(TRANSACTION_TIMEOUT)) {
+            tracing::error!(pipeline = %self.name, %error, "aborting the transaction failed");
+        }
+    }
+
+    /// Seeks every assigned partition back to its last committed offset
+    /// (this process's, else the group's).
+    fn rewind_to_committed(&self) {
+        let Ok(assignment) = self.consumer.assignment() else { return };
+        let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let group = tokio::task::block_in_place(|| self.consumer.committed(Duration::from_secs(10))).ok();
+        for element in assignment.elements() {
+            let key = (element.topic().to_owned(), element.partition());
+            let offset = match committed.get(&key) {
+                Some(offset) => rdkafka::Offset::Offset(*offset),
+                None => match group.as_ref().and_then(|g| g.find_partition(&key.0, key.1)).map(|e| e.offset()) {
+                    Some(rdkafka::Offset::Offset(offset)) => rdkafka::Offset::Offset(offset),
+                    _ => continue,
+                },
+            };
+            if let Err(error) = self.consumer.seek(element.topic(), element.partition(), offset, Duration::from_secs(5)) {
+                tracing::warn!(pipeline = %self.name, topic = element.topic(), partition = element.partition(), %error, "rewind failed");
+            }
+        }
     }
 
     /// Decodes, runs the chain and the sink, and produces the outputs (with
@@ -684,6 +852,16 @@ impl Worker {
         if let Some(output) = self.config.output.clone() {
             let versions = output.plugin_version_header.then(|| self.versions_header());
             let failed = self.sender.produce_all(&output.topic, &out_records, records, versions.as_deref()).await;
+            if self.sender.transactional && !failed.is_empty() {
+                // Inside a transaction a failed produce aborts the whole batch.
+                return Err(PipelineError::Delivery {
+                    pipeline: self.name.clone(),
+                    topic: output.topic.clone(),
+                    count: failed.len(),
+                    attempts: self.config.errors.max_attempts,
+                    last_error: failed[0].1.clone(),
+                });
+            }
             PipelineStats::add(&stats.records_out, (out_records.len() - failed.len()) as u64);
             for (record, error) in failed {
                 match out_records[record].source {

@@ -78,8 +78,13 @@ fn column_keys(batch: &RecordBatch, column: &str) -> Result<Vec<Option<Vec<u8>>>
 
 use arrow_array::Array;
 
-/// A producer for outputs and dead letters: acks=all, idempotent.
-pub fn create_producer(source: &SourceConfig, output: Option<&OutputConfig>) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+/// A producer for outputs and dead letters: acks=all, idempotent; with a
+/// `transactional_id`, transactional (the caller initialises transactions).
+pub fn create_producer(
+    source: &SourceConfig,
+    output: Option<&OutputConfig>,
+    transactional: Option<(&str, u64)>,
+) -> Result<FutureProducer, rdkafka::error::KafkaError> {
     let mut config = ClientConfig::new();
     let servers = output.and_then(|o| o.bootstrap_servers.clone()).unwrap_or_else(|| source.bootstrap_servers.clone());
     config
@@ -93,6 +98,13 @@ pub fn create_producer(source: &SourceConfig, output: Option<&OutputConfig>) -> 
         for (key, value) in &output.properties {
             config.set(key, value);
         }
+    }
+    if let Some((id, timeout_ms)) = transactional {
+        config
+            .set("transactional.id", id)
+            .set("transaction.timeout.ms", timeout_ms.to_string())
+            // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+            .set("message.timeout.ms", timeout_ms.min(30_000).to_string());
     }
     config.create()
 }

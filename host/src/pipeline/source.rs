@@ -105,6 +105,9 @@ pub fn create_consumer(
         .set("queued.max.messages.kbytes", "32768")
         // Low-volume partitions: do not let a fetch wait long for data.
         .set("fetch.wait.max.ms", "100")
+        // Inputs written by transactional producers (weir's exactly-once
+        // outputs among them): never read aborted records.
+        .set("isolation.level", "read_committed")
         // Statistics feed per-partition lag and broker reachability (readiness).
         .set("statistics.interval.ms", "1000");
     for (key, value) in &source.properties {
