@@ -455,3 +455,42 @@ async fn cli_export_reproduce_push_fix_redrive_and_restart_on_the_pushed_version
     signal(&process, libc::SIGTERM);
     assert!(wait_exit(&mut process, Duration::from_secs(30)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_on_tansu_commits_and_a_second_instance_with_the_same_id_fences_the_first() {
+    let broker = Tansu::start();
+    let setup = setup(&broker).await;
+    let clean: Vec<(String, String)> =
+        (0..300).map(|i| (format!("o-{i:05}"), format!(r#"{{"order_id":"o-{i:05}","total_amount":{}.5}}"#, 100 + i))).collect();
+    produce(broker.bootstrap(), &setup.input, &clean).await;
+    let config = write_config(&broker, &setup);
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[pipelines.orders.source]",
+        "[pipelines.orders]\n        guarantee = \"exactly-once\"\n        exactly_once = { instance_id = \"same\" }\n        [pipelines.orders.source]",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let (log_a, log_b) = (setup.dir.path().join("a.log"), setup.dir.path().join("b.log"));
+    let mut first = weir_run(&config, &log_a);
+    let outputs = read_keys(broker.bootstrap(), &setup.output, 300, Duration::from_secs(90)).await;
+    assert_eq!(outputs.iter().map(|(k, _)| k).collect::<BTreeSet<_>>().len(), 300, "{}", std::fs::read_to_string(&log_a).unwrap());
+    assert_eq!(committed_total(broker.bootstrap(), &setup.group, &setup.input).await, 300, "offsets committed in the transactions");
+
+    // A second process with the same instance id: its init_transactions fences the first.
+    let mut second = weir_run(&config, &log_b);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut next = 300;
+    while first.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the fenced process kept running: {}", std::fs::read_to_string(&log_a).unwrap());
+        let more: Vec<(String, String)> = (next..next + 20).map(|i| (format!("o-{i:05}"), format!(r#"{{"order_id":"o-{i:05}","total_amount":500.5}}"#))).collect();
+        produce(broker.bootstrap(), &setup.input, &more).await;
+        next += 20;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = first.wait().unwrap();
+    let log = std::fs::read_to_string(&log_a).unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(log.to_lowercase().contains("fenced"), "{log}");
+    signal(&second, libc::SIGTERM);
+    wait_exit(&mut second, Duration::from_secs(30));
+}

@@ -926,7 +926,9 @@ impl Sender {
             if failed.is_empty() {
                 return Vec::new();
             }
-            match delays.next() {
+            // Inside a transaction a failed produce cannot be retried: the
+            // transaction aborts (and the batch is redone) instead.
+            match delays.next().filter(|_| !self.transactional) {
                 Some(delay) => {
                     PipelineStats::add(&self.stats.retries, failed.len() as u64);
                     tracing::warn!(pipeline = %self.name, topic, failed = failed.len(), ?delay, "produce failed; retrying");
@@ -980,7 +982,9 @@ impl Sender {
             if failed.is_empty() {
                 return Ok(());
             }
-            match delays.next() {
+            // Inside a transaction a failed produce cannot be retried: the
+            // transaction aborts (and the batch is redone) instead.
+            match delays.next().filter(|_| !self.transactional) {
                 Some(delay) => {
                     PipelineStats::add(&self.stats.retries, failed.len() as u64);
                     tokio::time::sleep(delay).await;

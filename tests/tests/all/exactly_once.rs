@@ -1,7 +1,8 @@
 //! Exactly-once pipelines on librdkafka's mock cluster: the transactional
 //! flow (init, begin, produce, send offsets, commit) with a hot swap in the
-//! middle delivers every result exactly once, and a second process with the
-//! same instance id fences the first, which halts.
+//! middle delivers every result exactly once. (Fencing is tested on tansu in
+//! host/tests/broker.rs: the mock gives every InitProducerId a new producer
+//! id instead of bumping the epoch of the transactional id's producer.)
 //!
 //! Not tested here, because neither test broker can show it: the mock
 //! accepts TxnOffsetCommit without storing the offsets, writes no abort
@@ -126,27 +127,4 @@ async fn transactions_deliver_outputs_and_dead_letters_once_across_a_hot_swap() 
     assert_eq!(copies.len(), total);
     let versions: std::collections::BTreeSet<String> = outputs.iter().map(|r| r.header("weir.plugins")).collect();
     assert_eq!(versions, ["enrich@v1".to_owned(), "enrich@v2".to_owned()].into());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_process_with_the_same_instance_id_fences_the_first() {
-    let setup = setup();
-    produce(&setup.bootstrap, &setup.input, 0..200).await;
-    let first = weir::pipeline::start("p", setup.config.clone(), engine()).unwrap();
-    super::pipeline::wait_for_input(&first, 200, Duration::from_secs(60)).await;
-    // Same transactional id: its init_transactions bumps the epoch.
-    let second = weir::pipeline::start("p", setup.config.clone(), engine()).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let mut next = 200;
-    while !first.is_finished() {
-        assert!(tokio::time::Instant::now() < deadline, "the fenced pipeline kept running");
-        produce(&setup.bootstrap, &setup.input, next..next + 20).await;
-        next += 20;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let error = first.join().await.expect_err("the fenced pipeline halts").to_string();
-    eprintln!("fenced pipeline: {error}");
-    assert!(error.to_lowercase().contains("fenced"), "{error}");
-    second.shutdown();
-    second.join().await.unwrap();
 }
