@@ -547,7 +547,7 @@ impl Worker {
             }
             match cut {
                 Cut::Shutdown => return self.drain_commit(),
-                Cut::Command(command) => self.handle(command, shutdown).await?,
+                Cut::Command(command) => self.handle(*command, shutdown).await?,
                 Cut::Limit => {}
             }
             if let Some(reason) = self.budget_exceeded() {

@@ -127,7 +127,7 @@ pub enum Cut {
     /// Shutdown was requested; process what was collected, then stop.
     Shutdown,
     /// A request arrived: process what was collected, then handle it.
-    Command(PipelineCommand),
+    Command(Box<PipelineCommand>),
 }
 
 /// Collects one batch: until `max_records`, `max_bytes`, `max_wait_ms` after
@@ -157,7 +157,7 @@ pub async fn collect(
             // Pause or resume requested: cut here so the loop sees it.
             _ = control.changed() => return (records, Cut::Limit),
             _ = wait => return (records, Cut::Limit),
-            Some(command) = commands.recv() => return (records, Cut::Command(command)),
+            Some(command) = commands.recv() => return (records, Cut::Command(Box::new(command))),
             message = consumer.recv() => match message {
                 Ok(message) => {
                     bytes += message.payload_len();
