@@ -640,19 +640,9 @@ impl Worker {
         }
         let dead = self.run_batch(&records).await?;
         if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
-            let mut plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
-            plan.stop_at(dead.iter().map(|(i, _)| (records[*i].topic(), records[*i].partition(), records[*i].offset())));
+            let (plan, stopped) = self.stop_plan(&records, &dead);
             self.commit(plan)?;
-            let (index, letter) = dead.iter().min_by_key(|(i, _)| records[*i].offset()).expect("not empty");
-            let record = &records[*index];
-            return Err(PipelineError::Stopped {
-                pipeline: self.name.clone(),
-                topic: record.topic().to_owned(),
-                partition: record.partition(),
-                offset: record.offset(),
-                kind: letter.kind.clone(),
-                message: letter.message.clone(),
-            });
+            return Err(stopped);
         }
         if !dead.is_empty() {
             self.sender.produce_dead_letters(&dead, &records, None).await?;
@@ -699,25 +689,33 @@ impl Worker {
     /// The work inside a transaction: outputs, dead letters, and the offsets to commit.
     async fn transaction_body(&mut self, records: &[OwnedMessage]) -> Result<(BTreeMap<(String, i32), i64>, Option<PipelineError>, usize), PipelineError> {
         let dead = self.run_batch(records).await?;
-        let mut plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
         if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
-            plan.stop_at(dead.iter().map(|(i, _)| (records[*i].topic(), records[*i].partition(), records[*i].offset())));
-            let (index, letter) = dead.iter().min_by_key(|(i, _)| records[*i].offset()).expect("not empty");
-            let record = &records[*index];
-            let stopped = PipelineError::Stopped {
-                pipeline: self.name.clone(),
-                topic: record.topic().to_owned(),
-                partition: record.partition(),
-                offset: record.offset(),
-                kind: letter.kind.clone(),
-                message: letter.message.clone(),
-            };
+            let (plan, stopped) = self.stop_plan(records, &dead);
             return Ok((plan.next, Some(stopped), dead.len()));
         }
+        let plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
         if !dead.is_empty() {
             self.sender.produce_dead_letters(&dead, records, None).await?;
         }
         Ok((plan.next, None, dead.len()))
+    }
+
+    /// Policy `stop`: the offsets to commit (up to the first failed record
+    /// of each partition) and the error that halts the pipeline.
+    fn stop_plan(&self, records: &[OwnedMessage], dead: &[(usize, DeadLetter)]) -> (CommitPlan, PipelineError) {
+        let mut plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
+        plan.stop_at(dead.iter().map(|(i, _)| (records[*i].topic(), records[*i].partition(), records[*i].offset())));
+        let (index, letter) = dead.iter().min_by_key(|(i, _)| records[*i].offset()).expect("not empty");
+        let record = &records[*index];
+        let stopped = PipelineError::Stopped {
+            pipeline: self.name.clone(),
+            topic: record.topic().to_owned(),
+            partition: record.partition(),
+            offset: record.offset(),
+            kind: letter.kind.clone(),
+            message: letter.message.clone(),
+        };
+        (plan, stopped)
     }
 
     /// Sends the consumer offsets into the transaction and commits it.

@@ -2,10 +2,9 @@
 //! under load, rollback, invalid uploads, auth, restart with a data dir,
 //! aggregate state across a swap, and dead-letter redrive after a fix.
 
-use super::kafka::{Read, random_topic, read_all};
+use super::kafka::{MockTopics, Read, random_topic, read_all};
 use super::pipeline::{SCHEMA, engine};
 use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,33 +20,15 @@ const TOKEN: &str = "t0ken";
 /// A mock cluster with input/output/DLQ topics and a one-operator pipeline
 /// (`stage`) described by `operator` (TOML lines after `plugin`/`name`).
 struct Bench {
-    cluster: Option<MockCluster<'static, rdkafka::producer::DefaultProducerContext>>,
-    bootstrap: String,
-    input: String,
-    output: String,
-    dlq: String,
+    kafka: MockTopics,
     config: weir::config::PipelineConfig,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Bench {
-    /// A failed assertion leaves the pipeline connected; dropping the mock
-    /// cluster under live clients blocks, so leak it and let the test fail.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            std::mem::forget(self.cluster.take());
-        }
-    }
-}
-
 impl Bench {
     fn new(plugin: &str, operator_config: &str) -> Bench {
-        let cluster = MockCluster::new(1).unwrap();
-        let bootstrap = cluster.bootstrap_servers();
-        let (input, output, dlq) = (random_topic("in"), random_topic("out"), random_topic("dlq"));
-        cluster.create_topic(&input, 2, 1).unwrap();
-        cluster.create_topic(&output, 2, 1).unwrap();
-        cluster.create_topic(&dlq, 1, 1).unwrap();
+        let kafka = MockTopics::new();
+        let (bootstrap, input, output, dlq) = (&kafka.bootstrap, &kafka.input, &kafka.output, &kafka.dlq);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("schema.json"), SCHEMA).unwrap();
         let toml = format!(
@@ -79,7 +60,7 @@ impl Bench {
         let path = dir.path().join("p.toml");
         std::fs::write(&path, toml).unwrap();
         let config = weir::config::Config::load(&path).unwrap().pipelines["p"].clone();
-        Bench { cluster: Some(cluster), bootstrap, input, output, dlq, config, _dir: dir }
+        Bench { kafka, config, _dir: dir }
     }
 
     fn start(&self, registry: &Registry) -> PipelineHandle {
@@ -89,12 +70,12 @@ impl Bench {
     /// Produces order `id`s to explicit partitions (id % 2), in order.
     async fn produce(&self, ids: std::ops::Range<usize>, value: impl Fn(usize) -> String) {
         let producer: FutureProducer =
-            ClientConfig::new().set("bootstrap.servers", &self.bootstrap).set("enable.idempotence", "true").create().unwrap();
+            ClientConfig::new().set("bootstrap.servers", &self.kafka.bootstrap).set("enable.idempotence", "true").create().unwrap();
         let values: Vec<(usize, String)> = ids.map(|i| (i, value(i))).collect();
         let sends = values.iter().map(|(i, v)| {
             let key = format!("o-{i:05}");
             let producer = &producer;
-            let topic = &self.input;
+            let topic = &self.kafka.input;
             async move { producer.send(FutureRecord::to(topic).partition((*i % 2) as i32).key(&key).payload(v), Duration::from_secs(10)).await }
         });
         for result in futures::future::join_all(sends).await {
@@ -163,7 +144,7 @@ async fn hot_swap_under_load_loses_nothing_and_rollback_restores_v1() {
 
     // Every input exactly once; v1 rows unchanged, v2 rows enriched; per
     // input partition all v1 before all v2.
-    let outputs = read_all(&bench.bootstrap, &bench.output, total, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let outputs = read_all(&bench.kafka.bootstrap, &bench.kafka.output, total, Duration::from_millis(500), Duration::from_secs(60)).await;
     let mut version_of: BTreeMap<usize, String> = BTreeMap::new();
     for read in &outputs {
         let value = value_of(read);
@@ -191,7 +172,7 @@ async fn hot_swap_under_load_loses_nothing_and_rollback_restores_v1() {
     assert_eq!(rolled["version"]["version"], json!(1), "{rolled}");
     bench.produce(total..total + 100, order).await;
     wait_for_input(&handle, total as u64 + 100).await;
-    let outputs = read_all(&bench.bootstrap, &bench.output, total + 100, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let outputs = read_all(&bench.kafka.bootstrap, &bench.kafka.output, total + 100, Duration::from_millis(500), Duration::from_secs(60)).await;
     let after: Vec<String> = outputs
         .iter()
         .filter(|r| value_of(r)["order_id"].as_str().unwrap()[2..].parse::<usize>().unwrap() >= total)
@@ -312,7 +293,7 @@ async fn pushed_versions_survive_a_restart_with_the_data_dir() {
     wait_for_input(&handle, 10).await;
     handle.shutdown();
     handle.join().await.unwrap();
-    let outputs = read_all(&bench.bootstrap, &bench.output, 20, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let outputs = read_all(&bench.kafka.bootstrap, &bench.kafka.output, 20, Duration::from_millis(500), Duration::from_secs(60)).await;
     let late: Vec<String> = outputs.iter().filter(|r| value_of(r)["order_id"].as_str().unwrap() >= "o-00010").map(|r| r.header("weir.plugins")).collect();
     assert_eq!(late, vec!["stage@v2".to_owned(); 10]);
 }
@@ -332,7 +313,7 @@ async fn aggregate_state_moves_to_the_new_version() {
     wait_for_input(&handle, 400).await;
     handle.shutdown();
     handle.join().await.unwrap();
-    let outputs = read_all(&bench.bootstrap, &bench.output, 1, Duration::from_secs(1), Duration::from_secs(60)).await;
+    let outputs = read_all(&bench.kafka.bootstrap, &bench.kafka.output, 1, Duration::from_secs(1), Duration::from_secs(60)).await;
     let last_v2 = outputs.iter().filter(|r| r.header("weir.plugins") == "stage@v2").map(value_of).max_by_key(|v| v["count"].as_i64()).expect("v2 output");
     assert_eq!(last_v2["count"], json!(400), "the count continued across the swap: {last_v2}");
 }
@@ -351,7 +332,7 @@ async fn redrive_after_a_fix_delivers_the_dead_letters() {
     bench.produce(0..200, value).await;
     wait_for_input(&handle, 200).await;
     let dead_ids: BTreeSet<usize> = (0..200).filter(|i| poisoned(*i)).collect();
-    let dead = read_all(&bench.bootstrap, &bench.dlq, dead_ids.len(), Duration::from_millis(300), Duration::from_secs(60)).await;
+    let dead = read_all(&bench.kafka.bootstrap, &bench.kafka.dlq, dead_ids.len(), Duration::from_millis(300), Duration::from_secs(60)).await;
     assert_eq!(dead.len(), dead_ids.len());
 
     // The DLQ view shows the error headers; export lines replay in `weir exec`.
@@ -368,7 +349,7 @@ async fn redrive_after_a_fix_delivers_the_dead_letters() {
     assert_eq!(report["read"], json!(dead_ids.len()), "{report}");
     assert_eq!(report["delivered"], json!(dead_ids.len()), "{report}");
     assert_eq!(report["dead_lettered"], json!(0), "{report}");
-    let outputs = read_all(&bench.bootstrap, &bench.output, 200, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let outputs = read_all(&bench.kafka.bootstrap, &bench.kafka.output, 200, Duration::from_millis(500), Duration::from_secs(60)).await;
     let ids: Vec<usize> = outputs.iter().map(|r| value_of(r)["order_id"].as_str().unwrap()[2..].parse().unwrap()).collect();
     assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 200, "every record reached the output once");
     assert_eq!(ids.len(), 200);
@@ -389,16 +370,16 @@ async fn redrive_of_still_broken_records_increments_attempts() {
     let client = serve(&registry, &[&handle], 64 << 20).await;
     bench.produce(0..4, |i| format!(r#"{{"order_id":"o-{i:05}","total_amount":1.0,"action":"panic"}}"#)).await;
     wait_for_input(&handle, 4).await;
-    read_all(&bench.bootstrap, &bench.dlq, 4, Duration::from_millis(300), Duration::from_secs(60)).await;
+    read_all(&bench.kafka.bootstrap, &bench.kafka.dlq, 4, Duration::from_millis(300), Duration::from_secs(60)).await;
     let report = client.post("/v1/pipelines/p/dlq/redrive", &json!({"since": "2020-01-01T00:00:00Z"})).await.unwrap();
     assert_eq!((report["read"].as_u64(), report["dead_lettered"].as_u64()), (Some(4), Some(4)), "{report}");
-    let dead = read_all(&bench.bootstrap, &bench.dlq, 8, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let dead = read_all(&bench.kafka.bootstrap, &bench.kafka.dlq, 8, Duration::from_millis(500), Duration::from_secs(60)).await;
     let mut attempts: Vec<u32> = dead.iter().map(|r| r.header("weir.attempts").parse().unwrap()).collect();
     attempts.sort();
     let (first, again) = attempts.split_at(4);
     assert!(first.iter().zip(again).all(|(a, b)| *b == 2 * *a && *a >= 1), "attempts add up across redrives: {attempts:?}");
     let source = dead.iter().map(|r| r.header("weir.source.topic")).collect::<BTreeSet<_>>();
-    assert_eq!(source, BTreeSet::from([bench.input.clone()]), "redriven letters keep their original source");
+    assert_eq!(source, BTreeSet::from([bench.kafka.input.clone()]), "redriven letters keep their original source");
     handle.shutdown();
     handle.join().await.unwrap();
 }
@@ -439,7 +420,7 @@ async fn shadow_runs_compare_a_candidate_without_producing_its_output() {
     // A sink or aggregate cannot shadow; nothing produced by a shadow leaked.
     let (code, message) = status(client.put_wasm("/v1/plugins/stage?mode=shadow", std::fs::read(guests::COUNT_BY_KEY).unwrap()).await.unwrap_err());
     assert_eq!(code, 422, "{message}");
-    let outputs = read_all(&bench.bootstrap, &bench.output, 600, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let outputs = read_all(&bench.kafka.bootstrap, &bench.kafka.output, 600, Duration::from_millis(500), Duration::from_secs(60)).await;
     assert_eq!(outputs.len(), 600);
     assert!(outputs.iter().all(|r| r.header("weir.plugins") == "stage@v1" && value_of(r).get("tax_amount").is_none()));
     assert_eq!(client.get("/v1/plugins/stage").await.unwrap()["live"], json!(1));

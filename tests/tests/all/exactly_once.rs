@@ -11,10 +11,9 @@
 //! records; so "a crash leaves no visible duplicate" needs a real Kafka
 //! broker (docs/exactly-once.md).
 
-use super::kafka::{random_topic, read_all};
+use super::kafka::{MockTopics, random_topic, read_all};
 use super::pipeline::{SCHEMA, engine};
 use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,34 +31,17 @@ async fn produce(bootstrap: &str, topic: &str, range: std::ops::Range<usize>) {
 }
 
 
-/// A mock cluster with topics and an exactly-once pipeline config (enrich-order as `enrich`).
+/// Mock topics and an exactly-once pipeline config (enrich-order as `enrich`).
 struct Setup {
-    cluster: Option<MockCluster<'static, rdkafka::producer::DefaultProducerContext>>,
-    bootstrap: String,
-    input: String,
-    output: String,
-    dlq: String,
+    kafka: MockTopics,
     config: weir::config::PipelineConfig,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Setup {
-    /// After a failed assertion live clients remain; dropping the cluster under them blocks.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            std::mem::forget(self.cluster.take());
-        }
-    }
-}
-
 fn setup() -> Setup {
     super::support::logs();
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    let (input, output, dlq) = (random_topic("in"), random_topic("out"), random_topic("dlq"));
-    cluster.create_topic(&input, 2, 1).unwrap();
-    cluster.create_topic(&output, 2, 1).unwrap();
-    cluster.create_topic(&dlq, 1, 1).unwrap();
+    let kafka = MockTopics::new();
+    let (bootstrap, input, output, dlq) = (&kafka.bootstrap, &kafka.input, &kafka.output, &kafka.dlq);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("schema.json"), SCHEMA).unwrap();
     let toml = format!(
@@ -94,7 +76,7 @@ fn setup() -> Setup {
     let path = dir.path().join("p.toml");
     std::fs::write(&path, toml).unwrap();
     let config = weir::config::Config::load(&path).unwrap().pipelines["p"].clone();
-    Setup { cluster: Some(cluster), bootstrap, input, output, dlq, config, _dir: dir }
+    Setup { kafka, config, _dir: dir }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,19 +84,19 @@ async fn transactions_deliver_outputs_and_dead_letters_once_across_a_hot_swap() 
     let setup = setup();
     let registry = Registry::in_memory();
     let total = 2000;
-    produce(&setup.bootstrap, &setup.input, 0..total / 2).await;
+    produce(&setup.kafka.bootstrap, &setup.kafka.input, 0..total / 2).await;
     let handle = weir::pipeline::start_with_registry("p", setup.config.clone(), engine(), &registry).unwrap();
     super::pipeline::wait_for_input(&handle, 300, Duration::from_secs(60)).await;
     let deployer = weir::deploy::Deployer::new(engine(), registry.clone(), vec![handle.control()], 1 << 26);
     let mut rebuilt = std::fs::read(guests::ENRICH_ORDER).unwrap();
     rebuilt.extend_from_slice(&[0, 4, 3, b'e', b'o', b's']); // a custom section: new bytes, same code
     deployer.push("enrich", rebuilt).await.unwrap();
-    produce(&setup.bootstrap, &setup.input, total / 2..total).await;
+    produce(&setup.kafka.bootstrap, &setup.kafka.input, total / 2..total).await;
 
     let expected_out = (0..total).filter(|i| i % 10 != 7).count();
     let expected_dead = total - expected_out;
-    let outputs = read_all(&setup.bootstrap, &setup.output, expected_out, Duration::from_secs(1), Duration::from_secs(120)).await;
-    let dead = read_all(&setup.bootstrap, &setup.dlq, expected_dead, Duration::from_secs(1), Duration::from_secs(60)).await;
+    let outputs = read_all(&setup.kafka.bootstrap, &setup.kafka.output, expected_out, Duration::from_secs(1), Duration::from_secs(120)).await;
+    let dead = read_all(&setup.kafka.bootstrap, &setup.kafka.dlq, expected_dead, Duration::from_secs(1), Duration::from_secs(60)).await;
     handle.shutdown();
     handle.join().await.unwrap();
 

@@ -84,3 +84,39 @@ pub async fn read_all(bootstrap: &str, topic: &str, expected: usize, settle: Dur
         }
     }
 }
+
+/// A one-broker mock cluster with input and output topics (2 partitions)
+/// and a dead-letter topic (1). After a failed assertion the cluster is
+/// leaked instead of dropped: dropping it under live clients blocks, which
+/// would hide the failure behind a hang.
+pub struct MockTopics {
+    cluster: Option<rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>>,
+    /// Bootstrap servers.
+    pub bootstrap: String,
+    /// Input topic.
+    pub input: String,
+    /// Output topic.
+    pub output: String,
+    /// Dead-letter topic.
+    pub dlq: String,
+}
+
+impl MockTopics {
+    pub fn new() -> MockTopics {
+        let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+        let bootstrap = cluster.bootstrap_servers();
+        let (input, output, dlq) = (random_topic("in"), random_topic("out"), random_topic("dlq"));
+        cluster.create_topic(&input, 2, 1).unwrap();
+        cluster.create_topic(&output, 2, 1).unwrap();
+        cluster.create_topic(&dlq, 1, 1).unwrap();
+        MockTopics { cluster: Some(cluster), bootstrap, input, output, dlq }
+    }
+}
+
+impl Drop for MockTopics {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::mem::forget(self.cluster.take());
+        }
+    }
+}
