@@ -821,9 +821,16 @@ impl Worker {
             PipelineStats::add(&stats.records_aggregated, rows.len().saturating_sub(accounted) as u64);
         }
 
+        let with_record_ids = self.sender.transactional;
         if let Some(sink) = self.sink.as_mut() {
             for (batch, sources) in &results {
-                let letters = write_sink(sink, batch, &self.config.errors, &stats).await;
+                // A sink cannot join the transaction: under exactly-once it
+                // gets each row's source coordinates as an idempotency key.
+                let keyed = match sources {
+                    Some(sources) if with_record_ids => Some(with_record_id_column(batch, sources, records).map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?),
+                    _ => None,
+                };
+                let letters = write_sink(sink, keyed.as_ref().unwrap_or(batch), &self.config.errors, &stats).await;
                 for (row, letter) in letters {
                     if let Some(sources) = sources {
                         dead.push((sources[row], letter));
@@ -1002,6 +1009,21 @@ impl Sender {
     }
 }
 
+
+/// Name of the idempotency-key column sinks get under exactly-once.
+pub const RECORD_ID_COLUMN: &str = "weir_record_id";
+
+/// `batch` plus a `weir_record_id` column (`topic/partition/offset` of each
+/// row's source record).
+fn with_record_id_column(batch: &RecordBatch, sources: &[usize], records: &[OwnedMessage]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let ids: arrow_array::StringArray =
+        sources.iter().map(|&s| Some(format!("{}/{}/{}", records[s].topic(), records[s].partition(), records[s].offset()))).collect();
+    let mut fields: Vec<arrow_schema::FieldRef> = batch.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(arrow_schema::Field::new(RECORD_ID_COLUMN, arrow_schema::DataType::Utf8, false)));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(ids));
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+}
 
 /// Writes a batch to the sink, retrying retryable errors with backoff;
 /// returns the rows to dead-letter.

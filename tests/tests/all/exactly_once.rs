@@ -110,3 +110,37 @@ async fn transactions_deliver_outputs_and_dead_letters_once_across_a_hot_swap() 
     let versions: std::collections::BTreeSet<String> = outputs.iter().map(|r| r.header("weir.plugins")).collect();
     assert_eq!(versions, ["enrich@v1".to_owned(), "enrich@v2".to_owned()].into());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sinks_get_an_idempotency_key_per_record_under_exactly_once() {
+    let setup = setup();
+    let (addr, requests) = weir_tests::http_server::http_server(200);
+    let mut config = setup.config.clone();
+    let sink_toml = format!(
+        r#"
+        plugin = "{webhook}"
+        name = "alert"
+        config = {{ url = "http://{addr}/alerts" }}
+        allow_hosts = ["{addr}"]
+        "#,
+        webhook = guests::WEBHOOK_ALERT
+    );
+    let sink: weir::config::OperatorConfig = toml::from_str(&sink_toml).unwrap();
+    config.operators.push(sink);
+    config.output = None;
+    produce(&setup.kafka.bootstrap, &setup.kafka.input, 0..50).await;
+    let handle = weir::pipeline::start("p", config, engine()).unwrap();
+    super::pipeline::wait_for_input(&handle, 50, Duration::from_secs(60)).await;
+    handle.shutdown();
+    handle.join().await.unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    while let Ok((_, body)) = requests.try_recv() {
+        let rows: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        for row in rows.as_array().into_iter().flatten().chain(rows.get("rows").and_then(|r| r.as_array()).into_iter().flatten()) {
+            let id = row[weir::pipeline::RECORD_ID_COLUMN].as_str().unwrap_or_else(|| panic!("no record id in {row}"));
+            assert!(id.starts_with(&format!("{}/", setup.kafka.input)), "{id}");
+            ids.insert(id.to_owned());
+        }
+    }
+    assert_eq!(ids.len(), 45, "one distinct key per delivered record (5 of 50 rejected by enrich)");
+}
