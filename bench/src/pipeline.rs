@@ -45,6 +45,7 @@ pub fn run(quick: bool) -> Result<(), Error> {
     let mut tables = Vec::new();
     tables.push(runtime.block_on(throughput(records))?);
     tables.push(decode_rate(records as usize)?);
+    tables.push(runtime.block_on(guarantee_cost(if quick { 5_000 } else { 100_000 }))?);
     tables.push(runtime.block_on(latency(if quick { 2_000 } else { 20_000 }, if quick { 2_000 } else { 10_000 }))?);
     let mut markdown = format!("## Pipeline benchmarks ({records} records{})\n\n", if quick { ", quick mode" } else { "" });
     for table in &tables {
@@ -121,9 +122,31 @@ fn pipeline_toml(dir: &std::path::Path, bootstrap: &str, input: &str, output: &s
 /// Runs a weir pipeline until it consumed `records`; returns the time from
 /// the first consumed record to the last commit.
 async fn run_weir(bootstrap: &str, input: &str, output: &str, plugin: &str, config: &str, records: u64) -> Result<Duration, Error> {
+    run_weir_with(bootstrap, input, output, plugin, config, records, 10_000, "at-least-once").await
+}
+
+/// [`run_weir`] with a batch (and so transaction) size and a guarantee.
+#[allow(clippy::too_many_arguments)]
+async fn run_weir_with(
+    bootstrap: &str,
+    input: &str,
+    output: &str,
+    plugin: &str,
+    config: &str,
+    records: u64,
+    max_records: usize,
+    guarantee: &str,
+) -> Result<Duration, Error> {
     let dir = tempfile::tempdir()?;
     let group = format!("weir-{output}");
-    std::fs::write(dir.path().join("p.toml"), pipeline_toml(dir.path(), bootstrap, input, output, &group, plugin, config))?;
+    let toml = pipeline_toml(dir.path(), bootstrap, input, output, &group, plugin, config)
+        .replace("max_records = 10000", &format!("max_records = {max_records}"))
+        .replacen(
+            "[pipelines.bench.source]",
+            &format!("[pipelines.bench]\n        guarantee = \"{guarantee}\"\n        exactly_once = {{ instance_id = \"{output}\" }}\n        [pipelines.bench.source]"),
+            1,
+        );
+    std::fs::write(dir.path().join("p.toml"), toml)?;
     let config = Config::load(&dir.path().join("p.toml"))?;
     let engine = Engine::new(EngineConfig::default())?;
     let handle = weir::pipeline::start("bench", config.pipelines["bench"].clone(), engine)?;
@@ -229,6 +252,35 @@ async fn throughput(records: u64) -> Result<Table, Error> {
     let vs = |d: Duration| format!("{:.2}x", raw.as_secs_f64() / d.as_secs_f64());
     table.row(vec!["weir, identity Wasm map (decode, Wasm, encode)".into(), rate(records as usize, identity), vs(identity)]);
     table.row(vec!["weir, high-value-orders Wasm filter (> 1000)".into(), rate(records as usize, filter), vs(filter)]);
+    Ok(table)
+}
+
+/// Exactly-once vs at-least-once on the same identity pipeline, by
+/// transaction (= batch) size.
+async fn guarantee_cost(records: u64) -> Result<Table, Error> {
+    let cluster = MockCluster::new(1)?;
+    let bootstrap = cluster.bootstrap_servers();
+    let partitions = (records / 15_000).max(2) as i32;
+    cluster.create_topic("g-in", partitions, 1)?;
+    fill(&bootstrap, "g-in", records).await?;
+    let mut table = Table::new(
+        "Exactly-once vs at-least-once, identity map, same in-process broker (mock cluster: transactions are cheap there)",
+        &["batch = transaction size", "at-least-once records/s", "exactly-once records/s", "exactly-once / at-least-once"],
+    );
+    for size in [100usize, 1_000, 10_000] {
+        let mut times = Vec::new();
+        for guarantee in ["at-least-once", "exactly-once"] {
+            let output = format!("g-out-{size}-{guarantee}");
+            cluster.create_topic(&output, partitions, 1)?;
+            times.push(run_weir_with(&bootstrap, "g-in", &output, guests::IDENTITY, "{}", records, size, guarantee).await?);
+        }
+        table.row(vec![
+            size.to_string(),
+            rate(records as usize, times[0]),
+            rate(records as usize, times[1]),
+            format!("{:.2}x", times[0].as_secs_f64() / times[1].as_secs_f64()),
+        ]);
+    }
     Ok(table)
 }
 
