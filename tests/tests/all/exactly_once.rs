@@ -1,6 +1,7 @@
 //! Exactly-once pipelines on librdkafka's mock cluster: the transactional
 //! flow (init, begin, produce, send offsets, commit) with a hot swap in the
-//! middle delivers every result exactly once. (Fencing is tested on tansu in
+//! middle delivers every result exactly once, so does a rebalance between
+//! two instances, and sinks get an idempotency key. (Fencing is tested on tansu in
 //! host/tests/broker.rs: the mock gives every InitProducerId a new producer
 //! id instead of bumping the epoch of the transactional id's producer.)
 //!
@@ -143,4 +144,36 @@ async fn sinks_get_an_idempotency_key_per_record_under_exactly_once() {
         }
     }
     assert_eq!(ids.len(), 45, "one distinct key per delivered record (5 of 50 rejected by enrich)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_between_two_instances_keeps_results_exactly_once() {
+    let setup = setup();
+    let total = 2000;
+    produce(&setup.kafka.bootstrap, &setup.kafka.input, 0..500).await;
+    let first = weir::pipeline::start("p", setup.config.clone(), engine()).unwrap();
+    super::pipeline::wait_for_input(&first, 200, Duration::from_secs(60)).await;
+    let mut second_config = setup.config.clone();
+    second_config.exactly_once.instance_id = Some("test-b".into());
+    let second = weir::pipeline::start("p", second_config, engine()).unwrap();
+    // Keep records coming while the group rebalances (a few seconds on the mock).
+    for chunk in (500..total).step_by(50) {
+        produce(&setup.kafka.bootstrap, &setup.kafka.input, chunk..chunk + 50).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let expected_out = (0..total).filter(|i| i % 10 != 7).count();
+    let outputs = read_all(&setup.kafka.bootstrap, &setup.kafka.output, expected_out, Duration::from_secs(2), Duration::from_secs(120)).await;
+    let dead = read_all(&setup.kafka.bootstrap, &setup.kafka.dlq, total - expected_out, Duration::from_secs(1), Duration::from_secs(60)).await;
+    let (a, b) = (first.stats().snapshot().records_in, second.stats().snapshot().records_in);
+    first.shutdown();
+    second.shutdown();
+    first.join().await.unwrap();
+    second.join().await.unwrap();
+    assert!(b > 0, "the second instance took partitions over (first read {a}, second {b})");
+    let mut copies: BTreeMap<String, usize> = BTreeMap::new();
+    for read in outputs.iter().chain(&dead) {
+        *copies.entry(read.key_str()).or_default() += 1;
+    }
+    assert!(copies.values().all(|n| *n == 1), "duplicates after the rebalance");
+    assert_eq!(copies.len(), total, "nothing lost");
 }
