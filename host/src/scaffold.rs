@@ -15,7 +15,7 @@ pub enum Language {
     Python,
     /// JavaScript with `sdk/js/weir.js`, built by componentize-js.
     Js,
-    /// C with `sdk/c/weir.h`, built by clang + wit-component (filter and map templates).
+    /// C with `sdk/c/weir.h`, built by clang + wit-component.
     C,
 }
 
@@ -26,7 +26,7 @@ pub enum ScaffoldError {
     #[error("{0} already exists and is not empty")]
     Exists(PathBuf),
     /// No template for this language and kind yet.
-    #[error("no {language} template for {kind} operators yet (C: filter and map)")]
+    #[error("no {language} template for {kind} operators")]
     NoTemplate {
         /// Language name.
         language: &'static str,
@@ -76,7 +76,8 @@ fn source(language: Language, kind: OperatorKind) -> Result<(&'static str, &'sta
         (Js, Sink) => ("index.js", include_str!("../templates/js/sink.js")),
         (C, Filter) => ("operator.c", include_str!("../templates/c/filter.c")),
         (C, Map) => ("operator.c", include_str!("../templates/c/map.c")),
-        (C, kind) => return Err(ScaffoldError::NoTemplate { language: "C", kind }),
+        (C, Aggregate) => ("operator.c", include_str!("../templates/c/aggregate.c")),
+        (C, Sink) => ("operator.c", include_str!("../templates/c/sink.c")),
     })
 }
 

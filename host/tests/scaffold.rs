@@ -79,7 +79,7 @@ fn new_python_and_js_projects_build_and_run_for_every_kind() {
 
 #[test]
 fn new_c_projects_build_and_run() {
-    for kind in ["filter", "map"] {
+    for kind in ["filter", "map", "aggregate", "sink"] {
         let rows = scaffold_build_run("c", kind);
         check_kind("c", kind, &rows);
     }
