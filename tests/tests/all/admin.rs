@@ -427,3 +427,19 @@ async fn shadow_runs_compare_a_candidate_without_producing_its_output() {
     handle.shutdown();
     handle.join().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_init_fails_with_the_pipeline_config_is_refused() {
+    // identity ignores its config; enrich-order wants a number for tax_rate.
+    let bench = Bench::new(guests::IDENTITY, r#"config = { tax_rate = "high" }"#);
+    let registry = Registry::in_memory();
+    let handle = bench.start(&registry);
+    let client = serve(&registry, &[&handle], 64 << 20).await;
+    let (code, message) = status(client.put_wasm("/v1/plugins/stage", std::fs::read(guests::ENRICH_ORDER).unwrap()).await.unwrap_err());
+    assert_eq!(code, 422, "{message}");
+    assert!(message.contains("failed to initialise with the pipeline's config") && message.contains("invalid config"), "{message}");
+    assert_eq!(client.get("/v1/plugins/stage").await.unwrap()["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(handle.stats().snapshot().plugin_versions["stage"], "v1");
+    handle.shutdown();
+    handle.join().await.unwrap();
+}
