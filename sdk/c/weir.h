@@ -240,6 +240,15 @@ weir_sink_status weir_retryable(const char *fmt, ...) __attribute__((format(prin
 weir_sink_status weir_permanent(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void weir_sink_reject(uint32_t row, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Sinks built with -DWEIR_SINK_HTTP (against sdk/c/wit's sink-operator-http
+ * world): POST `body` to `url` (http:// or https://). WEIR_HTTP_OK sets
+ * *status; otherwise `err` holds the reason. The host allows only the
+ * pipeline's `allow_hosts`: anything else is WEIR_HTTP_DENIED, before any
+ * connection is made. */
+typedef enum { WEIR_HTTP_OK = 0, WEIR_HTTP_DENIED, WEIR_HTTP_FAILED } weir_http_result;
+weir_http_result weir_http_post(const char *url, const char *content_type, const uint8_t *body, size_t len,
+                                uint16_t *status, char *err, size_t errcap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -366,8 +366,9 @@ fn webhook_alert_posts_the_same_json_as_rust() {
     let rust_path = PathBuf::from(guests::WEBHOOK_ALERT);
     let (line, expected) = posted(&rust_path, &batch);
     assert_eq!(line, "POST /alerts HTTP/1.1");
-    for lang in LANGS {
-        let path = polyglot(&format!("{lang}-webhook-alert"));
+    let guests: Vec<(&str, PathBuf)> =
+        LANGS.iter().map(|l| (*l, polyglot(&format!("{l}-webhook-alert")))).chain([("c", c_component("webhook-alert"))]).collect();
+    for (lang, path) in guests {
         let (got_line, got) = posted(&path, &batch);
         assert_eq!(got_line, line, "{lang}");
         assert_eq!(got, expected, "{lang}: same JSON rows");
