@@ -1,7 +1,8 @@
-//! The Python and JavaScript example operators, run through the real host
+//! The Python, JavaScript and C example operators, run through the real host
 //! next to their Rust originals on the same batches: same rows kept, same
 //! derived columns, same rejections (and reasons), same aggregate output and
-//! snapshot bytes, same webhook bodies.
+//! snapshot bytes, same webhook bodies; and the same filter/map chain in a
+//! Kafka pipeline on the mock cluster: same output records and dead letters.
 //!
 //! The components come from `target/guests/polyglot/` and are built by
 //! `scripts/build-polyglot-guests` (not by cargo: they need componentize-py
@@ -566,4 +567,140 @@ fn c_wrong_column_type_is_invalid_input_like_rust() {
     assert_eq!(got.kind_str(), expected.kind_str(), "{got}");
     assert_eq!(got.to_string().split_once("`process`: ").map(|x| x.1.to_owned()),
                expected.to_string().split_once("`process`: ").map(|x| x.1.to_owned()));
+}
+
+// ---------------------------------------------------------------------------
+// Through a Kafka pipeline (librdkafka's mock cluster).
+
+/// Runs `enrich-order` -> `high-value-orders` (the given components) over
+/// `inputs` in a pipeline; returns the output rows and the dead letters
+/// (order id -> error kind), keyed by order id.
+async fn run_chain(
+    cluster: &rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    input: &str,
+    label: &str,
+    enrich: &std::path::Path,
+    filter: &std::path::Path,
+    inputs: usize,
+) -> (std::collections::BTreeMap<String, serde_json::Value>, std::collections::BTreeMap<String, String>) {
+    use rdkafka::Message;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    let bootstrap = cluster.bootstrap_servers();
+    let (output, dlq) = (format!("out-{label}"), format!("dlq-{label}"));
+    cluster.create_topic(&output, 1, 1).unwrap();
+    cluster.create_topic(&dlq, 1, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("schema.json"),
+        r#"{"fields":[{"name":"order_id","type":"utf8","nullable":false},{"name":"total_amount","type":"float64"},{"name":"quantity","type":"int32"}]}"#,
+    )
+    .unwrap();
+    let toml = format!(
+        r#"
+        [pipelines.p.source]
+        bootstrap_servers = "{bootstrap}"
+        group_id = "group-{label}"
+        topics = ["{input}"]
+        [pipelines.p.format]
+        type = "json"
+        schema = "schema.json"
+        [pipelines.p.batch]
+        max_records = 64
+        max_wait_ms = 20
+        [[pipelines.p.operators]]
+        plugin = {enrich:?}
+        name = "enrich"
+        config = {{ tax_rate = 0.2 }}
+        [[pipelines.p.operators]]
+        plugin = {filter:?}
+        name = "high-value"
+        config = {{ threshold = 500.0 }}
+        [pipelines.p.output]
+        topic = "{output}"
+        key_column = "order_id"
+        [pipelines.p.errors]
+        dead_letter_topic = "{dlq}"
+        "#
+    );
+    std::fs::write(dir.path().join("p.toml"), toml).unwrap();
+    let config = weir::config::Config::load(&dir.path().join("p.toml")).unwrap().pipelines["p"].clone();
+    let handle = weir::pipeline::start("p", config, engine().clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while handle.stats().snapshot().committed.values().sum::<i64>() < inputs as i64 {
+        assert!(Instant::now() < deadline && !handle.is_finished(), "{label}: {:?}", handle.stats().snapshot().state);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.shutdown();
+    handle.join().await.unwrap();
+
+    let read = |topic: String| {
+        let bootstrap = bootstrap.clone();
+        async move {
+        let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", format!("reader-{topic}"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&topic]).unwrap();
+        let mut records = Vec::new();
+        // The first record waits for the group join; then 1 s of quiet ends the read.
+        let mut wait = Duration::from_secs(15);
+        while let Ok(Ok(message)) = tokio::time::timeout(wait, consumer.recv()).await {
+            records.push(message.detach());
+            wait = Duration::from_secs(1);
+        }
+        records
+        }
+    };
+    let outputs = read(output)
+        .await
+        .iter()
+        .map(|m| (String::from_utf8_lossy(m.key().unwrap()).into_owned(), serde_json::from_slice(m.payload().unwrap()).unwrap()))
+        .collect();
+    let dead = read(dlq)
+        .await
+        .iter()
+        .map(|m| {
+            use rdkafka::message::Headers;
+            let kind = m.headers().and_then(|h| h.iter().find(|h| h.key == "weir.error.kind")).and_then(|h| h.value).unwrap_or_default();
+            (String::from_utf8_lossy(m.key().unwrap()).into_owned(), String::from_utf8_lossy(kind).into_owned())
+        })
+        .collect();
+    (outputs, dead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polyglot_chains_in_a_kafka_pipeline_deliver_what_the_rust_chain_delivers() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let input = "orders";
+    cluster.create_topic(input, 2, 1).unwrap();
+    let n = 300;
+    let producer: FutureProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", cluster.bootstrap_servers()).create().unwrap();
+    let values: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            let amount = match i % 10 {
+                3 => "null".to_owned(),
+                7 => format!("-{i}.5"),
+                _ => format!("{}.25", i * 37 % 1500),
+            };
+            (format!("o-{i:04}"), format!(r#"{{"order_id":"o-{i:04}","total_amount":{amount},"quantity":{}}}"#, i % 9))
+        })
+        .collect();
+    for result in futures::future::join_all(values.iter().map(|(k, v)| producer.send(FutureRecord::to(input).key(k).payload(v), Duration::from_secs(10)))).await {
+        result.unwrap();
+    }
+    let rust = run_chain(&cluster, input, "rust", std::path::Path::new(guests::ENRICH_ORDER), std::path::Path::new(guests::HIGH_VALUE_ORDERS), n).await;
+    assert!(!rust.0.is_empty() && rust.1.values().all(|k| k == "rejected") && !rust.1.is_empty(), "{:?}", rust.1);
+    let chains = [
+        ("python", polyglot("python-enrich-order"), polyglot("python-high-value-orders")),
+        ("js", polyglot("js-enrich-order"), polyglot("js-high-value-orders")),
+        ("c", c_component("enrich-order"), c_component("high-value-orders")),
+    ];
+    for (label, enrich, filter) in chains {
+        let got = run_chain(&cluster, input, label, &enrich, &filter, n).await;
+        assert_eq!(got.0, rust.0, "{label}: output records");
+        assert_eq!(got.1, rust.1, "{label}: dead letters");
+    }
 }
