@@ -75,12 +75,12 @@ fn null_mask(array: &BooleanArray) -> BooleanBuffer {
     }
 }
 
-fn native_filter(batch: &RecordBatch) -> RecordBatch {
+pub(crate) fn native_filter(batch: &RecordBatch) -> RecordBatch {
     arrow_select::filter::filter_record_batch(batch, &native_predicate(batch)).unwrap()
 }
 
 /// Native equivalent of enrich-order: two derived columns, negatives rejected.
-fn native_map(batch: &RecordBatch) -> RecordBatch {
+pub(crate) fn native_map(batch: &RecordBatch) -> RecordBatch {
     let amount = amounts(batch);
     let bucket: Int64Array = amount.unary(|v| (v / 100.0).floor() as i64);
     let tax: Float64Array = amount.unary(|v| v * 0.2);

@@ -6,4 +6,5 @@ pub mod deploy;
 pub mod engine;
 pub mod orders;
 pub mod pipeline;
+pub mod polyglot;
 pub mod report;
