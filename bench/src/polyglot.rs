@@ -8,7 +8,7 @@ use crate::report::Table;
 use arrow_array::RecordBatch;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use weir::engine::{Engine, EngineConfig, HttpAllowlist, OperatorKind};
+use weir::engine::{Engine, EngineConfig, HttpAllowlist, OperatorKind, SandboxLimits};
 use weir::operator::Operator;
 use weir_tests::guests;
 
@@ -67,7 +67,7 @@ fn run_op(op: &mut Operator, batch: &RecordBatch) {
     match op.kind() {
         OperatorKind::Filter => drop(op.filter(batch).expect("filter")),
         OperatorKind::Map => drop(op.map(batch).expect("map")),
-        OperatorKind::Aggregate => drop(op.aggregate(batch, None).expect("aggregate")),
+        OperatorKind::Aggregate => drop(op.aggregate(batch, None).unwrap_or_else(|e| panic!("{}: {e}", op.plugin().name()))),
         OperatorKind::Sink => unreachable!("sinks are not benchmarked here"),
     }
 }
@@ -78,10 +78,13 @@ pub fn run(quick: bool) -> Result<String, Error> {
     let large = crate::orders::order_batch(0, 65_536, 7);
     let runs = if quick { 3 } else { 7 };
     let cache = tempfile::tempdir()?;
-    let cold_engine = Engine::new(EngineConfig { limits: Default::default(), cache_dir: None })?;
-    let warm_engine = Engine::new(EngineConfig { limits: Default::default(), cache_dir: Some(cache.path().to_owned()) })?;
+    // 64k-row batches through an interpreter's per-row objects need more than
+    // the default 64 MiB per instance.
+    let limits = SandboxLimits { memory_limit_bytes: 512 << 20, ..SandboxLimits::default() };
+    let cold_engine = Engine::new(EngineConfig { limits: limits.clone(), cache_dir: None })?;
+    let warm_engine = Engine::new(EngineConfig { limits: limits.clone(), cache_dir: Some(cache.path().to_owned()) })?;
     let mut table = Table::new(
-        "Languages x operators, order batches (same engine, deadline on)",
+        "Languages x operators, order batches (same engine, 1 s deadline, 512 MiB memory limit)",
         &["operator", "language", "1k rows / batch", "64k rows / batch", "records/s (64k)", "vs native", "size", "cold compile", "cached load", "memory / instance"],
     );
     let native_filter = per_call(runs, || drop(crate::engine::native_filter(&large)));
@@ -92,7 +95,7 @@ pub fn run(quick: bool) -> Result<String, Error> {
         let plugin = cold_engine.load(subject.name, &bytes)?;
         let cold = started.elapsed();
         warm_engine.load(subject.name, &bytes)?; // fills the cache
-        let reload = Engine::new(EngineConfig { limits: Default::default(), cache_dir: Some(cache.path().to_owned()) })?;
+        let reload = Engine::new(EngineConfig { limits: limits.clone(), cache_dir: Some(cache.path().to_owned()) })?;
         let started = Instant::now();
         reload.load(subject.name, &bytes)?;
         let cached = started.elapsed();
