@@ -81,12 +81,32 @@ pub struct PipelineConfig {
     /// Error handling and dead letters.
     #[serde(default)]
     pub errors: ErrorConfig,
+    /// Event time and watermarks for aggregate operators (none: no watermark).
+    pub event_time: Option<EventTimeConfig>,
     /// Delivery guarantee of Kafka outputs.
     #[serde(default)]
     pub guarantee: Guarantee,
     /// Exactly-once settings (used with `guarantee = "exactly-once"`).
     #[serde(default)]
     pub exactly_once: ExactlyOnceConfig,
+}
+
+/// Where event time comes from and how late records may be.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventTimeConfig {
+    /// Column holding each record's event time: int64 (Unix ms) or timestamp.
+    pub column: String,
+    /// How far behind the largest event time seen a partition's watermark trails.
+    #[serde(default)]
+    pub allowed_lateness_ms: u64,
+    /// A partition silent this long stops holding the watermark back.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    30_000
 }
 
 /// Delivery guarantee.
@@ -374,6 +394,11 @@ impl PipelineConfig {
                     "is managed by weir (set it through the dedicated key, or not at all)",
                 ));
             }
+        }
+        if let Some(event_time) = &self.event_time
+            && event_time.column.trim().is_empty()
+        {
+            return Err(ConfigError::new(format!("{at}.event_time.column"), "must name a column"));
         }
         if self.guarantee == Guarantee::ExactlyOnce {
             if let Some(servers) = self.output.as_ref().and_then(|o| o.bootstrap_servers.as_ref())

@@ -59,6 +59,8 @@ pub struct PipelineStats {
     pub high_watermarks: Mutex<BTreeMap<(String, i32), i64>>,
     /// Broker connections up, from librdkafka's statistics.
     pub brokers_up: AtomicU64,
+    /// Event-time watermark (Unix ms; `i64::MIN` before the first), with `event_time` configured.
+    pub watermark_ms: std::sync::atomic::AtomicI64,
     /// Current state.
     pub state: Mutex<PipelineState>,
 }
@@ -83,6 +85,7 @@ impl Default for PipelineStats {
             assigned: Mutex::default(),
             high_watermarks: Mutex::default(),
             brokers_up: AtomicU64::new(0),
+            watermark_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             state: Mutex::new(PipelineState::Starting),
         }
     }
@@ -140,6 +143,8 @@ pub struct StatsSnapshot {
     pub assigned_partitions: Option<usize>,
     /// See [`PipelineStats::brokers_up`].
     pub brokers_up: u64,
+    /// Event-time watermark (Unix ms), once there is one.
+    pub watermark_ms: Option<i64>,
     /// See [`PipelineStats::state`].
     pub state: PipelineState,
 }
@@ -192,6 +197,7 @@ impl PipelineStats {
             partitions,
             assigned_partitions: assigned.as_ref().map(BTreeSet::len),
             brokers_up: load(&self.brokers_up),
+            watermark_ms: Some(self.watermark_ms.load(Ordering::Relaxed)).filter(|w| *w != i64::MIN),
             records_in: load(&self.records_in),
             records_out: load(&self.records_out),
             records_filtered: load(&self.records_filtered),

@@ -8,6 +8,7 @@ pub mod dead_letters;
 pub mod decode;
 pub mod output;
 pub mod source;
+pub mod watermark;
 
 use crate::config::{ErrorPolicy, Guarantee, PipelineConfig};
 use crate::delivery::dead_letter::{DeadLetter, dead_letter_headers};
@@ -251,6 +252,8 @@ struct Worker {
     commands: mpsc::Receiver<PipelineCommand>,
     budget: VecDeque<(Instant, u64, u64)>,
     batch_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// Event-time progress (with `event_time` configured).
+    watermarks: Option<watermark::Watermarks>,
 }
 
 /// The producing side (shared, `Sync`, so its futures can cross awaits).
@@ -326,6 +329,10 @@ impl Worker {
             dead_letter_topic: config.dead_letter_topic(),
             transactional: transactional_id.is_some(),
         };
+        let watermarks = config
+            .event_time
+            .as_ref()
+            .map(|e| watermark::Watermarks::new(e.allowed_lateness_ms as i64, Duration::from_millis(e.idle_timeout_ms)));
         Ok(Worker {
             name: name.to_owned(),
             config,
@@ -339,6 +346,7 @@ impl Worker {
             commands,
             budget: VecDeque::new(),
             batch_seconds: Histograms::global().batch_seconds.get_or_create(&PipelineLabels { pipeline: name.to_owned() }).clone(),
+            watermarks,
         })
     }
 
@@ -535,6 +543,9 @@ impl Worker {
             let (mut records, cut) =
                 source::collect(&self.consumer, &self.config.batch, shutdown, &mut control, &mut self.commands).await;
             let revoked = self.consumer.context().take_revoked();
+            if let Some(watermarks) = &mut self.watermarks {
+                watermarks.forget(revoked.iter().cloned());
+            }
             if !revoked.is_empty() {
                 records.retain(|r| !revoked.contains(&(r.topic().to_owned(), r.partition())));
             }
@@ -700,6 +711,26 @@ impl Worker {
         Ok((plan.next, None, dead.len()))
     }
 
+    /// Folds the batch's event times into the watermarks; returns the
+    /// watermark aggregates get with this batch.
+    fn advance_watermark(&mut self, decoded: &decode::Decoded, records: &[OwnedMessage]) -> Result<Option<i64>, PipelineError> {
+        let (Some(watermarks), Some(event_time)) = (self.watermarks.as_mut(), self.config.event_time.as_ref()) else { return Ok(None) };
+        let now = Instant::now();
+        let times = watermark::event_times_ms(&decoded.batch, &event_time.column)
+            .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: format!("event_time.column: {e}") })?;
+        for (row, time) in times.into_iter().enumerate() {
+            if let Some(time) = time {
+                let record = &records[decoded.record_of_row[row]];
+                watermarks.observe(record.topic(), record.partition(), time, now);
+            }
+        }
+        let current = watermarks.current(now);
+        if let Some(ms) = current {
+            self.stats.watermark_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(current)
+    }
+
     /// Policy `stop`: the offsets to commit (up to the first failed record
     /// of each partition) and the error that halts the pipeline.
     fn stop_plan(&self, records: &[OwnedMessage], dead: &[(usize, DeadLetter)]) -> (CommitPlan, PipelineError) {
@@ -775,12 +806,13 @@ impl Worker {
         let mut dead: Vec<(usize, DeadLetter)> = Vec::new();
 
         let decoded = self.decoder.decode(records).map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
+        let watermark = self.advance_watermark(&decoded, records)?;
         dead.extend(decoded.failed.into_iter().map(|(record, reason)| (record, DeadLetter::host("decode", reason))));
 
         // The chain, with poison isolation (CPU work: off the async reactor).
         let chain = &mut self.chain;
         let isolated = tokio::task::block_in_place(|| {
-            run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, None))
+            run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, watermark))
         })
         .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?;
 
