@@ -39,6 +39,7 @@ pub mod http;
 pub mod log;
 pub mod operator;
 pub mod selection;
+pub mod window;
 
 #[doc(hidden)]
 pub mod __private;
