@@ -103,6 +103,25 @@ pub struct EventTimeConfig {
     /// A partition silent this long stops holding the watermark back.
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    /// What happens to a record whose event time is behind the watermark
+    /// when it arrives (its windows already closed).
+    #[serde(default)]
+    pub late: LatePolicy,
+    /// Topic for late records with `late = "topic"`.
+    pub late_topic: Option<String>,
+}
+
+/// Late-record policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatePolicy {
+    /// Count it (`weir_records_late_total`) and drop it.
+    #[default]
+    Drop,
+    /// Dead-letter it with kind `late`.
+    Dlq,
+    /// Produce the original record to `late_topic`.
+    Topic,
 }
 
 fn default_idle_timeout_ms() -> u64 {
@@ -399,6 +418,12 @@ impl PipelineConfig {
             && event_time.column.trim().is_empty()
         {
             return Err(ConfigError::new(format!("{at}.event_time.column"), "must name a column"));
+        }
+        if let Some(event_time) = &self.event_time
+            && event_time.late == LatePolicy::Topic
+            && event_time.late_topic.as_deref().is_none_or(|t| t.trim().is_empty())
+        {
+            return Err(ConfigError::new(format!("{at}.event_time.late_topic"), "is required with late = \"topic\""));
         }
         if self.guarantee == Guarantee::ExactlyOnce {
             if let Some(servers) = self.output.as_ref().and_then(|o| o.bootstrap_servers.as_ref())

@@ -47,6 +47,8 @@ pub struct PipelineStats {
     pub traps_by_kind: Mutex<BTreeMap<String, u64>>,
     /// Operators hot-swapped (`weir_plugin_swaps_total`).
     pub plugin_swaps: AtomicU64,
+    /// Records behind the watermark on arrival (`weir_records_late_total`), whatever the policy.
+    pub records_late: AtomicU64,
     /// Dead letters replayed by redrive (`weir_records_redriven_total`).
     pub records_redriven: AtomicU64,
     /// Live version label per operator.
@@ -79,6 +81,7 @@ impl Default for PipelineStats {
             dead_letters_by_kind: Mutex::default(),
             traps_by_kind: Mutex::default(),
             plugin_swaps: AtomicU64::new(0),
+            records_late: AtomicU64::new(0),
             records_redriven: AtomicU64::new(0),
             plugin_versions: Mutex::default(),
             committed: Mutex::default(),
@@ -131,6 +134,8 @@ pub struct StatsSnapshot {
     pub traps_by_kind: BTreeMap<String, u64>,
     /// See [`PipelineStats::plugin_swaps`].
     pub plugin_swaps: u64,
+    /// See [`PipelineStats::records_late`].
+    pub records_late: u64,
     /// See [`PipelineStats::records_redriven`].
     pub records_redriven: u64,
     /// See [`PipelineStats::plugin_versions`].
@@ -209,6 +214,7 @@ impl PipelineStats {
             dead_letters_by_kind: self.dead_letters_by_kind.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             traps_by_kind: self.traps_by_kind.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             plugin_swaps: load(&self.plugin_swaps),
+            records_late: load(&self.records_late),
             records_redriven: load(&self.records_redriven),
             plugin_versions: self.plugin_versions.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             committed: committed

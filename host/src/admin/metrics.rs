@@ -35,7 +35,8 @@ struct PipelineCollector {
 /// A counter read from a snapshot: name (without `_total`), help, value.
 type CounterField = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
 
-const COUNTERS: [CounterField; 9] = [
+const COUNTERS: [CounterField; 10] = [
+    ("weir_records_late", "Records behind the event-time watermark on arrival", |s| s.records_late),
     ("weir_records_in", "Records consumed", |s| s.records_in),
     ("weir_records_out", "Records written to the output or accepted by the sink", |s| s.records_out),
     ("weir_records_filtered", "Records dropped by filters", |s| s.records_filtered),

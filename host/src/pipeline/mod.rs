@@ -10,7 +10,7 @@ pub mod output;
 pub mod source;
 pub mod watermark;
 
-use crate::config::{ErrorPolicy, Guarantee, PipelineConfig};
+use crate::config::{ErrorPolicy, Guarantee, LatePolicy, PipelineConfig};
 use crate::delivery::dead_letter::{DeadLetter, dead_letter_headers};
 use crate::delivery::isolate::run_isolated;
 use crate::delivery::offsets::CommitPlan;
@@ -711,24 +711,46 @@ impl Worker {
         Ok((plan.next, None, dead.len()))
     }
 
-    /// Folds the batch's event times into the watermarks; returns the
-    /// watermark aggregates get with this batch.
-    fn advance_watermark(&mut self, decoded: &decode::Decoded, records: &[OwnedMessage]) -> Result<Option<i64>, PipelineError> {
-        let (Some(watermarks), Some(event_time)) = (self.watermarks.as_mut(), self.config.event_time.as_ref()) else { return Ok(None) };
+    /// Takes the rows that arrive behind the watermark out of `decoded`
+    /// (returned as (record, event time, watermark)), folds the other rows'
+    /// event times into the watermarks, and returns the watermark aggregates
+    /// get with this batch.
+    #[allow(clippy::type_complexity)]
+    fn advance_watermark(&mut self, decoded: &mut decode::Decoded, records: &[OwnedMessage]) -> Result<(Option<i64>, Vec<(usize, i64, i64)>), PipelineError> {
+        let (Some(watermarks), Some(event_time)) = (self.watermarks.as_mut(), self.config.event_time.as_ref()) else { return Ok((None, Vec::new())) };
         let now = Instant::now();
         let times = watermark::event_times_ms(&decoded.batch, &event_time.column)
             .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: format!("event_time.column: {e}") })?;
+        let before = watermarks.peek();
+        let mut late = Vec::new();
+        let mut keep = Vec::with_capacity(times.len());
         for (row, time) in times.into_iter().enumerate() {
-            if let Some(time) = time {
-                let record = &records[decoded.record_of_row[row]];
-                watermarks.observe(record.topic(), record.partition(), time, now);
+            let record = decoded.record_of_row[row];
+            match (time, before) {
+                (Some(time), Some(mark)) if time < mark => {
+                    late.push((record, time, mark));
+                    keep.push(false);
+                }
+                (time, _) => {
+                    if let Some(time) = time {
+                        watermarks.observe(records[record].topic(), records[record].partition(), time, now);
+                    }
+                    keep.push(true);
+                }
             }
+        }
+        if !late.is_empty() {
+            let mask = arrow_array::BooleanArray::from(keep.clone());
+            decoded.batch = arrow_select::filter::filter_record_batch(&decoded.batch, &mask)
+                .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
+            let mut rows = keep.iter();
+            decoded.record_of_row.retain(|_| *rows.next().expect("one flag per row"));
         }
         let current = watermarks.current(now);
         if let Some(ms) = current {
             self.stats.watermark_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(current)
+        Ok((current, late))
     }
 
     /// Policy `stop`: the offsets to commit (up to the first failed record
@@ -805,9 +827,33 @@ impl Worker {
         PipelineStats::add(&stats.batches, 1);
         let mut dead: Vec<(usize, DeadLetter)> = Vec::new();
 
-        let decoded = self.decoder.decode(records).map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
-        let watermark = self.advance_watermark(&decoded, records)?;
+        let mut decoded = self.decoder.decode(records).map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
+        let (watermark, late) = self.advance_watermark(&mut decoded, records)?;
         dead.extend(decoded.failed.into_iter().map(|(record, reason)| (record, DeadLetter::host("decode", reason))));
+        let mut late_out: Vec<OutRecord> = Vec::new();
+        if let Some(event_time) = self.config.event_time.as_ref() {
+            PipelineStats::add(&stats.records_late, late.len() as u64);
+            for (record, time, mark) in late {
+                match event_time.late {
+                    LatePolicy::Drop => {}
+                    LatePolicy::Dlq => dead.push((
+                        record,
+                        DeadLetter::host("late", format!("event time {time} is behind the watermark {mark} (allowed lateness {} ms)", event_time.allowed_lateness_ms)),
+                    )),
+                    LatePolicy::Topic => late_out.push(OutRecord {
+                        key: records[record].key().map(<[u8]>::to_vec),
+                        value: records[record].payload().unwrap_or_default().to_vec(),
+                        source: Some(record),
+                    }),
+                }
+            }
+        }
+        if let Some(topic) = self.config.event_time.as_ref().and_then(|e| e.late_topic.clone()).filter(|_| !late_out.is_empty()) {
+            let failed = self.sender.produce_all(&topic, &late_out, records, None).await;
+            if let Some((_, error)) = failed.first() {
+                return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic, count: failed.len(), attempts: self.config.errors.max_attempts, last_error: error.clone() });
+            }
+        }
 
         // The chain, with poison isolation (CPU work: off the async reactor).
         let chain = &mut self.chain;

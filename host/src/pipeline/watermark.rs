@@ -98,6 +98,11 @@ impl Watermarks {
         }
     }
 
+    /// The last watermark returned by [`Watermarks::current`], if any.
+    pub fn peek(&self) -> Option<i64> {
+        self.emitted
+    }
+
     /// The watermark now: min over active partitions of (max event time -
     /// allowed lateness); idle partitions are skipped unless all are idle.
     /// Never smaller than a watermark returned before; None before any event.
