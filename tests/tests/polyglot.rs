@@ -572,17 +572,33 @@ fn c_wrong_column_type_is_invalid_input_like_rust() {
 // ---------------------------------------------------------------------------
 // Through a Kafka pipeline (librdkafka's mock cluster).
 
-/// Runs `enrich-order` -> `high-value-orders` (the given components) over
-/// `inputs` in a pipeline; returns the output rows and the dead letters
-/// (order id -> error kind), keyed by order id.
+/// The operators of the filter/map chain: `enrich-order` -> `high-value-orders`.
+fn enrich_then_filter(enrich: &std::path::Path, filter: &std::path::Path) -> String {
+    format!(
+        r#"
+        [[pipelines.p.operators]]
+        plugin = {enrich:?}
+        name = "enrich"
+        config = {{ tax_rate = 0.2 }}
+        [[pipelines.p.operators]]
+        plugin = {filter:?}
+        name = "high-value"
+        config = {{ threshold = 500.0 }}
+        "#
+    )
+}
+
+/// Runs `operators` (TOML) over `inputs` orders in a pipeline; returns the
+/// output records (key, JSON value) in topic order and the dead letters
+/// (order id -> error kind).
 async fn run_chain(
     cluster: &rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     input: &str,
     label: &str,
-    enrich: &std::path::Path,
-    filter: &std::path::Path,
+    operators: &str,
+    key_column: &str,
     inputs: usize,
-) -> (std::collections::BTreeMap<String, serde_json::Value>, std::collections::BTreeMap<String, String>) {
+) -> (Vec<(String, serde_json::Value)>, std::collections::BTreeMap<String, String>) {
     use rdkafka::Message;
     use rdkafka::consumer::{Consumer, StreamConsumer};
     let bootstrap = cluster.bootstrap_servers();
@@ -592,7 +608,7 @@ async fn run_chain(
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("schema.json"),
-        r#"{"fields":[{"name":"order_id","type":"utf8","nullable":false},{"name":"total_amount","type":"float64"},{"name":"quantity","type":"int32"}]}"#,
+        r#"{"fields":[{"name":"order_id","type":"utf8","nullable":false},{"name":"customer_id","type":"utf8"},{"name":"total_amount","type":"float64"},{"name":"quantity","type":"int32"}]}"#,
     )
     .unwrap();
     let toml = format!(
@@ -607,17 +623,10 @@ async fn run_chain(
         [pipelines.p.batch]
         max_records = 64
         max_wait_ms = 20
-        [[pipelines.p.operators]]
-        plugin = {enrich:?}
-        name = "enrich"
-        config = {{ tax_rate = 0.2 }}
-        [[pipelines.p.operators]]
-        plugin = {filter:?}
-        name = "high-value"
-        config = {{ threshold = 500.0 }}
+        {operators}
         [pipelines.p.output]
         topic = "{output}"
-        key_column = "order_id"
+        key_column = "{key_column}"
         [pipelines.p.errors]
         dead_letter_topic = "{dlq}"
         "#
@@ -685,13 +694,17 @@ async fn polyglot_chains_in_a_kafka_pipeline_deliver_what_the_rust_chain_deliver
                 7 => format!("-{i}.5"),
                 _ => format!("{}.25", i * 37 % 1500),
             };
-            (format!("o-{i:04}"), format!(r#"{{"order_id":"o-{i:04}","total_amount":{amount},"quantity":{}}}"#, i % 9))
+            (format!("o-{i:04}"), format!(r#"{{"order_id":"o-{i:04}","customer_id":"c-{}","total_amount":{amount},"quantity":{}}}"#, i % 7, i % 9))
         })
         .collect();
     for result in futures::future::join_all(values.iter().map(|(k, v)| producer.send(FutureRecord::to(input).key(k).payload(v), Duration::from_secs(10)))).await {
         result.unwrap();
     }
-    let rust = run_chain(&cluster, input, "rust", std::path::Path::new(guests::ENRICH_ORDER), std::path::Path::new(guests::HIGH_VALUE_ORDERS), n).await;
+    let chain = |enrich: &std::path::Path, filter: &std::path::Path| enrich_then_filter(enrich, filter);
+    let keyed = |(outputs, dead): (Vec<(String, serde_json::Value)>, std::collections::BTreeMap<String, String>)| {
+        (outputs.into_iter().collect::<std::collections::BTreeMap<_, _>>(), dead)
+    };
+    let rust = keyed(run_chain(&cluster, input, "rust", &chain(std::path::Path::new(guests::ENRICH_ORDER), std::path::Path::new(guests::HIGH_VALUE_ORDERS)), "order_id", n).await);
     assert!(!rust.0.is_empty() && rust.1.values().all(|k| k == "rejected") && !rust.1.is_empty(), "{:?}", rust.1);
     let chains = [
         ("python", polyglot("python-enrich-order"), polyglot("python-high-value-orders")),
@@ -699,8 +712,47 @@ async fn polyglot_chains_in_a_kafka_pipeline_deliver_what_the_rust_chain_deliver
         ("c", c_component("enrich-order"), c_component("high-value-orders")),
     ];
     for (label, enrich, filter) in chains {
-        let got = run_chain(&cluster, input, label, &enrich, &filter, n).await;
+        let got = keyed(run_chain(&cluster, input, label, &chain(&enrich, &filter), "order_id", n).await);
         assert_eq!(got.0, rust.0, "{label}: output records");
         assert_eq!(got.1, rust.1, "{label}: dead letters");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polyglot_aggregates_in_a_kafka_pipeline_reach_the_rust_totals() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let input = "orders";
+    cluster.create_topic(input, 2, 1).unwrap();
+    let n = 200;
+    let producer: FutureProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", cluster.bootstrap_servers()).create().unwrap();
+    let values: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"order_id":"o-{i:04}","customer_id":"c-{}","total_amount":{}.5,"quantity":1}}"#, i % 7, i % 40))
+        .collect();
+    for result in futures::future::join_all(values.iter().map(|v| producer.send(FutureRecord::<(), _>::to(input).payload(v), Duration::from_secs(10)))).await {
+        result.unwrap();
+    }
+    let operators = |path: &std::path::Path| {
+        format!("[[pipelines.p.operators]]\n        plugin = {path:?}\n        name = \"count\"\n        config = {{ key = \"customer_id\", value = \"total_amount\" }}")
+    };
+    // Running totals are emitted per batch, and batches differ between runs:
+    // compare the final total of each key (its largest count).
+    let finals = |outputs: Vec<(String, serde_json::Value)>| {
+        let mut last: std::collections::BTreeMap<String, (i64, f64)> = std::collections::BTreeMap::new();
+        for (_, row) in outputs {
+            let key = row["key"].as_str().unwrap().to_owned();
+            let (count, sum) = (row["count"].as_i64().unwrap(), row["sum"].as_f64().unwrap());
+            let entry = last.entry(key).or_insert((0, 0.0));
+            if count > entry.0 {
+                *entry = (count, sum);
+            }
+        }
+        last
+    };
+    let rust = finals(run_chain(&cluster, input, "agg-rust", &operators(std::path::Path::new(guests::COUNT_BY_KEY)), "key", n).await.0);
+    assert_eq!(rust.values().map(|(c, _)| c).sum::<i64>(), n as i64);
+    for lang in LANGS {
+        let got = finals(run_chain(&cluster, input, &format!("agg-{lang}"), &operators(&polyglot(&format!("{lang}-count-by-key"))), "key", n).await.0);
+        assert_eq!(got, rust, "{lang}: final totals per key");
     }
 }
