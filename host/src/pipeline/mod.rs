@@ -228,6 +228,22 @@ fn resolve_plugin(engine: &Engine, registry: &Registry, operator: &crate::config
     Ok((plugin, version.label()))
 }
 
+/// Calls a transaction API again while it fails with a retriable error
+/// (librdkafka: "retry call to resume", e.g. after the coordinator
+/// connection dropped), up to 5 times; other errors are returned.
+fn resume_retriable(mut call: impl FnMut() -> rdkafka::error::KafkaResult<()>) -> rdkafka::error::KafkaResult<()> {
+    let mut attempts = 0;
+    loop {
+        match call() {
+            Err(rdkafka::error::KafkaError::Transaction(e)) if e.is_retriable() && attempts < 5 => {
+                attempts += 1;
+                tracing::warn!(error = %e, attempts, "transaction call timed out; resuming");
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Why a redrive ended early.
 enum RedriveFailure {
     /// The pipeline itself must halt (delivery failed after retries...).
@@ -466,8 +482,8 @@ impl Worker {
                 let metadata = reader.group_metadata().ok_or_else(|| RedriveFailure::Reader("redrive consumer has no group metadata".into()))?;
                 let producer = &self.sender.producer;
                 let committed = tokio::task::block_in_place(|| {
-                    producer.send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)?;
-                    producer.commit_transaction(TRANSACTION_TIMEOUT)
+                    resume_retriable(|| producer.send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT))?;
+                    resume_retriable(|| producer.commit_transaction(TRANSACTION_TIMEOUT))
                 });
                 if let Err(error) = committed {
                     self.abort_transaction();
@@ -785,9 +801,9 @@ impl Worker {
         let producer = &self.sender.producer;
         tokio::task::block_in_place(|| {
             if offsets.count() > 0 {
-                producer.send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT)?;
+                resume_retriable(|| producer.send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT))?;
             }
-            producer.commit_transaction(TRANSACTION_TIMEOUT)
+            resume_retriable(|| producer.commit_transaction(TRANSACTION_TIMEOUT))
         })
         .map_err(kafka)
     }
