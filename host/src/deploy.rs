@@ -397,11 +397,9 @@ impl Deployer {
             if slot.kind != plugin.kind() {
                 return Err(DeployError::WrongKind { pipeline: pipeline.name.clone(), operator: name.to_owned(), expected: slot.kind, found: plugin.kind() });
             }
-            let (plugin, config, allowlist) = (plugin.clone(), slot.config_json.clone(), slot.allowlist.clone());
-            let operator = tokio::task::spawn_blocking(move || Operator::new(plugin, config, allowlist))
+            let operator = instantiate(slot, plugin)
                 .await
-                .map_err(|e| DeployError::Init { pipeline: pipeline.name.clone(), reason: e.to_string() })?
-                .map_err(|e| DeployError::Init { pipeline: pipeline.name.clone(), reason: e.to_string() })?;
+                .map_err(|reason| DeployError::Init { pipeline: pipeline.name.clone(), reason })?;
             prepared.push((pipeline.clone(), operator));
         }
         Ok(prepared)
@@ -438,9 +436,8 @@ impl Deployer {
             let restored = async {
                 let bytes = self.inner.registry.bytes(name, version.version).map_err(|e| e.to_string())?;
                 let plugin = self.load(name, bytes).await.map_err(|e| e.to_string())?;
-                let mut operators = self.prepare(name, &plugin).await.map_err(|e| e.to_string())?;
-                let index = operators.iter().position(|(p, _)| p.name == pipeline.name).ok_or("pipeline gone")?;
-                let (_, operator) = operators.swap_remove(index);
+                let slot = pipeline.operators.iter().find(|slot| slot.name == name).ok_or("operator gone")?;
+                let operator = instantiate(slot, &plugin).await?;
                 send_swap(&pipeline, name, operator.with_version(previous.clone())).await
             };
             if let Err(error) = restored.await {
@@ -463,6 +460,15 @@ impl Deployer {
             pipelines,
         }
     }
+}
+
+/// Instantiates `plugin` with a slot's config (off the async threads).
+async fn instantiate(slot: &OperatorSlot, plugin: &Plugin) -> Result<Operator, String> {
+    let (plugin, config, allowlist) = (plugin.clone(), slot.config_json.clone(), slot.allowlist.clone());
+    tokio::task::spawn_blocking(move || Operator::new(plugin, config, allowlist))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// Sends a swap and waits for the pipeline's answer: `Ok(None)` when the

@@ -139,16 +139,14 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
     // with one, read everything (the DLQ is small compared to the source).
     let window = if kind.is_some() { i64::MAX } else { limit as i64 };
     let mut assignment = TopicPartitionList::new();
-    let mut pending = BTreeMap::new();
     for (partition, low, high) in partitions {
         if high > low {
             let start = low.max(high.saturating_sub(window));
             assignment.add_partition_offset(&topic.topic, partition, Offset::Offset(start))?;
-            pending.insert(partition, high);
         }
     }
     let mut views = Vec::new();
-    if pending.is_empty() {
+    if assignment.count() == 0 {
         return Ok(views);
     }
     consumer.assign(&assignment)?;

@@ -450,7 +450,7 @@ impl Worker {
                 break;
             }
             let (originals, prior): (Vec<OwnedMessage>, Vec<u32>) = batch.iter().map(dead_letters::original_record).unzip();
-            let filtered_before = self.stats.snapshot().records_filtered;
+            let filtered_before = self.stats.records_filtered.load(std::sync::atomic::Ordering::Relaxed);
             let transactional = self.sender.transactional;
             let kafka = |source| RedriveFailure::Pipeline(PipelineError::Kafka { pipeline: self.name.clone(), source });
             if transactional {
@@ -492,7 +492,7 @@ impl Worker {
             } else {
                 tokio::task::block_in_place(|| reader.commit(&batch)).map_err(reader_error)?;
             }
-            let filtered = self.stats.snapshot().records_filtered - filtered_before;
+            let filtered = self.stats.records_filtered.load(std::sync::atomic::Ordering::Relaxed) - filtered_before;
             report.read += batch.len() as u64;
             report.filtered += filtered;
             report.dead_lettered += dead.len() as u64;
@@ -819,7 +819,9 @@ impl Worker {
     fn rewind_to_committed(&self) {
         let Ok(assignment) = self.consumer.assignment() else { return };
         let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let group = tokio::task::block_in_place(|| self.consumer.committed(Duration::from_secs(10))).ok();
+        // Ask the group only when this process has not committed some partition yet.
+        let needs_group = assignment.elements().iter().any(|e| !committed.contains_key(&(e.topic().to_owned(), e.partition())));
+        let group = needs_group.then(|| tokio::task::block_in_place(|| self.consumer.committed(Duration::from_secs(10))).ok()).flatten();
         for element in assignment.elements() {
             let key = (element.topic().to_owned(), element.partition());
             let offset = match committed.get(&key) {
