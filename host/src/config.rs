@@ -89,6 +89,32 @@ pub struct PipelineConfig {
     /// Exactly-once settings (used with `guarantee = "exactly-once"`).
     #[serde(default)]
     pub exactly_once: ExactlyOnceConfig,
+    /// Durable aggregate state (checkpoints in a compacted topic); none:
+    /// aggregate state lives only in memory and a crash loses it.
+    pub state: Option<StateConfig>,
+}
+
+/// Checkpoints of aggregate state: per input partition, the operators'
+/// snapshots and the offsets they cover, written to a compacted topic before
+/// those offsets are committed (see docs/state.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// The compacted state topic (default `<pipeline>.state`; created when missing).
+    pub topic: Option<String>,
+    /// Checkpoint after this many input records since the last one.
+    pub checkpoint_records: u64,
+    /// Checkpoint at least this often while records arrive (milliseconds).
+    pub checkpoint_interval_ms: u64,
+    /// Largest snapshot of one partition's state, in bytes; a larger one
+    /// pauses the pipeline (nothing is committed past the last checkpoint).
+    pub max_bytes: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { topic: None, checkpoint_records: 10_000, checkpoint_interval_ms: 5_000, max_bytes: 8 << 20 }
+    }
 }
 
 /// Where event time comes from and how late records may be.
@@ -425,6 +451,20 @@ impl PipelineConfig {
         {
             return Err(ConfigError::new(format!("{at}.event_time.late_topic"), "is required with late = \"topic\""));
         }
+        if let Some(state) = &self.state {
+            if state.checkpoint_records == 0 {
+                return Err(ConfigError::new(format!("{at}.state.checkpoint_records"), "must be at least 1"));
+            }
+            if state.checkpoint_interval_ms == 0 {
+                return Err(ConfigError::new(format!("{at}.state.checkpoint_interval_ms"), "must be at least 1"));
+            }
+            if !(1024..=64 << 20).contains(&state.max_bytes) {
+                return Err(ConfigError::new(format!("{at}.state.max_bytes"), "must be between 1024 and 67108864 (64 MiB)"));
+            }
+            if state.topic.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                return Err(ConfigError::new(format!("{at}.state.topic"), "must not be empty"));
+            }
+        }
         if self.guarantee == Guarantee::ExactlyOnce {
             if let Some(servers) = self.output.as_ref().and_then(|o| o.bootstrap_servers.as_ref())
                 && servers != &source.bootstrap_servers
@@ -493,6 +533,11 @@ impl PipelineConfig {
     /// The dead-letter topic (configured, or `<first topic>.dlq`).
     pub fn dead_letter_topic(&self) -> String {
         self.errors.dead_letter_topic.clone().unwrap_or_else(|| format!("{}.dlq", self.source.topics[0]))
+    }
+
+    /// The state topic of pipeline `name`, when state is configured.
+    pub fn state_topic(&self, name: &str) -> Option<String> {
+        self.state.as_ref().map(|s| s.topic.clone().unwrap_or_else(|| format!("{name}.state")))
     }
 }
 

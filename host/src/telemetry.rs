@@ -51,6 +51,12 @@ pub struct PipelineStats {
     pub records_late: AtomicU64,
     /// Dead letters replayed by redrive (`weir_records_redriven_total`).
     pub records_redriven: AtomicU64,
+    /// State checkpoints written (`weir_state_checkpoints_total`).
+    pub checkpoints: AtomicU64,
+    /// Bytes of aggregate state in the last checkpoint of each owned task, summed (`weir_state_bytes`).
+    pub state_bytes: AtomicU64,
+    /// Duration of the last checkpoint, snapshot to commit, in microseconds (`weir_state_checkpoint_seconds`).
+    pub checkpoint_us: AtomicU64,
     /// Live version label per operator.
     pub plugin_versions: Mutex<BTreeMap<String, String>>,
     /// Last committed offset (next to consume) per topic/partition.
@@ -83,6 +89,9 @@ impl Default for PipelineStats {
             plugin_swaps: AtomicU64::new(0),
             records_late: AtomicU64::new(0),
             records_redriven: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            state_bytes: AtomicU64::new(0),
+            checkpoint_us: AtomicU64::new(0),
             plugin_versions: Mutex::default(),
             committed: Mutex::default(),
             assigned: Mutex::default(),
@@ -132,6 +141,12 @@ pub struct StatsSnapshot {
     pub dead_letters_by_kind: BTreeMap<String, u64>,
     /// See [`PipelineStats::traps_by_kind`].
     pub traps_by_kind: BTreeMap<String, u64>,
+    /// See [`PipelineStats::checkpoints`].
+    pub checkpoints: u64,
+    /// See [`PipelineStats::state_bytes`].
+    pub state_bytes: u64,
+    /// See [`PipelineStats::checkpoint_us`].
+    pub checkpoint_us: u64,
     /// See [`PipelineStats::plugin_swaps`].
     pub plugin_swaps: u64,
     /// See [`PipelineStats::records_late`].
@@ -216,6 +231,9 @@ impl PipelineStats {
             plugin_swaps: load(&self.plugin_swaps),
             records_late: load(&self.records_late),
             records_redriven: load(&self.records_redriven),
+            checkpoints: load(&self.checkpoints),
+            state_bytes: load(&self.state_bytes),
+            checkpoint_us: load(&self.checkpoint_us),
             plugin_versions: self.plugin_versions.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             committed: committed
                 .iter()

@@ -35,7 +35,8 @@ struct PipelineCollector {
 /// A counter read from a snapshot: name (without `_total`), help, value.
 type CounterField = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
 
-const COUNTERS: [CounterField; 10] = [
+const COUNTERS: [CounterField; 11] = [
+    ("weir_state_checkpoints", "Aggregate state checkpoints written", |s| s.checkpoints),
     ("weir_records_late", "Records behind the event-time watermark on arrival", |s| s.records_late),
     ("weir_records_in", "Records consumed", |s| s.records_in),
     ("weir_records_out", "Records written to the output or accepted by the sink", |s| s.records_out),
@@ -67,6 +68,14 @@ impl Collector for PipelineCollector {
             for (kind, count) in &stats.traps_by_kind {
                 ConstCounter::new(*count).encode(metric.encode_family(&[("pipeline", pipeline.as_str()), ("kind", kind.as_str())])?)?;
             }
+        }
+        let mut metric = encoder.encode_descriptor("weir_state_bytes", "Aggregate state in the last checkpoints of the owned partitions", None, MetricType::Gauge)?;
+        for (pipeline, stats) in &self.snapshots {
+            ConstGauge::new(stats.state_bytes as i64).encode(metric.encode_family(&[("pipeline", pipeline.as_str())])?)?;
+        }
+        let mut metric = encoder.encode_descriptor("weir_state_checkpoint_seconds", "Duration of the last checkpoint, snapshot to commit", None, MetricType::Gauge)?;
+        for (pipeline, stats) in &self.snapshots {
+            ConstGauge::new(stats.checkpoint_us as f64 / 1e6).encode(metric.encode_family(&[("pipeline", pipeline.as_str())])?)?;
         }
         let mut metric = encoder.encode_descriptor("weir_consumer_lag", "Records behind the end of the partition (high watermark minus committed)", None, MetricType::Gauge)?;
         for (pipeline, stats) in &self.snapshots {

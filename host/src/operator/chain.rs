@@ -44,6 +44,11 @@ impl Chain {
         Chain { operators, shadow: None }
     }
 
+    /// The same operators with instances of their own (no shadow run).
+    pub fn fresh(&self) -> Result<Chain> {
+        Ok(Chain::new(self.operators.iter().map(Operator::fresh).collect::<Result<_>>()?))
+    }
+
     /// Starts (or, with `None`, stops) a shadow run beside the operator of
     /// the same name; a previous one is marked finished.
     pub fn set_shadow(&mut self, shadow: Option<Shadow>) {

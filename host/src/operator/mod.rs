@@ -68,6 +68,14 @@ impl Operator {
         Ok(operator)
     }
 
+    /// A new operator on the same plugin, config, version label and
+    /// metrics, with its own instance (per-partition state needs one each).
+    pub fn fresh(&self) -> Result<Operator> {
+        let mut operator = Operator::new(self.plugin.clone(), self.config_json.clone(), self.allowlist.clone())?.with_version(self.version.clone());
+        operator.metrics = self.metrics.clone();
+        Ok(operator)
+    }
+
     /// The plugin.
     pub fn plugin(&self) -> &Plugin {
         &self.plugin

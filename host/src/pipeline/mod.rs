@@ -8,6 +8,8 @@ pub mod dead_letters;
 pub mod decode;
 pub mod output;
 pub mod source;
+pub mod state;
+pub mod tasks;
 pub mod watermark;
 
 use crate::config::{ErrorPolicy, Guarantee, LatePolicy, PipelineConfig};
@@ -252,6 +254,14 @@ enum RedriveFailure {
     Reader(String),
 }
 
+/// What a transaction commits besides its outputs.
+enum TransactionPlan {
+    /// Consumer offsets.
+    Offsets(BTreeMap<(String, i32), i64>),
+    /// Offsets covered by these checkpoints, which are in the transaction.
+    Checkpoints(BTreeMap<(String, i32), i64>, Vec<state::Checkpoint>),
+}
+
 /// A result batch with the source record of each row (none after an aggregate).
 type Results = Vec<(RecordBatch, Option<Vec<usize>>)>;
 
@@ -270,6 +280,10 @@ struct Worker {
     batch_seconds: prometheus_client::metrics::histogram::Histogram,
     /// Event-time progress (with `event_time` configured).
     watermarks: Option<watermark::Watermarks>,
+    /// Per-partition chains and their checkpoints (with `state` configured).
+    tasks: Option<tasks::Tasks>,
+    /// Tasks reset by the last batch (their records are replayed, not committed).
+    reset_tasks: std::collections::HashSet<i32>,
 }
 
 /// The producing side (shared, `Sync`, so its futures can cross awaits).
@@ -321,7 +335,7 @@ impl Worker {
             }
         }
         let kafka = |source| PipelineError::Kafka { pipeline: name.to_owned(), source };
-        let consumer = source::create_consumer(name, &config.source, stats.clone()).map_err(kafka)?;
+        let consumer = source::create_consumer(name, &config.source, stats.clone(), config.state.is_some()).map_err(kafka)?;
         let transactional_id = (config.guarantee == Guarantee::ExactlyOnce)
             .then(|| format!("weir.{}.{name}.{}", config.source.group_id, config.exactly_once.instance()));
         let transactional = transactional_id.as_deref().map(|id| (id, config.exactly_once.transaction_timeout_ms));
@@ -349,6 +363,24 @@ impl Worker {
             .event_time
             .as_ref()
             .map(|e| watermark::Watermarks::new(e.allowed_lateness_ms as i64, Duration::from_millis(e.idle_timeout_ms)));
+        let has_aggregate = chain.iter().any(|o: &Operator| o.kind() == OperatorKind::Aggregate);
+        let tasks = match (&config.state, config.state_topic(name)) {
+            (Some(state), Some(topic)) => {
+                if !has_aggregate {
+                    tracing::warn!(pipeline = name, "`state` is configured but the chain has no aggregate operator: nothing to checkpoint");
+                }
+                let event_time = config.event_time.as_ref().map(|e| (e.allowed_lateness_ms as i64, Duration::from_millis(e.idle_timeout_ms)));
+                Some(tasks::Tasks::new(state::StateStore::new(topic, &config.source.bootstrap_servers, &config.source.properties), state.clone(), event_time))
+            }
+            _ => {
+                if has_aggregate {
+                    tracing::warn!(pipeline = name, "aggregate state is kept in memory only: configure [pipelines.{name}.state] to checkpoint it (a crash otherwise loses it)");
+                }
+                None
+            }
+        };
+        // Stateful pipelines keep a watermark per task instead.
+        let watermarks = watermarks.filter(|_| tasks.is_none());
         Ok(Worker {
             name: name.to_owned(),
             config,
@@ -363,6 +395,8 @@ impl Worker {
             budget: VecDeque::new(),
             batch_seconds: Histograms::global().batch_seconds.get_or_create(&PipelineLabels { pipeline: name.to_owned() }).clone(),
             watermarks,
+            tasks,
+            reset_tasks: Default::default(),
         })
     }
 
@@ -526,6 +560,35 @@ impl Worker {
         }
         let label = replacement.version().to_owned();
         replacement.set_metrics(OperatorMetrics::new(self.stats.clone(), &self.name, name, &label));
+        // Stateful pipelines: every task's copy moves to the new version
+        // with its own state, or none does.
+        let mut task_replacements = Vec::new();
+        if let Some(tasks) = self.tasks.as_mut() {
+            for (task, chain) in tasks.chains_mut() {
+                let Some(index) = chain.operators().iter().position(|o| o.plugin().name() == name) else { continue };
+                let mut fresh = replacement.fresh().map_err(|e| format!("task {task}: the new version could not be instantiated: {e}"))?;
+                if fresh.kind() == OperatorKind::Aggregate {
+                    let old = &mut chain.operators_mut()[index];
+                    let state = old.snapshot().map_err(|e| format!("task {task}: snapshot on the old version failed: {e}"))?;
+                    fresh.restore(&state).map_err(|e| format!("task {task}: the new version could not restore the state: {e}"))?;
+                    *state_bytes.get_or_insert(0) += state.len() as u64;
+                }
+                task_replacements.push((task, index, fresh));
+            }
+            for (task, chain) in tasks.chains_mut() {
+                if let Some(position) = task_replacements.iter().position(|(t, _, _)| *t == task) {
+                    let (_, index, fresh) = task_replacements.swap_remove(position);
+                    chain.operators_mut()[index] = fresh;
+                }
+            }
+        }
+        let slot = self
+            .chain
+            .operators_mut()
+            .iter_mut()
+            .chain(self.sink.as_mut())
+            .find(|o| o.plugin().name() == name)
+            .expect("found above");
         let old = std::mem::replace(slot, replacement);
         let pause_us = started.elapsed().as_micros() as u64;
         drop(old);
@@ -537,7 +600,10 @@ impl Worker {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
         self.stats.set_state(PipelineState::Running);
         tracing::info!(pipeline = %self.name, topics = ?self.config.source.topics, "pipeline running");
-        let result = self.run_loop(&mut shutdown).await;
+        let result = match self.ensure_state_topic().await {
+            Ok(()) => self.run_loop(&mut shutdown).await,
+            Err(error) => Err(error),
+        };
         match &result {
             Ok(()) => self.stats.set_state(PipelineState::Stopped),
             Err(error) => {
@@ -548,19 +614,32 @@ impl Worker {
         result
     }
 
+    /// Creates the state topic of a stateful pipeline unless it exists.
+    async fn ensure_state_topic(&mut self) -> Result<(), PipelineError> {
+        let (Some(tasks), Some(state)) = (&self.tasks, &self.config.state) else { return Ok(()) };
+        let created = tasks.store().ensure_topic(state.max_bytes);
+        let topic = tasks.store().topic().to_owned();
+        created.await.map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
+        tracing::info!(pipeline = %self.name, %topic, "aggregate state is checkpointed to the state topic");
+        Ok(())
+    }
+
     async fn run_loop(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), PipelineError> {
         let mut control = self.control.subscribe();
         loop {
             let paused = control.borrow_and_update().clone();
             if let Some(reason) = paused
                 && !self.wait_while_paused(reason, shutdown, &mut control).await? {
-                    return self.drain_commit();
+                    return self.drain_commit().await;
                 }
             let (mut records, cut) =
                 source::collect(&self.consumer, &self.config.batch, shutdown, &mut control, &mut self.commands).await;
             let revoked = self.consumer.context().take_revoked();
             if let Some(watermarks) = &mut self.watermarks {
                 watermarks.forget(revoked.iter().cloned());
+            }
+            if let Some(tasks) = &mut self.tasks {
+                tasks.forget(&revoked);
             }
             if !revoked.is_empty() {
                 records.retain(|r| !revoked.contains(&(r.topic().to_owned(), r.partition())));
@@ -573,7 +652,7 @@ impl Worker {
                 self.batch_seconds.observe(started.elapsed().as_secs_f64());
             }
             match cut {
-                Cut::Shutdown => return self.drain_commit(),
+                Cut::Shutdown => return self.drain_commit().await,
                 Cut::Command(command) => self.handle(*command, shutdown).await?,
                 Cut::Limit => {}
             }
@@ -585,7 +664,10 @@ impl Worker {
         }
     }
 
-    fn drain_commit(&self) -> Result<(), PipelineError> {
+    async fn drain_commit(&mut self) -> Result<(), PipelineError> {
+        if self.tasks.is_some() && !self.sender.transactional {
+            self.checkpoint().await?;
+        }
         if self.sender.transactional {
             tracing::info!(pipeline = %self.name, "drained; offsets were committed in the transactions; stopping");
             return Ok(());
@@ -661,11 +743,23 @@ impl Worker {
         None
     }
 
-    async fn process(&mut self, records: Vec<OwnedMessage>) -> Result<(), PipelineError> {
+    async fn process(&mut self, mut records: Vec<OwnedMessage>) -> Result<(), PipelineError> {
+        if let Some(tasks) = self.tasks.as_mut() {
+            let chain = &self.chain;
+            let consumer = &self.consumer;
+            tokio::task::block_in_place(|| tasks.prepare(&mut records, chain, consumer))
+                .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
+            if records.is_empty() {
+                return Ok(());
+            }
+        }
         if self.sender.transactional {
             return self.process_in_transaction(records).await;
         }
         let dead = self.run_batch(&records).await?;
+        if self.tasks.is_some() {
+            return self.after_stateful_batch(&records, dead).await;
+        }
         if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
             let (plan, stopped) = self.stop_plan(&records, &dead);
             self.commit(plan)?;
@@ -678,6 +772,69 @@ impl Worker {
         self.commit(CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset()))))
     }
 
+    /// At-least-once with state: dead letters now; offsets are committed
+    /// only by checkpoints, after the state that covers them is durable.
+    async fn after_stateful_batch(&mut self, records: &[OwnedMessage], dead: Vec<(usize, DeadLetter)>) -> Result<(), PipelineError> {
+        if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
+            // Nothing past the last checkpoint is committed: a restart replays
+            // from there and stops at the same record.
+            let (_, stopped) = self.stop_plan(records, &dead);
+            return Err(stopped);
+        }
+        if !dead.is_empty() {
+            self.sender.produce_dead_letters(&dead, records, None).await?;
+        }
+        self.budget.push_back((Instant::now(), records.len() as u64, dead.len() as u64));
+        let reset = std::mem::take(&mut self.reset_tasks);
+        let tasks = self.tasks.as_mut().expect("stateful");
+        tasks.advance(records, &reset);
+        if tasks.due() {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Snapshots the changed tasks; None (and the pipeline paused) when a
+    /// snapshot is over `state.max_bytes`.
+    fn snapshot_tasks(&mut self) -> Result<Option<Vec<state::Checkpoint>>, PipelineError> {
+        let tasks = self.tasks.as_mut().expect("stateful");
+        match tokio::task::block_in_place(|| tasks.snapshot()) {
+            Ok(checkpoints) => Ok(Some(checkpoints)),
+            Err(error @ tasks::TaskError::TooLarge { .. }) => {
+                let reason = format!("checkpoint refused: {error}; raise state.max_bytes or bound the operator's state, then restart");
+                tracing::error!(pipeline = %self.name, %reason, "pausing the pipeline (nothing is committed past the last checkpoint)");
+                self.control.send_replace(Some(reason));
+                Ok(None)
+            }
+            Err(error) => Err(PipelineError::Setup { pipeline: self.name.clone(), message: format!("checkpoint: {error}") }),
+        }
+    }
+
+    /// At-least-once checkpoint: snapshot, write, then commit the offsets
+    /// the checkpoints cover.
+    async fn checkpoint(&mut self) -> Result<(), PipelineError> {
+        let started = Instant::now();
+        let Some(checkpoints) = self.snapshot_tasks()? else { return Ok(()) };
+        let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
+        self.sender.write_checkpoints(&topic, &checkpoints).await?;
+        let written = checkpoints.len();
+        let tasks = self.tasks.as_mut().expect("stateful");
+        tasks.confirm(checkpoints);
+        let offsets = tasks.committable();
+        let state_bytes = tasks.state_bytes();
+        self.commit(CommitPlan { next: offsets })?;
+        self.record_checkpoint(started, written, state_bytes);
+        Ok(())
+    }
+
+    fn record_checkpoint(&self, started: Instant, written: usize, state_bytes: u64) {
+        let took = started.elapsed();
+        PipelineStats::add(&self.stats.checkpoints, 1);
+        self.stats.state_bytes.store(state_bytes, std::sync::atomic::Ordering::Relaxed);
+        self.stats.checkpoint_us.store(took.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(pipeline = %self.name, tasks = written, state_bytes, took_ms = took.as_millis() as u64, "checkpoint written and offsets committed");
+    }
+
     /// Exactly-once: the batch's outputs, dead letters and consumer offsets in
     /// one transaction. If the transaction cannot commit (a rebalance fenced
     /// this generation, a broker error), it is aborted and the partitions are
@@ -685,6 +842,7 @@ impl Worker {
     /// again by whoever owns them now; fatal errors (another process with the
     /// same transactional id) halt the pipeline.
     async fn process_in_transaction(&mut self, records: Vec<OwnedMessage>) -> Result<(), PipelineError> {
+        let started = Instant::now();
         let kafka = |source| PipelineError::Kafka { pipeline: self.name.clone(), source };
         self.sender.producer.begin_transaction().map_err(kafka)?;
         let outcome = self.transaction_body(&records).await;
@@ -694,6 +852,10 @@ impl Worker {
                 self.abort_transaction();
                 return Err(error);
             }
+        };
+        let (plan, checkpoints) = match plan {
+            TransactionPlan::Offsets(plan) => (plan, None),
+            TransactionPlan::Checkpoints(plan, checkpoints) => (plan, Some(checkpoints)),
         };
         if let Err(error) = self.commit_transaction(&plan) {
             tracing::warn!(pipeline = %self.name, %error, "transaction not committed: aborted; rewinding to the committed offsets");
@@ -706,6 +868,12 @@ impl Worker {
             return Ok(());
         }
         self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).extend(plan);
+        if let (Some(checkpoints), Some(tasks)) = (checkpoints, self.tasks.as_mut()) {
+            let written = checkpoints.len();
+            tasks.confirm(checkpoints);
+            let state_bytes = tasks.state_bytes();
+            self.record_checkpoint(started, written, state_bytes);
+        }
         if let Some(stopped) = stopped {
             return Err(stopped);
         }
@@ -714,17 +882,39 @@ impl Worker {
     }
 
     /// The work inside a transaction: outputs, dead letters, and the offsets to commit.
-    async fn transaction_body(&mut self, records: &[OwnedMessage]) -> Result<(BTreeMap<(String, i32), i64>, Option<PipelineError>, usize), PipelineError> {
+    /// With state, the checkpoints of the changed tasks join the
+    /// transaction and their offsets are the ones sent.
+    async fn transaction_body(&mut self, records: &[OwnedMessage]) -> Result<(TransactionPlan, Option<PipelineError>, usize), PipelineError> {
         let dead = self.run_batch(records).await?;
         if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
+            if self.tasks.is_some() {
+                let (_, stopped) = self.stop_plan(records, &dead);
+                return Ok((TransactionPlan::Offsets(BTreeMap::new()), Some(stopped), dead.len()));
+            }
             let (plan, stopped) = self.stop_plan(records, &dead);
-            return Ok((plan.next, Some(stopped), dead.len()));
+            return Ok((TransactionPlan::Offsets(plan.next), Some(stopped), dead.len()));
         }
-        let plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
         if !dead.is_empty() {
             self.sender.produce_dead_letters(&dead, records, None).await?;
         }
-        Ok((plan.next, None, dead.len()))
+        if self.tasks.is_some() {
+            let reset = std::mem::take(&mut self.reset_tasks);
+            self.tasks.as_mut().expect("stateful").advance(records, &reset);
+            let Some(checkpoints) = self.snapshot_tasks()? else {
+                return Err(PipelineError::Setup { pipeline: self.name.clone(), message: "state over state.max_bytes: transaction aborted".into() });
+            };
+            let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
+            self.sender.write_checkpoints(&topic, &checkpoints).await?;
+            let mut offsets = BTreeMap::new();
+            for checkpoint in &checkpoints {
+                for (topic, offset) in &checkpoint.offsets {
+                    offsets.insert((topic.clone(), checkpoint.task), *offset);
+                }
+            }
+            return Ok((TransactionPlan::Checkpoints(offsets, checkpoints), None, dead.len()));
+        }
+        let plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
+        Ok((TransactionPlan::Offsets(plan.next), None, dead.len()))
     }
 
     /// Takes the rows that arrive behind the watermark out of `decoded`
@@ -733,15 +923,27 @@ impl Worker {
     /// get with this batch.
     #[allow(clippy::type_complexity)]
     fn advance_watermark(&mut self, decoded: &mut decode::Decoded, records: &[OwnedMessage]) -> Result<(Option<i64>, Vec<(usize, i64, i64)>), PipelineError> {
-        let (Some(watermarks), Some(event_time)) = (self.watermarks.as_mut(), self.config.event_time.as_ref()) else { return Ok((None, Vec::new())) };
+        let Some(event_time) = self.config.event_time.as_ref() else { return Ok((None, Vec::new())) };
+        if self.watermarks.is_none() && self.tasks.is_none() {
+            return Ok((None, Vec::new()));
+        }
         let now = Instant::now();
         let times = watermark::event_times_ms(&decoded.batch, &event_time.column)
             .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: format!("event_time.column: {e}") })?;
-        let before = watermarks.peek();
         let mut late = Vec::new();
         let mut keep = Vec::with_capacity(times.len());
+        // Lateness is judged against the watermark of the previous batch
+        // (the task's own, in stateful pipelines).
+        let mut before_of: BTreeMap<i32, Option<i64>> = BTreeMap::new();
+        let stateful = self.tasks.is_some();
         for (row, time) in times.into_iter().enumerate() {
             let record = decoded.record_of_row[row];
+            let partition = records[record].partition();
+            let watermarks = match self.tasks.as_mut() {
+                Some(tasks) => tasks.watermarks_mut(partition).expect("tasks are prepared before decoding"),
+                None => self.watermarks.as_mut().expect("checked above"),
+            };
+            let before = *before_of.entry(if stateful { partition } else { 0 }).or_insert_with(|| watermarks.peek());
             match (time, before) {
                 (Some(time), Some(mark)) if time < mark => {
                     late.push((record, time, mark));
@@ -762,7 +964,11 @@ impl Worker {
             let mut rows = keep.iter();
             decoded.record_of_row.retain(|_| *rows.next().expect("one flag per row"));
         }
-        let current = watermarks.current(now);
+        let current = match (self.tasks.as_mut(), self.watermarks.as_mut()) {
+            (Some(tasks), _) => tasks.advance_watermarks(now),
+            (None, Some(watermarks)) => watermarks.current(now),
+            (None, None) => None,
+        };
         if let Some(ms) = current {
             self.stats.watermark_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
         }
@@ -816,7 +1022,12 @@ impl Worker {
 
     /// Seeks every assigned partition back to its last committed offset
     /// (this process's, else the group's).
-    fn rewind_to_committed(&self) {
+    fn rewind_to_committed(&mut self) {
+        if let Some(tasks) = self.tasks.as_mut() {
+            // In-memory state is ahead of the committed offsets: restart
+            // every task from its checkpoint.
+            tasks.reset_all();
+        }
         let Ok(assignment) = self.consumer.assignment() else { return };
         let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
         // Ask the group only when this process has not committed some partition yet.
@@ -875,10 +1086,23 @@ impl Worker {
 
         // The chain, with poison isolation (CPU work: off the async reactor).
         let chain = &mut self.chain;
-        let isolated = tokio::task::block_in_place(|| {
-            run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, watermark))
-        })
-        .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?;
+        let isolated = match self.tasks.as_mut() {
+            Some(tasks) => {
+                let consumer = &self.consumer;
+                let run = tokio::task::block_in_place(|| tasks.run(chain, decoded.batch, decoded.record_of_row, records, consumer))
+                    .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?;
+                if !run.reset.is_empty() {
+                    // Only the isolated records leave now; the reset tasks'
+                    // other records are replayed from the checkpoint.
+                    dead.retain(|(record, _)| !run.reset.contains(&records[*record].partition()));
+                    PipelineStats::add(&stats.retries, run.reset.len() as u64);
+                }
+                self.reset_tasks = run.reset;
+                run.isolated
+            }
+            None => tokio::task::block_in_place(|| run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, watermark)))
+                .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?,
+        };
 
         for (record, error, attempts) in isolated.failed {
             let operator = match &error {
@@ -987,6 +1211,21 @@ impl Worker {
 }
 
 impl Sender {
+    /// Produces checkpoints to the state topic `topic` and waits for their
+    /// acknowledgement (in the open transaction under exactly-once).
+    async fn write_checkpoints(&self, topic: &str, checkpoints: &[state::Checkpoint]) -> Result<(), PipelineError> {
+        let sends = checkpoints.iter().map(|checkpoint| async move {
+            let key = state::Checkpoint::key_of(checkpoint.task);
+            let value = checkpoint.encode();
+            self.producer.send(FutureRecord::to(topic).key(&key).payload(&value), Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e.to_string())
+        });
+        let failed: Vec<String> = futures::future::join_all(sends).await.into_iter().filter_map(Result::err).collect();
+        if let Some(error) = failed.first() {
+            return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic: topic.to_owned(), count: failed.len(), attempts: 1, last_error: error.clone() });
+        }
+        Ok(())
+    }
+
     /// Produces `out` (headers copied from source records) and waits for every
     /// acknowledgement; retries failures with backoff. Returns the records
     /// that still failed, with the last error.

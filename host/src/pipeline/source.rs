@@ -89,10 +89,16 @@ impl ConsumerContext for SourceContext {
 pub type SourceConsumer = StreamConsumer<SourceContext>;
 
 /// Creates the consumer and subscribes to the topics.
+///
+/// `co_partitioned` (stateful pipelines) selects the range assignor, which
+/// gives partition `n` of every source topic to the same member, so a task's
+/// partitions move together; otherwise partitions move one at a time
+/// (cooperative-sticky).
 pub fn create_consumer(
     pipeline: &str,
     source: &SourceConfig,
     stats: Arc<PipelineStats>,
+    co_partitioned: bool,
 ) -> Result<SourceConsumer, rdkafka::error::KafkaError> {
     let mut config = ClientConfig::new();
     config
@@ -101,7 +107,7 @@ pub fn create_consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("partition.assignment.strategy", if co_partitioned { "range" } else { "cooperative-sticky" })
         .set("queued.max.messages.kbytes", "32768")
         // Low-volume partitions: do not let a fetch wait long for data.
         .set("fetch.wait.max.ms", "100")

@@ -91,6 +91,11 @@ impl Watermarks {
         }
     }
 
+    /// The largest event time seen on a partition.
+    pub fn max_event_ms(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.partitions.get(&(topic.to_owned(), partition)).map(|c| c.max_event_ms)
+    }
+
     /// Stops tracking partitions this process no longer owns.
     pub fn forget(&mut self, partitions: impl IntoIterator<Item = (String, i32)>) {
         for key in partitions {

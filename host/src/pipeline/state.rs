@@ -1,0 +1,292 @@
+//! Durable aggregate state. A checkpoint holds, for one task (an input
+//! partition number, across the pipeline's co-partitioned source topics),
+//! every aggregate operator's snapshot, the next offset of each of the task's
+//! partitions and their event-time progress. Checkpoints are records of a
+//! compacted topic keyed `task/<n>`, so the newest one per task survives
+//! compaction; see docs/state.md for the protocol around them.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// Leading bytes of every checkpoint value (format version 1).
+const MAGIC: &[u8; 8] = b"WEIRCKP1";
+
+/// How long reading the state topic to its end may take.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why state could not be stored or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A Kafka call on the state topic failed.
+    #[error("state topic `{topic}`: {source}")]
+    Kafka {
+        /// The state topic.
+        topic: String,
+        /// The client error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A record of the state topic is not a checkpoint weir can read.
+    #[error("state topic `{topic}`, key `{key}`: {reason}")]
+    Corrupt {
+        /// The state topic.
+        topic: String,
+        /// The record key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading the topic to its end took too long.
+    #[error("state topic `{topic}`: not read to its end within {timeout:?}")]
+    Timeout {
+        /// The state topic.
+        topic: String,
+        /// The limit.
+        timeout: Duration,
+    },
+}
+
+/// One operator's snapshot inside a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorState {
+    /// Operator (plugin) name in the chain.
+    pub operator: String,
+    /// Version label that wrote it.
+    pub version: String,
+    /// The bytes `snapshot` returned.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    /// Length of `bytes` (the header's record of it).
+    len: u64,
+}
+
+impl OperatorState {
+    /// A snapshot of `operator` at `version`.
+    pub fn new(operator: impl Into<String>, version: impl Into<String>, bytes: Vec<u8>) -> OperatorState {
+        OperatorState { operator: operator.into(), version: version.into(), len: bytes.len() as u64, bytes }
+    }
+}
+
+/// The durable state of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The task: the input partition number.
+    pub task: i32,
+    /// Per source topic, the next offset to read in partition `task`: every
+    /// record before it is folded into the snapshots.
+    pub offsets: BTreeMap<String, i64>,
+    /// Per source topic, the largest event time seen in partition `task`.
+    pub max_event_ms: BTreeMap<String, i64>,
+    /// When it was written (Unix ms).
+    pub written_at_ms: i64,
+    /// Snapshots of the chain's aggregate operators, in chain order.
+    pub operators: Vec<OperatorState>,
+}
+
+impl Checkpoint {
+    /// The record key of task `task`.
+    pub fn key_of(task: i32) -> String {
+        format!("task/{task}")
+    }
+
+    /// The snapshot stored for `operator`, if any.
+    pub fn state_of(&self, operator: &str) -> Option<&[u8]> {
+        self.operators.iter().find(|o| o.operator == operator).map(|o| o.bytes.as_slice())
+    }
+
+    /// Total snapshot bytes.
+    pub fn state_bytes(&self) -> u64 {
+        self.operators.iter().map(|o| o.bytes.len() as u64).sum()
+    }
+
+    /// `WEIRCKP1`, u32 LE header length, JSON header, then the snapshots back to back.
+    pub fn encode(&self) -> Vec<u8> {
+        let header = serde_json::to_vec(self).expect("a checkpoint header serialises");
+        let mut out = Vec::with_capacity(MAGIC.len() + 4 + header.len() + self.state_bytes() as usize);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        for operator in &self.operators {
+            out.extend_from_slice(&operator.bytes);
+        }
+        out
+    }
+
+    /// Reads what [`Checkpoint::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
+        let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or("not a weir checkpoint (bad magic)")?;
+        let (len, rest) = rest.split_at_checked(4).ok_or("truncated header length")?;
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let (header, mut body) = rest.split_at_checked(len).ok_or("truncated header")?;
+        let mut checkpoint: Checkpoint = serde_json::from_slice(header).map_err(|e| format!("header: {e}"))?;
+        for operator in &mut checkpoint.operators {
+            let (state, tail) = body.split_at_checked(operator.len as usize).ok_or_else(|| format!("truncated snapshot of `{}`", operator.operator))?;
+            operator.bytes = state.to_vec();
+            body = tail;
+        }
+        if !body.is_empty() {
+            return Err(format!("{} trailing bytes", body.len()));
+        }
+        Ok(checkpoint)
+    }
+}
+
+/// Where checkpoints live: the topic, and the newest checkpoint of each task
+/// this process has read or written (so resets do not reread the topic).
+pub struct StateStore {
+    topic: String,
+    client: ClientConfig,
+    cache: HashMap<i32, Checkpoint>,
+}
+
+impl StateStore {
+    /// A store on `topic`, reached with the source's connection settings
+    /// (`properties` are the source's extra librdkafka properties).
+    pub fn new(topic: impl Into<String>, bootstrap_servers: &str, properties: &BTreeMap<String, String>) -> StateStore {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", bootstrap_servers);
+        for (key, value) in properties {
+            // Connection and security settings carry over; consumer tuning does not.
+            if key.starts_with("security.") || key.starts_with("sasl.") || key.starts_with("ssl.") || key == "client.id" {
+                client.set(key, value);
+            }
+        }
+        StateStore { topic: topic.into(), client, cache: HashMap::new() }
+    }
+
+    /// The state topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn kafka(&self, source: rdkafka::error::KafkaError) -> StateError {
+        StateError::Kafka { topic: self.topic.clone(), source }
+    }
+
+    /// Creates the topic (one partition, `cleanup.policy=compact`, room for
+    /// `max_bytes` snapshots) unless it exists.
+    pub fn ensure_topic(&self, max_bytes: u64) -> impl std::future::Future<Output = Result<(), StateError>> + Send + 'static {
+        let (client, topic) = (self.client.clone(), self.topic.clone());
+        async move {
+            let kafka = |source| StateError::Kafka { topic: topic.clone(), source };
+            let admin: AdminClient<DefaultClientContext> = client.create().map_err(kafka)?;
+            let message_bytes = (max_bytes + (1 << 20)).to_string();
+            let new_topic = NewTopic::new(&topic, 1, TopicReplication::Fixed(-1))
+                .set("cleanup.policy", "compact")
+                .set("max.message.bytes", &message_bytes);
+            let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+            let results = admin.create_topics([&new_topic], &options).await.map_err(kafka)?;
+            for result in results {
+                match result {
+                    Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((_, code)) => return Err(kafka(rdkafka::error::KafkaError::AdminOp(code))),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The cached checkpoint of `task` (read or written by this process).
+    pub fn cached(&self, task: i32) -> Option<&Checkpoint> {
+        self.cache.get(&task)
+    }
+
+    /// Remembers a checkpoint that is now durable.
+    pub fn confirm(&mut self, checkpoint: Checkpoint) {
+        self.cache.insert(checkpoint.task, checkpoint);
+    }
+
+    /// Forgets the cached checkpoint of `task` (another process may own it next).
+    pub fn forget(&mut self, task: i32) {
+        self.cache.remove(&task);
+    }
+
+    /// Reads the topic to its end and caches the newest checkpoint of each
+    /// of `tasks` (tasks without one stay uncached). Blocking.
+    pub fn load(&mut self, tasks: &[i32]) -> Result<(), StateError> {
+        let wanted: HashMap<String, i32> = tasks.iter().map(|&t| (Checkpoint::key_of(t), t)).collect();
+        let consumer: BaseConsumer = self
+            .client
+            .clone()
+            .set("group.id", "weir.state-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_committed")
+            .create()
+            .map_err(|e| self.kafka(e))?;
+        let metadata = consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(10)).map_err(|e| self.kafka(e))?;
+        let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        let mut assignment = TopicPartitionList::new();
+        for &partition in &partitions {
+            assignment.add_partition_offset(&self.topic, partition, Offset::Beginning).map_err(|e| self.kafka(e))?;
+        }
+        consumer.assign(&assignment).map_err(|e| self.kafka(e))?;
+        let mut at_end = std::collections::HashSet::new();
+        let mut found: HashMap<i32, Checkpoint> = HashMap::new();
+        let deadline = Instant::now() + LOAD_TIMEOUT;
+        while at_end.len() < partitions.len() {
+            if Instant::now() > deadline {
+                return Err(StateError::Timeout { topic: self.topic.clone(), timeout: LOAD_TIMEOUT });
+            }
+            match consumer.poll(Duration::from_millis(200)) {
+                None => {}
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                    at_end.insert(partition);
+                }
+                Some(Err(error)) => return Err(self.kafka(error)),
+                Some(Ok(message)) => {
+                    let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+                    let Some(&task) = wanted.get(&key) else { continue };
+                    let Some(value) = message.payload() else {
+                        found.remove(&task);
+                        continue;
+                    };
+                    let checkpoint = Checkpoint::decode(value)
+                        .map_err(|reason| StateError::Corrupt { topic: self.topic.clone(), key: key.clone(), reason })?;
+                    found.insert(task, checkpoint);
+                }
+            }
+        }
+        for &task in tasks {
+            match found.remove(&task) {
+                Some(checkpoint) => {
+                    self.cache.insert(task, checkpoint);
+                }
+                None => {
+                    self.cache.remove(&task);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_round_trip_and_reject_damage() {
+        let checkpoint = Checkpoint {
+            task: 3,
+            offsets: BTreeMap::from([("orders".to_owned(), 42)]),
+            max_event_ms: BTreeMap::from([("orders".to_owned(), 1_700_000_000_000)]),
+            written_at_ms: 5,
+            operators: vec![OperatorState::new("revenue", "v2", vec![1, 2, 3]), OperatorState::new("other", "v1", Vec::new())],
+        };
+        let bytes = checkpoint.encode();
+        assert_eq!(Checkpoint::decode(&bytes).unwrap(), checkpoint);
+        assert_eq!(Checkpoint::decode(&bytes).unwrap().state_of("revenue"), Some(&[1u8, 2, 3][..]));
+        assert!(Checkpoint::decode(&bytes[..bytes.len() - 1]).unwrap_err().contains("truncated snapshot"));
+        assert!(Checkpoint::decode(b"garbage").unwrap_err().contains("magic"));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Checkpoint::decode(&longer).unwrap_err().contains("trailing"));
+    }
+}
