@@ -15,6 +15,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("MISBEHAVE", "misbehave.wasm"),
     ("NOT_AN_OPERATOR", "not-an-operator.wasm"),
     ("IPC_BENCH", "ipc_bench.wasm"),
+    ("ORDER_REVENUE", "order_revenue.wasm"),
+    ("FRAUD_DETECTOR", "fraud_detector.wasm"),
 ];
 
 fn main() {

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod pipeline;
 pub mod telemetry;
 pub mod demo;
+pub mod scenario;
 pub mod offsets;
 pub mod scaffold;
 pub mod admin;

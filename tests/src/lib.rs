@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod http_server;
+pub mod seeds;
 
 /// Paths of the example and deliberately bad guests (`wasm32-wasip2` components).
 pub mod guests {

@@ -672,10 +672,25 @@ impl Worker {
             tracing::info!(pipeline = %self.name, "drained; offsets were committed in the transactions; stopping");
             return Ok(());
         }
-        let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        source::commit(&self.consumer, &committed, CommitMode::Sync)
-            .map_err(|source| PipelineError::Kafka { pipeline: self.name.clone(), source })?;
-        tracing::info!(pipeline = %self.name, "drained and committed; stopping");
+        // Only partitions still owned: another member may own the others now.
+        let owned: std::collections::HashSet<(String, i32)> = self
+            .consumer
+            .assignment()
+            .map(|a| a.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect())
+            .unwrap_or_default();
+        let mut committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        committed.retain(|key, _| owned.contains(key));
+        match source::commit(&self.consumer, &committed, CommitMode::Sync) {
+            Ok(()) => tracing::info!(pipeline = %self.name, "drained and committed; stopping"),
+            // A rebalance is under way: the partitions' next owner starts from
+            // the previous commit (and, with state, from the checkpoints).
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                code @ (rdkafka::types::RDKafkaErrorCode::IllegalGeneration
+                | rdkafka::types::RDKafkaErrorCode::RebalanceInProgress
+                | rdkafka::types::RDKafkaErrorCode::UnknownMemberId),
+            )) => tracing::warn!(pipeline = %self.name, error = %code, "drained; the final commit was refused by a rebalance in progress"),
+            Err(source) => return Err(PipelineError::Kafka { pipeline: self.name.clone(), source }),
+        }
         Ok(())
     }
 
@@ -932,26 +947,23 @@ impl Worker {
             .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: format!("event_time.column: {e}") })?;
         let mut late = Vec::new();
         let mut keep = Vec::with_capacity(times.len());
-        // Lateness is judged against the watermark of the previous batch
-        // (the task's own, in stateful pipelines).
-        let mut before_of: BTreeMap<i32, Option<i64>> = BTreeMap::new();
-        let stateful = self.tasks.is_some();
+        // Lateness is judged row by row against the row's own partition
+        // (see Watermarks::is_late), so replays decide the same way.
         for (row, time) in times.into_iter().enumerate() {
             let record = decoded.record_of_row[row];
-            let partition = records[record].partition();
+            let (topic, partition) = (records[record].topic(), records[record].partition());
             let watermarks = match self.tasks.as_mut() {
                 Some(tasks) => tasks.watermarks_mut(partition).expect("tasks are prepared before decoding"),
                 None => self.watermarks.as_mut().expect("checked above"),
             };
-            let before = *before_of.entry(if stateful { partition } else { 0 }).or_insert_with(|| watermarks.peek());
-            match (time, before) {
+            match (time, time.and_then(|_| watermarks.late_mark(topic, partition))) {
                 (Some(time), Some(mark)) if time < mark => {
                     late.push((record, time, mark));
                     keep.push(false);
                 }
                 (time, _) => {
                     if let Some(time) = time {
-                        watermarks.observe(records[record].topic(), records[record].partition(), time, now);
+                        watermarks.observe(topic, partition, time, now);
                     }
                     keep.push(true);
                 }

@@ -42,6 +42,14 @@ pub enum StateError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The topic's metadata could not be read.
+    #[error("state topic `{topic}`: {reason}")]
+    Probe {
+        /// The state topic.
+        topic: String,
+        /// What failed.
+        reason: String,
+    },
     /// Reading the topic to its end took too long.
     #[error("state topic `{topic}`: not read to its end within {timeout:?}")]
     Timeout {
@@ -175,6 +183,20 @@ impl StateStore {
         let (client, topic) = (self.client.clone(), self.topic.clone());
         async move {
             let kafka = |source| StateError::Kafka { topic: topic.clone(), source };
+            let exists = tokio::task::spawn_blocking({
+                let (client, topic) = (client.clone(), topic.clone());
+                move || -> Result<bool, rdkafka::error::KafkaError> {
+                    let probe: BaseConsumer = client.clone().set("allow.auto.create.topics", "false").create()?;
+                    let metadata = probe.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+                    Ok(metadata.topics().iter().any(|t| t.error().is_none() && !t.partitions().is_empty()))
+                }
+            })
+            .await
+            .map_err(|e| StateError::Probe { topic: topic.clone(), reason: format!("metadata probe: {e}") })?
+            .map_err(kafka)?;
+            if exists {
+                return Ok(());
+            }
             let admin: AdminClient<DefaultClientContext> = client.create().map_err(kafka)?;
             let message_bytes = (max_bytes + (1 << 20)).to_string();
             let new_topic = NewTopic::new(&topic, 1, TopicReplication::Fixed(-1))

@@ -153,6 +153,12 @@ impl Tasks {
                 }
                 tracing::info!(task, offsets = ?checkpoint.offsets, state_bytes = checkpoint.state_bytes(), "task restored from its checkpoint");
             }
+            // Every source partition of the task holds its watermark until it reports (or idles).
+            if let (Some(watermarks), Ok(assignment)) = (watermarks.as_mut(), consumer.assignment()) {
+                for element in assignment.elements().iter().filter(|e| e.partition() == task) {
+                    watermarks.expect(element.topic(), task, now);
+                }
+            }
             let offsets = checkpoint.map(|c| c.offsets.clone()).unwrap_or_default();
             self.tasks.insert(task, Task { chain, next: offsets.clone(), checkpointed: offsets, checked: HashSet::new(), dirty: false, unexplained_failures: 0, watermarks });
         }

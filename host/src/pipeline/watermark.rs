@@ -60,7 +60,8 @@ pub fn event_times_ms(batch: &RecordBatch, column: &str) -> Result<Vec<Option<i6
 }
 
 struct PartitionClock {
-    max_event_ms: i64,
+    /// Largest event time seen; none for an assigned partition without data yet.
+    max_event_ms: Option<i64>,
     last_seen: Instant,
 }
 
@@ -78,22 +79,44 @@ impl Watermarks {
         Watermarks { allowed_lateness_ms, idle_timeout, partitions: HashMap::new(), emitted: None }
     }
 
+    /// Declares an assigned partition: until it sends data (or stays silent
+    /// for the idle timeout) it holds the watermark where it is.
+    pub fn expect(&mut self, topic: &str, partition: i32, now: Instant) {
+        self.partitions.entry((topic.to_owned(), partition)).or_insert(PartitionClock { max_event_ms: None, last_seen: now });
+    }
+
     /// Records an event time seen on a partition.
     pub fn observe(&mut self, topic: &str, partition: i32, event_ms: i64, now: Instant) {
         match self.partitions.get_mut(&(topic.to_owned(), partition)) {
             Some(clock) => {
-                clock.max_event_ms = clock.max_event_ms.max(event_ms);
+                clock.max_event_ms = Some(clock.max_event_ms.map_or(event_ms, |m| m.max(event_ms)));
                 clock.last_seen = now;
             }
             None => {
-                self.partitions.insert((topic.to_owned(), partition), PartitionClock { max_event_ms: event_ms, last_seen: now });
+                self.partitions.insert((topic.to_owned(), partition), PartitionClock { max_event_ms: Some(event_ms), last_seen: now });
             }
         }
     }
 
+    /// Whether an event at `event_ms` on this partition is late: more than
+    /// the allowed lateness behind the largest event time seen before it on
+    /// the same partition (which depends only on the partition's order, so
+    /// a replay decides the same way), or behind the pipeline watermark
+    /// (possible only after an idle partition stopped holding it back).
+    pub fn is_late(&self, topic: &str, partition: i32, event_ms: i64) -> bool {
+        self.late_mark(topic, partition).is_some_and(|mark| event_ms < mark)
+    }
+
+    /// The event time before which a record of this partition is late (see
+    /// [`Watermarks::is_late`]).
+    pub fn late_mark(&self, topic: &str, partition: i32) -> Option<i64> {
+        let own = self.max_event_ms(topic, partition).map(|m| m.saturating_sub(self.allowed_lateness_ms));
+        own.max(self.emitted)
+    }
+
     /// The largest event time seen on a partition.
     pub fn max_event_ms(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.partitions.get(&(topic.to_owned(), partition)).map(|c| c.max_event_ms)
+        self.partitions.get(&(topic.to_owned(), partition)).and_then(|c| c.max_event_ms)
     }
 
     /// Stops tracking partitions this process no longer owns.
@@ -109,11 +132,19 @@ impl Watermarks {
     }
 
     /// The watermark now: min over active partitions of (max event time -
-    /// allowed lateness); idle partitions are skipped unless all are idle.
-    /// Never smaller than a watermark returned before; None before any event.
+    /// allowed lateness); idle partitions are skipped unless all are idle,
+    /// and an active partition without data holds it. Never smaller than a
+    /// watermark returned before; None before any event.
     pub fn current(&mut self, now: Instant) -> Option<i64> {
-        let active = self.partitions.values().filter(|c| now.duration_since(c.last_seen) < self.idle_timeout);
-        let computed = active.map(|c| c.max_event_ms).min().or_else(|| self.partitions.values().map(|c| c.max_event_ms).max())?;
+        let active: Vec<Option<i64>> = self.partitions.values().filter(|c| now.duration_since(c.last_seen) < self.idle_timeout).map(|c| c.max_event_ms).collect();
+        let computed = if active.is_empty() {
+            self.partitions.values().filter_map(|c| c.max_event_ms).max()
+        } else if active.iter().any(Option::is_none) {
+            None
+        } else {
+            active.into_iter().flatten().min()
+        };
+        let Some(computed) = computed else { return self.emitted };
         let watermark = computed.saturating_sub(self.allowed_lateness_ms);
         let watermark = self.emitted.map_or(watermark, |previous| previous.max(watermark));
         self.emitted = Some(watermark);
@@ -156,6 +187,24 @@ mod tests {
         assert_eq!(marks.current(later), Some(60_000), "a resumed slow partition does not move it back");
         marks.forget([("t".to_owned(), 1)]);
         assert_eq!(marks.current(later), Some(60_000));
+    }
+
+    #[test]
+    fn an_expected_partition_without_data_holds_the_watermark_until_idle() {
+        let t0 = Instant::now();
+        let mut marks = Watermarks::new(0, Duration::from_secs(5));
+        marks.expect("high-value", 0, t0);
+        marks.observe("regular", 0, 50_000, t0);
+        assert_eq!(marks.current(t0), None, "high-value/0 has not reported yet");
+        marks.observe("high-value", 0, 10_000, t0);
+        assert_eq!(marks.current(t0), Some(10_000));
+        // Lateness is per partition: 45 s is fine on regular/0 (max 50 s) ...
+        assert!(!marks.is_late("regular", 0, 45_000));
+        // ... and 9 s is behind the pipeline watermark.
+        assert!(marks.is_late("high-value", 0, 9_000));
+        let later = t0 + Duration::from_secs(6);
+        marks.expect("other", 0, t0);
+        assert_eq!(marks.current(later), Some(50_000), "every partition idle: the largest wins");
     }
 
     #[test]

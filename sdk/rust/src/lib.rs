@@ -39,6 +39,7 @@ pub mod http;
 pub mod log;
 pub mod operator;
 pub mod selection;
+pub mod sketch;
 pub mod window;
 
 #[doc(hidden)]

@@ -24,9 +24,24 @@
 //! assert_eq!((closed[0].2.orders, closed[0].2.total), (2, 100.0));
 //! ```
 
+use crate::{Column, DataType, Error, TimeUnit};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// Event time of each row in Unix milliseconds (None for nulls), from an
+/// `Int64` column (already ms) or a `Timestamp` column of any unit.
+pub fn event_times_ms(column: &Column) -> Result<Vec<Option<i64>>, Error> {
+    let scale: fn(i64) -> i64 = match column.data_type() {
+        DataType::Int64 => |v| v,
+        DataType::Timestamp { unit: TimeUnit::Second, .. } => |v| v.saturating_mul(1000),
+        DataType::Timestamp { unit: TimeUnit::Millisecond, .. } => |v| v,
+        DataType::Timestamp { unit: TimeUnit::Microsecond, .. } => |v| v.div_euclid(1000),
+        DataType::Timestamp { unit: TimeUnit::Nanosecond, .. } => |v| v.div_euclid(1_000_000),
+        other => return Err(Error::InvalidInput(format!("event-time column is {other:?}; expected int64 (Unix ms) or timestamp"))),
+    };
+    Ok((0..column.len()).map(|i| column.value::<i64>(i).map(scale)).collect())
+}
 
 /// Which windows a row belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +206,19 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
         });
         closed.sort_by(|a, b| (a.0.end_ms, &a.1, a.0.start_ms).cmp(&(b.0.end_ms, &b.1, b.0.start_ms)));
         closed
+    }
+
+    /// The accumulator of an open window of `key`, to read or flag it
+    /// (early updates, alerts sent once).
+    pub fn get_mut(&mut self, key: &K, window: &Window) -> Option<&mut A> {
+        let windows = self.open.get_mut(key)?;
+        let i = windows.binary_search_by_key(window, |(w, _)| *w).ok()?;
+        Some(&mut windows[i].1)
+    }
+
+    /// The open windows of `key` (sorted by start).
+    pub fn open_windows(&self, key: &K) -> &[(Window, A)] {
+        self.open.get(key).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// Open (window, key) pairs: the state size to bound and report.

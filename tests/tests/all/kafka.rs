@@ -113,6 +113,13 @@ impl MockTopics {
     }
 }
 
+impl MockTopics {
+    /// Creates another topic on the cluster.
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        self.cluster.as_ref().expect("cluster").create_topic(name, partitions, 1).unwrap();
+    }
+}
+
 impl Drop for MockTopics {
     fn drop(&mut self) {
         if std::thread::panicking() {

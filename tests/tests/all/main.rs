@@ -14,3 +14,4 @@ mod pipeline;
 mod sink;
 mod support;
 mod types;
+mod windows;

@@ -1,0 +1,95 @@
+//! Independent batch computations of the seed pipelines' window results,
+//! for the tests to compare weir's streaming results with. Written from the
+//! issue's definitions, sharing no code with the host or the guests:
+//! an event is late when its event time is more than the allowed lateness
+//! behind the largest event time seen before it on its partition; a window
+//! is final once its end is at or before its task's last watermark (the
+//! smallest, over the partitions of the task, of the largest on-time event
+//! time minus the allowed lateness).
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A produced record: topic, partition, JSON value.
+pub type Input = (String, i32, String);
+
+/// One window's expected values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expected {
+    /// Rows (orders or transactions).
+    pub count: u64,
+    /// Sum of the amounts.
+    pub total: f64,
+    /// Exact distinct values per distinct column, in the order asked.
+    pub distinct: Vec<u64>,
+}
+
+/// Windows keyed by (key, window start) -> expected values.
+pub type Windows = BTreeMap<(String, i64), Expected>;
+
+fn field<'a>(value: &'a Value, name: &str) -> &'a Value {
+    value.get(name).unwrap_or(&Value::Null)
+}
+
+/// The on-time inputs (parsed) and each task's final watermark.
+fn on_time(inputs: &[Input], lateness_ms: i64) -> (Vec<(i32, Value, i64)>, HashMap<i32, i64>) {
+    let mut max_seen: HashMap<(String, i32), i64> = HashMap::new();
+    let mut kept = Vec::new();
+    for (topic, partition, json) in inputs {
+        let value: Value = serde_json::from_str(json).expect("generated JSON");
+        let t = field(&value, "timestamp").as_i64().expect("timestamp");
+        let max = max_seen.entry((topic.clone(), *partition)).or_insert(i64::MIN);
+        if *max != i64::MIN && t < *max - lateness_ms {
+            continue;
+        }
+        *max = (*max).max(t);
+        kept.push((*partition, value, t));
+    }
+    let mut watermarks: HashMap<i32, i64> = HashMap::new();
+    for ((_, partition), max) in max_seen {
+        let w = watermarks.entry(partition).or_insert(i64::MAX);
+        *w = (*w).min(max - lateness_ms);
+    }
+    (kept, watermarks)
+}
+
+/// Final windows of `size_ms` starting every `slide_ms`, keyed by `key`:
+/// row count, sum of `amount`, exact distinct counts of `distinct` columns.
+pub fn windows(inputs: &[Input], lateness_ms: i64, key: &str, amount: &str, distinct: &[&str], size_ms: i64, slide_ms: i64) -> Windows {
+    let (kept, watermarks) = on_time(inputs, lateness_ms);
+    let mut sets: BTreeMap<(String, i64), (u64, f64, Vec<BTreeSet<String>>, i32)> = BTreeMap::new();
+    for (partition, value, t) in kept {
+        let k = field(&value, key).as_str().expect("key").to_owned();
+        let last_start = t.div_euclid(slide_ms) * slide_ms;
+        let mut start = last_start;
+        while start > t - size_ms {
+            let entry = sets.entry((k.clone(), start)).or_insert_with(|| (0, 0.0, vec![BTreeSet::new(); distinct.len()], partition));
+            entry.0 += 1;
+            entry.1 += field(&value, amount).as_f64().unwrap_or(0.0);
+            for (set, column) in entry.2.iter_mut().zip(distinct) {
+                set.insert(field(&value, column).as_str().unwrap_or_default().to_owned());
+            }
+            start -= slide_ms;
+        }
+    }
+    sets.into_iter()
+        .filter(|((_, start), (_, _, _, partition))| start + size_ms <= watermarks[partition])
+        .map(|(k, (count, total, sets, _))| (k, Expected { count, total, distinct: sets.iter().map(|s| s.len() as u64).collect() }))
+        .collect()
+}
+
+/// The final window rows of an output topic (JSON values), by `result_key`
+/// (`key/start`), the last emission of each key winning.
+pub fn final_rows(values: impl IntoIterator<Item = Vec<u8>>) -> BTreeMap<(String, i64), Value> {
+    let mut rows = BTreeMap::new();
+    for bytes in values {
+        let value: Value = serde_json::from_slice(&bytes).expect("output JSON");
+        if field(&value, "is_final").as_bool() != Some(true) {
+            continue;
+        }
+        let result_key = field(&value, "result_key").as_str().expect("result_key").to_owned();
+        let (key, start) = result_key.rsplit_once('/').expect("key/start");
+        rows.insert((key.to_owned(), start.parse().expect("start ms")), value);
+    }
+    rows
+}
