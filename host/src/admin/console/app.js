@@ -144,6 +144,8 @@ function sparkline(values, label) {
     chart.append(svg("polygon", { points: area, class: "spark-area" }));
   }
   chart.append(svg("polyline", { points, class: "spark-line" }));
+  const [lastAt, lastValue] = values[values.length - 1];
+  chart.append(svg("circle", { cx: x(lastAt).toFixed(1), cy: y(lastValue).toFixed(1), r: 2, class: "spark-dot" }));
   const title = svg("title", {});
   title.textContent = `${label}: max ${formatRate(max)} over the last ${Math.round((now - values[0][0]) / 60000)} min`;
   chart.append(title);
