@@ -60,6 +60,22 @@ fn console_shows_the_demo_pipeline_dead_letters_and_upload_errors() {
     assert_eq!(status, 400, "{body}");
     let reason = json(&body)["error"].as_str().unwrap().to_owned();
 
+    // `weir dlq list` shows the same view in a terminal.
+    let list = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["dlq", "list", "orders", "--kind", "rejected", "--limit", "5", "--admin", &base, "--token", TOKEN])
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let list = String::from_utf8(list.stdout).unwrap();
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 6, "a header and 5 dead letters:\n{list}");
+    assert!(lines[0].split_whitespace().eq(["WHEN", "KIND", "OPERATOR", "SOURCE", "ATTEMPTS", "MESSAGE", "VALUE"]), "{list}");
+    for line in &lines[1..] {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(&fields[2..5], ["rejected", "enrich-order@v1", fields[4]], "{list}");
+        assert!(fields[4].starts_with("orders/") && line.contains("{\"order_id\":"), "source and original value: {line}");
+    }
+
     let browser = Browser::launch(&chromium, dir.path());
     let mut page = browser.page();
     page.call("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": false}));
