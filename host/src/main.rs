@@ -471,6 +471,7 @@ async fn dlq_command(client: weir::client::AdminClient, command: DlqCommand) -> 
     let peek = |pipeline: &str, limit: usize, kind: &Option<String>| {
         let mut path = format!("/v1/pipelines/{pipeline}/dlq?limit={limit}");
         if let Some(kind) = kind {
+            let kind: String = kind.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") }).collect();
             path.push_str(&format!("&kind={kind}"));
         }
         path
@@ -489,17 +490,24 @@ async fn dlq_command(client: weir::client::AdminClient, command: DlqCommand) -> 
             out.flush()?;
         }
         DlqCommand::List { pipeline, limit, kind } => {
+            // The web console's dead-letter table, oldest first (newest at the bottom).
             let letters = client.get(&peek(&pipeline, limit, &kind)).await?;
-            println!("{:<24} {:<16} {:<24} {:<28} MESSAGE", "WHEN", "KIND", "OPERATOR", "SOURCE");
+            let clip = |text: &str, n: usize| if text.chars().count() > n { format!("{}…", text.chars().take(n - 1).collect::<String>()) } else { text.to_owned() };
+            println!("{:<20} {:<12} {:<24} {:<24} {:>8}  {:<48} VALUE", "WHEN", "KIND", "OPERATOR", "SOURCE", "ATTEMPTS", "MESSAGE");
             for letter in letters.as_array().into_iter().flatten() {
                 let h = &letter["headers"];
                 let when = letter["timestamp_ms"].as_i64().and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default();
                 let header = |k: &str| h[k].as_str().unwrap_or("").to_owned();
                 let source = format!("{}/{}@{}", header("weir.source.topic"), header("weir.source.partition"), header("weir.source.offset"));
                 let operator = match header("weir.error.plugin.version").as_str() { "" => header("weir.error.operator"), v => format!("{}@{v}", header("weir.error.operator")) };
-                let mut message = header("weir.error.message");
-                message.truncate(100);
-                println!("{when:<24} {:<16} {operator:<24} {source:<28} {message}", header("weir.error.kind"));
+                let value = letter["value"].as_str().unwrap_or("");
+                let value = if letter["value_encoding"] == "hex" { format!("hex:{}", clip(value, 60)) } else { clip(value, 64) };
+                println!(
+                    "{when:<20} {:<12} {operator:<24} {source:<24} {:>8}  {:<48} {value}",
+                    header("weir.error.kind"),
+                    header("weir.attempts"),
+                    clip(&header("weir.error.message").replace('\n', " "), 48)
+                );
             }
         }
     }

@@ -270,6 +270,30 @@ pub struct Histograms {
     pub operator_call_seconds: HistogramFamily<CallLabels>,
     /// Time to process one batch, decode to commit (`weir_batch_seconds`).
     pub batch_seconds: HistogramFamily<PipelineLabels>,
+    /// Running totals of the guest calls per label set, readable back (the
+    /// histograms are not): the admin API's rate history reads them.
+    call_totals: Mutex<std::collections::HashMap<CallLabels, std::sync::Arc<CallTotals>>>,
+}
+
+/// Total time and number of guest calls of one operator version.
+#[derive(Debug, Default)]
+pub struct CallTotals {
+    /// Nanoseconds spent in guest calls.
+    pub nanos: AtomicU64,
+    /// Calls made.
+    pub calls: AtomicU64,
+}
+
+impl Histograms {
+    /// The call totals of `labels`: (seconds, calls); none before the operator existed.
+    pub fn call_totals(&self, labels: &CallLabels) -> Option<(f64, u64)> {
+        let totals = self.call_totals.lock().unwrap_or_else(|e| e.into_inner());
+        totals.get(labels).map(|t| (t.nanos.load(Ordering::Relaxed) as f64 / 1e9, t.calls.load(Ordering::Relaxed)))
+    }
+
+    fn totals_for(&self, labels: &CallLabels) -> std::sync::Arc<CallTotals> {
+        self.call_totals.lock().unwrap_or_else(|e| e.into_inner()).entry(labels.clone()).or_default().clone()
+    }
 }
 
 impl Histograms {
@@ -288,6 +312,7 @@ impl Histograms {
             Histograms {
                 operator_call_seconds: prometheus_client::metrics::family::Family::new_with_constructor(calls),
                 batch_seconds: prometheus_client::metrics::family::Family::new_with_constructor(batches),
+                call_totals: Mutex::default(),
             }
         })
     }
@@ -300,12 +325,22 @@ pub struct OperatorMetrics {
     pub call_seconds: prometheus_client::metrics::histogram::Histogram,
     /// The pipeline's counters (traps).
     pub stats: std::sync::Arc<PipelineStats>,
+    /// Readable totals of the same calls.
+    totals: std::sync::Arc<CallTotals>,
 }
 
 impl OperatorMetrics {
     /// Metrics of operator `operator` at `version` in `pipeline`.
     pub fn new(stats: std::sync::Arc<PipelineStats>, pipeline: &str, operator: &str, version: &str) -> OperatorMetrics {
         let labels = CallLabels { pipeline: pipeline.to_owned(), operator: operator.to_owned(), plugin_version: version.to_owned() };
-        OperatorMetrics { call_seconds: Histograms::global().operator_call_seconds.get_or_create(&labels).clone(), stats }
+        let histograms = Histograms::global();
+        OperatorMetrics { call_seconds: histograms.operator_call_seconds.get_or_create(&labels).clone(), stats, totals: histograms.totals_for(&labels) }
+    }
+
+    /// Records one guest call that took `elapsed`.
+    pub fn observe_call(&self, elapsed: std::time::Duration) {
+        self.call_seconds.observe(elapsed.as_secs_f64());
+        self.totals.nanos.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.totals.calls.fetch_add(1, Ordering::Relaxed);
     }
 }

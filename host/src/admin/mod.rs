@@ -3,12 +3,17 @@
 //! redrive), health, readiness, Prometheus metrics and the OpenAPI document
 //! generated from the handlers below (`/v1/openapi.json`).
 //!
-//! Every route except `/healthz` and `/readyz` needs `Authorization: Bearer
-//! <token>` when a token is configured. Errors are JSON `{"error": ...}`.
+//! The web console (`/`, [`console`]) is served on the same listener and
+//! uses only these routes; recent rates come from [`history`].
+//!
+//! Every route except `/healthz`, `/readyz` and the console's static files
+//! needs `Authorization: Bearer <token>` when a token is configured. Errors
+//! are JSON `{"error": ...}`.
 
+mod console;
+pub mod history;
 mod metrics;
 mod openapi;
-
 
 use crate::deploy::{DeployError, DeployOutcome, Deployer};
 use crate::pipeline::PipelineControl;
@@ -38,13 +43,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct AdminState {
     deployer: Deployer,
     token: Option<Arc<str>>,
+    history: Arc<history::RateHistory>,
 }
 
 impl AdminState {
     /// State over the deployer's pipelines; `token` protects every route but
     /// `/healthz` and `/readyz` when set.
     pub fn new(deployer: Deployer, token: Option<String>) -> AdminState {
-        AdminState { deployer, token: token.filter(|t| !t.is_empty()).map(Arc::from) }
+        AdminState { deployer, token: token.filter(|t| !t.is_empty()).map(Arc::from), history: Arc::default() }
     }
 
     fn pipeline(&self, name: &str) -> Result<&PipelineControl, ApiError> {
@@ -93,12 +99,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/pipelines/{name}", get(show_pipeline))
         .route("/v1/pipelines/{name}/pause", post(pause_pipeline))
         .route("/v1/pipelines/{name}/resume", post(resume_pipeline))
+        .route("/v1/pipelines/{name}/rates", get(pipeline_rates))
         .route("/v1/pipelines/{name}/dlq", get(peek_dead_letters))
         .route("/v1/pipelines/{name}/dlq/redrive", post(redrive_dead_letters))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
+        .merge(console::routes())
         .merge(protected)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
@@ -133,10 +141,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Liveness.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is alive")))]
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+/// Liveness, and whether the other routes need the bearer token.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is alive: `{\"status\": \"ok\", \"auth\": true}`")))]
+async fn healthz(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok", "auth": state.token.is_some()}))
 }
 
 /// Readiness of one pipeline.
@@ -378,6 +386,17 @@ async fn resume_pipeline(State(state): State<AdminState>, Path(name): Path<Strin
     Ok(StatusCode::ACCEPTED)
 }
 
+/// Per-second rates of records in, out, filtered and dead-lettered, and the
+/// mean operator call time per plugin version, every 5 s over the last 15
+/// minutes (sampled in the process from its own counters).
+#[utoipa::path(get, path = "/v1/pipelines/{name}/rates", params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 200, body = history::RateHistoryView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn pipeline_rates(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Json<history::RateHistoryView>, ApiError> {
+    state.pipeline(&name)?;
+    let points = state.history.points(&name);
+    Ok(Json(history::RateHistoryView { pipeline: name, interval_seconds: history::SAMPLE_INTERVAL.as_secs(), points }))
+}
+
 /// Dead-letter query.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -505,6 +524,8 @@ pub async fn start(
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| AdminStartError::Bind { addr, source })?;
     let bound = listener.local_addr().map_err(|source| AdminStartError::Bind { addr, source })?;
     tracing::info!(addr = %bound, auth = state.token.is_some(), "admin API listening");
+    let pipelines = state.deployer.pipelines().values().cloned().collect();
+    tokio::spawn(state.history.clone().run(pipelines, stop.clone()));
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;

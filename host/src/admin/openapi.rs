@@ -6,17 +6,17 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "weir admin API", description = "Plugins, hot swap, rollback, pipelines, dead letters, health and metrics of a weir process."),
+    info(title = "weir admin API", description = "Plugins, hot swap, rollback, pipelines, recent rates, dead letters, health and metrics of a weir process. The web console at `/` uses only these routes."),
     paths(
         super::healthz, super::ready, super::metrics_text,
         super::list_plugins, super::show_plugin, super::push_plugin, super::rollback_plugin, super::remove_plugin,
         super::shadow_report, super::promote_shadow, super::discard_shadow,
-        super::list_pipelines, super::show_pipeline, super::pause_pipeline, super::resume_pipeline,
+        super::list_pipelines, super::show_pipeline, super::pause_pipeline, super::resume_pipeline, super::pipeline_rates,
         super::peek_dead_letters, super::redrive_dead_letters,
     ),
     components(schemas(
         super::ErrorBody, super::Readiness, super::PluginView, super::RollbackRequest, super::PipelineSummary,
-        super::PipelineStatus, super::RedriveOptions,
+        super::PipelineStatus, super::RedriveOptions, super::history::RateHistoryView, super::history::RatePoint,
         crate::registry::PluginRecord, crate::registry::PluginVersion,
         crate::deploy::DeployOutcome, crate::deploy::PipelineSwap, crate::deploy::ShadowStarted, crate::operator::shadow::ShadowReport, crate::pipeline::command::SwapReport,
         crate::pipeline::command::RedriveReport, crate::pipeline::dead_letters::DeadLetterView,

@@ -128,7 +128,7 @@ impl Operator {
         let started = self.metrics.as_ref().map(|_| std::time::Instant::now());
         let result = f(self.instance()?);
         if let (Some(metrics), Some(started)) = (&self.metrics, started) {
-            metrics.call_seconds.observe(started.elapsed().as_secs_f64());
+            metrics.observe_call(started.elapsed());
         }
         if let Err(error) = &result
             && matches!(error, Error::Trap { .. } | Error::Contract { .. }) {

@@ -139,10 +139,14 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
     // with one, read everything (the DLQ is small compared to the source).
     let window = if kind.is_some() { i64::MAX } else { limit as i64 };
     let mut assignment = TopicPartitionList::new();
+    // Where each partition ended when the peek started: a DLQ that keeps
+    // growing (a live pipeline) is never idle, so stop there too.
+    let mut ends = std::collections::BTreeMap::new();
     for (partition, low, high) in partitions {
         if high > low {
             let start = low.max(high.saturating_sub(window));
             assignment.add_partition_offset(&topic.topic, partition, Offset::Offset(start))?;
+            ends.insert(partition, high);
         }
     }
     let mut views = Vec::new();
@@ -157,9 +161,15 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
         let message = message?.detach();
         last_progress = Instant::now();
         idle_limit = IDLE_END;
+        if ends.get(&message.partition()).is_some_and(|end| message.offset() + 1 >= *end) {
+            ends.remove(&message.partition());
+        }
         let view = DeadLetterView::of(&message);
         if kind.is_none_or(|k| view.kind() == Some(k)) {
             views.push(view);
+        }
+        if ends.is_empty() {
+            break;
         }
     }
     views.sort_by_key(|v| (v.timestamp_ms, v.partition, v.offset));

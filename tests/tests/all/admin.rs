@@ -15,18 +15,18 @@ use weir::pipeline::PipelineHandle;
 use weir::registry::Registry;
 use weir_tests::guests;
 
-const TOKEN: &str = "t0ken";
+pub(super) const TOKEN: &str = "t0ken";
 
 /// A mock cluster with input/output/DLQ topics and a one-operator pipeline
 /// (`stage`) described by `operator` (TOML lines after `plugin`/`name`).
-struct Bench {
-    kafka: MockTopics,
+pub(super) struct Bench {
+    pub(super) kafka: MockTopics,
     config: weir::config::PipelineConfig,
     _dir: tempfile::TempDir,
 }
 
 impl Bench {
-    fn new(plugin: &str, operator_config: &str) -> Bench {
+    pub(super) fn new(plugin: &str, operator_config: &str) -> Bench {
         let kafka = MockTopics::new();
         let (bootstrap, input, output, dlq) = (&kafka.bootstrap, &kafka.input, &kafka.output, &kafka.dlq);
         let dir = tempfile::tempdir().unwrap();
@@ -63,12 +63,12 @@ impl Bench {
         Bench { kafka, config, _dir: dir }
     }
 
-    fn start(&self, registry: &Registry) -> PipelineHandle {
+    pub(super) fn start(&self, registry: &Registry) -> PipelineHandle {
         weir::pipeline::start_with_registry("p", self.config.clone(), engine(), registry).unwrap()
     }
 
     /// Produces order `id`s to explicit partitions (id % 2), in order.
-    async fn produce(&self, ids: std::ops::Range<usize>, value: impl Fn(usize) -> String) {
+    pub(super) async fn produce(&self, ids: std::ops::Range<usize>, value: impl Fn(usize) -> String) {
         let producer: FutureProducer =
             ClientConfig::new().set("bootstrap.servers", &self.kafka.bootstrap).set("enable.idempotence", "true").create().unwrap();
         let values: Vec<(usize, String)> = ids.map(|i| (i, value(i))).collect();
@@ -84,12 +84,12 @@ impl Bench {
     }
 }
 
-fn order(i: usize) -> String {
+pub(super) fn order(i: usize) -> String {
     format!(r#"{{"order_id":"o-{i:05}","customer_id":"c","total_amount":{}.0}}"#, 100 + i % 50)
 }
 
 /// Serves the admin API for `handles` on an ephemeral port.
-async fn serve(registry: &Registry, handles: &[&PipelineHandle], max_plugin_bytes: usize) -> AdminClient {
+pub(super) async fn serve(registry: &Registry, handles: &[&PipelineHandle], max_plugin_bytes: usize) -> AdminClient {
     super::support::logs();
     let deployer = Deployer::new(engine(), registry.clone(), handles.iter().map(|h| h.control()).collect(), max_plugin_bytes);
     let state = weir::admin::AdminState::new(deployer, Some(TOKEN.into()));
@@ -99,11 +99,11 @@ async fn serve(registry: &Registry, handles: &[&PipelineHandle], max_plugin_byte
     AdminClient::new(&format!("http://{addr}"), Some(TOKEN.into()))
 }
 
-async fn wait_for_input(handle: &PipelineHandle, n: u64) {
+pub(super) async fn wait_for_input(handle: &PipelineHandle, n: u64) {
     super::pipeline::wait_for_input(handle, n, Duration::from_secs(60)).await;
 }
 
-fn status(error: ClientError) -> (u16, String) {
+pub(super) fn status(error: ClientError) -> (u16, String) {
     match error {
         ClientError::Api { status, message } => (status, message),
         other => panic!("expected an API error, got {other}"),

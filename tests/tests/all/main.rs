@@ -5,6 +5,7 @@ mod admin;
 mod aggregate;
 mod bad_guests;
 mod cache;
+mod console;
 mod event_time;
 mod exactly_once;
 mod filter_and_map;
