@@ -93,3 +93,56 @@ pub fn final_rows(values: impl IntoIterator<Item = Vec<u8>>) -> BTreeMap<(String
     }
     rows
 }
+
+fn assert_close(what: &str, got: f64, want: f64) {
+    assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{what}: got {got}, want {want}");
+}
+
+/// Panics unless the order-revenue final rows (JSON values of the output
+/// topic) equal the batch computation over `inputs`.
+pub fn check_orders(inputs: &[Input], outputs: &[Vec<u8>]) {
+    let expected = windows(inputs, 600_000, "processing_center", "total_amount", &["customer_id"], 3_600_000, 3_600_000);
+    let rows = final_rows(outputs.iter().cloned());
+    assert!(expected.len() >= 10, "the generator should close at least 10 windows, closed {}", expected.len());
+    assert_eq!(rows.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "final windows differ");
+    for (key, want) in &expected {
+        let row = &rows[key];
+        assert_eq!(row["order_count"].as_u64(), Some(want.count), "{key:?} order_count");
+        assert_close(&format!("{key:?} revenue"), row["revenue"].as_f64().unwrap(), want.total);
+        assert_close(&format!("{key:?} average"), row["average_order_value"].as_f64().unwrap(), want.total / want.count as f64);
+        let (unique, exact) = (row["unique_customers"].as_u64().unwrap() as f64, want.distinct[0] as f64);
+        assert!((unique - exact).abs() <= 0.02 * exact, "{key:?} unique_customers {unique} vs exact {exact}");
+    }
+}
+
+/// Panics unless the fraud-detector final rows equal the batch computation
+/// over `inputs` and the alerted users are exactly `fraud_users`.
+pub fn check_fraud(inputs: &[Input], fraud_users: &BTreeSet<String>, outputs: &[Vec<u8>]) {
+    let expected = windows(inputs, 1_800_000, "user_id", "amount", &["merchant_id", "location", "device_id"], 300_000, 60_000);
+    let rows = final_rows(outputs.iter().cloned());
+    assert!(expected.len() > 1000, "expected many closed windows, got {}", expected.len());
+    let extra: Vec<_> = rows.keys().filter(|k| !expected.contains_key(k)).take(5).collect();
+    let missing: Vec<_> = expected.keys().filter(|k| !rows.contains_key(k)).take(5).collect();
+    assert!(extra.is_empty() && missing.is_empty(), "final windows differ: {} rows vs {} expected; extra {extra:?}, missing {missing:?}", rows.len(), expected.len());
+    assert_eq!(rows.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "final windows differ");
+    for (key, want) in &expected {
+        let row = &rows[key];
+        assert_eq!(row["tx_count"].as_u64(), Some(want.count), "{key:?} tx_count");
+        assert_close(&format!("{key:?} total_amount"), row["total_amount"].as_f64().unwrap(), want.total);
+        let distinct: Vec<u64> = ["distinct_merchants", "distinct_locations", "distinct_devices"].iter().map(|c| row[*c].as_u64().unwrap()).collect();
+        assert_eq!(distinct, want.distinct, "{key:?} distinct merchants/locations/devices");
+        let alert = want.count > 10 || want.total > 5000.0 || want.distinct[0] > 5 || want.distinct[1] > 3 || want.distinct[2] > 2;
+        assert_eq!(row["alert"].as_bool(), Some(alert), "{key:?} alert");
+    }
+    let alerted: BTreeSet<String> = outputs
+        .iter()
+        .map(|b| serde_json::from_slice::<Value>(b).unwrap())
+        .filter(|v| v["alert"].as_bool() == Some(true))
+        .map(|v| v["user_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(&alerted, fraud_users, "alerted users must be exactly the planted ones");
+    // Early alerts come before the windows close (is_final = false).
+    let early = outputs.iter().map(|b| serde_json::from_slice::<Value>(b).unwrap()).filter(|v| v["is_final"].as_bool() == Some(false)).count();
+    assert!(early >= fraud_users.len(), "every planted user gets an early alert ({early} early rows)");
+}
+

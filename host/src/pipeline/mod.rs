@@ -626,6 +626,8 @@ impl Worker {
 
     async fn run_loop(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), PipelineError> {
         let mut control = self.control.subscribe();
+        // Stateful pipelines wake up while the input is quiet, to checkpoint.
+        let idle = self.config.state.as_ref().map(|s| Duration::from_millis(s.checkpoint_interval_ms));
         loop {
             let paused = control.borrow_and_update().clone();
             if let Some(reason) = paused
@@ -633,7 +635,7 @@ impl Worker {
                     return self.drain_commit().await;
                 }
             let (mut records, cut) =
-                source::collect(&self.consumer, &self.config.batch, shutdown, &mut control, &mut self.commands).await;
+                source::collect(&self.consumer, &self.config.batch, shutdown, &mut control, &mut self.commands, idle).await;
             let revoked = self.consumer.context().take_revoked();
             if let Some(watermarks) = &mut self.watermarks {
                 watermarks.forget(revoked.iter().cloned());
@@ -650,6 +652,8 @@ impl Worker {
                 let started = Instant::now();
                 self.process(records).await?;
                 self.batch_seconds.observe(started.elapsed().as_secs_f64());
+            } else if !self.sender.transactional && self.tasks.as_ref().is_some_and(tasks::Tasks::due) {
+                self.checkpoint().await?;
             }
             match cut {
                 Cut::Shutdown => return self.drain_commit().await,

@@ -137,17 +137,20 @@ pub enum Cut {
 }
 
 /// Collects one batch: until `max_records`, `max_bytes`, `max_wait_ms` after
-/// the first record, a pause/resume request, a command, or shutdown.
+/// the first record, a pause/resume request, a command, or shutdown; with
+/// `idle`, also when nothing arrived for that long (an empty batch, so
+/// periodic work such as checkpoints runs while the input is quiet).
 pub async fn collect(
     consumer: &SourceConsumer,
     limits: &BatchConfig,
     shutdown: &mut watch::Receiver<bool>,
     control: &mut watch::Receiver<Option<String>>,
     commands: &mut mpsc::Receiver<PipelineCommand>,
+    idle: Option<Duration>,
 ) -> (Vec<OwnedMessage>, Cut) {
     let mut records = Vec::new();
     let mut bytes = 0usize;
-    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut deadline: Option<tokio::time::Instant> = idle.map(|d| tokio::time::Instant::now() + d);
     loop {
         if *shutdown.borrow() {
             return (records, Cut::Shutdown);
@@ -168,7 +171,7 @@ pub async fn collect(
                 Ok(message) => {
                     bytes += message.payload_len();
                     records.push(message.detach());
-                    if deadline.is_none() {
+                    if records.len() == 1 {
                         deadline = Some(tokio::time::Instant::now() + Duration::from_millis(limits.max_wait_ms));
                     }
                     if records.len() >= limits.max_records || bytes >= limits.max_bytes {

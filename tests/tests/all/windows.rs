@@ -8,8 +8,6 @@ use super::kafka::{MockTopics, random_topic, read_all};
 use super::pipeline::engine;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde_json::Value;
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 use weir::scenario::{self, Event};
@@ -88,57 +86,6 @@ async fn wait_until_quiet(handles: &[&weir::pipeline::PipelineHandle], at_least:
     }
 }
 
-fn assert_close(what: &str, got: f64, want: f64) {
-    assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{what}: got {got}, want {want}");
-}
-
-/// Compares the order-revenue final rows with the batch computation.
-fn check_orders(events: &[Event], outputs: &[Vec<u8>]) {
-    let expected = seeds::windows(&inputs(events), 600_000, "processing_center", "total_amount", &["customer_id"], 3_600_000, 3_600_000);
-    let rows = seeds::final_rows(outputs.iter().cloned());
-    assert!(expected.len() >= 10, "the generator should close at least 10 windows, closed {}", expected.len());
-    assert_eq!(rows.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "final windows differ");
-    for (key, want) in &expected {
-        let row = &rows[key];
-        assert_eq!(row["order_count"].as_u64(), Some(want.count), "{key:?} order_count");
-        assert_close(&format!("{key:?} revenue"), row["revenue"].as_f64().unwrap(), want.total);
-        assert_close(&format!("{key:?} average"), row["average_order_value"].as_f64().unwrap(), want.total / want.count as f64);
-        let (unique, exact) = (row["unique_customers"].as_u64().unwrap() as f64, want.distinct[0] as f64);
-        assert!((unique - exact).abs() <= 0.02 * exact, "{key:?} unique_customers {unique} vs exact {exact}");
-    }
-}
-
-/// Compares the fraud-detector final rows with the batch computation and
-/// the alerted users with the planted ones.
-fn check_fraud(events: &[Event], fraud_users: &BTreeSet<String>, outputs: &[Vec<u8>]) {
-    let expected = seeds::windows(&inputs(events), 1_800_000, "user_id", "amount", &["merchant_id", "location", "device_id"], 300_000, 60_000);
-    let rows = seeds::final_rows(outputs.iter().cloned());
-    assert!(expected.len() > 1000, "expected many closed windows, got {}", expected.len());
-    let extra: Vec<_> = rows.keys().filter(|k| !expected.contains_key(k)).take(5).collect();
-    let missing: Vec<_> = expected.keys().filter(|k| !rows.contains_key(k)).take(5).collect();
-    assert!(extra.is_empty() && missing.is_empty(), "final windows differ: {} rows vs {} expected; extra {extra:?}, missing {missing:?}", rows.len(), expected.len());
-    assert_eq!(rows.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "final windows differ");
-    for (key, want) in &expected {
-        let row = &rows[key];
-        assert_eq!(row["tx_count"].as_u64(), Some(want.count), "{key:?} tx_count");
-        assert_close(&format!("{key:?} total_amount"), row["total_amount"].as_f64().unwrap(), want.total);
-        let distinct: Vec<u64> = ["distinct_merchants", "distinct_locations", "distinct_devices"].iter().map(|c| row[*c].as_u64().unwrap()).collect();
-        assert_eq!(distinct, want.distinct, "{key:?} distinct merchants/locations/devices");
-        let alert = want.count > 10 || want.total > 5000.0 || want.distinct[0] > 5 || want.distinct[1] > 3 || want.distinct[2] > 2;
-        assert_eq!(row["alert"].as_bool(), Some(alert), "{key:?} alert");
-    }
-    let alerted: BTreeSet<String> = outputs
-        .iter()
-        .map(|b| serde_json::from_slice::<Value>(b).unwrap())
-        .filter(|v| v["alert"].as_bool() == Some(true))
-        .map(|v| v["user_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(&alerted, fraud_users, "alerted users must be exactly the planted ones");
-    // Early alerts come before the windows close (is_final = false).
-    let early = outputs.iter().map(|b| serde_json::from_slice::<Value>(b).unwrap()).filter(|v| v["is_final"].as_bool() == Some(false)).count();
-    assert!(early >= fraud_users.len(), "every planted user gets an early alert ({early} early rows)");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hourly_order_revenue_equals_the_batch_computation_and_late_orders_are_dead_lettered() {
     let kafka = MockTopics::new();
@@ -158,7 +105,7 @@ async fn hourly_order_revenue_equals_the_batch_computation_and_late_orders_are_d
     handle.shutdown();
     handle.join().await.unwrap();
     let outputs: Vec<Vec<u8>> = read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect();
-    check_orders(&events, &outputs);
+    seeds::check_orders(&inputs(&events), &outputs);
     let late: Vec<&Event> = events.iter().filter(|e| e.late).collect();
     let dead = read_all(&kafka.bootstrap, &kafka.dlq, late.len(), Duration::from_secs(1), Duration::from_secs(30)).await;
     assert_eq!(dead.len(), late.len(), "every late order, and only those, is dead-lettered");
@@ -182,7 +129,7 @@ async fn fraud_windows_equal_the_batch_computation_and_only_planted_users_are_al
     handle.shutdown();
     handle.join().await.unwrap();
     let outputs: Vec<Vec<u8>> = read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect();
-    check_fraud(&stream.events, &stream.fraud_users, &outputs);
+    seeds::check_fraud(&inputs(&stream.events), &stream.fraud_users, &outputs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,5 +157,5 @@ async fn a_rebalance_between_two_processes_keeps_the_fraud_results_equal() {
     assert!(sb.records_in > 0, "the second process took partitions over");
     assert!(sa.checkpoints > 0 && sb.checkpoints > 0, "both processes checkpointed: {} / {}", sa.checkpoints, sb.checkpoints);
     let outputs: Vec<Vec<u8>> = read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect();
-    check_fraud(&stream.events, &stream.fraud_users, &outputs);
+    seeds::check_fraud(&inputs(&stream.events), &stream.fraud_users, &outputs);
 }
