@@ -15,10 +15,11 @@ WebAssembly components with componentize-py.
             t = self.config["threshold"]
             return weir.Selection.from_values(col.float64_values(), lambda v: v > t).and_validity(col.validity)
 
-See docs/sdk-python.md.
+Event-time windows and distinct-count sketches for aggregates: `weir_sdk.window`
+and `weir_sdk.sketch`. See docs/sdk-python.md.
 """
 
-from . import log
+from . import log, sketch, window
 from .columns import (BINARY, BOOLEAN, FLOAT32, FLOAT64, INT32, INT64, LIST_UTF8, TIMESTAMP, UTF8, Batch, Column,
                       Field, Selection, StringBuilder, Strings, count_bits, pack_bits, unpack_bits)
 from .config import parse_config, required
@@ -33,5 +34,5 @@ __all__ = [
     "Batch", "Column", "Field", "Selection", "StringBuilder", "Strings", "count_bits", "pack_bits",
     "unpack_bits", "format_f64", "parse_config", "required", "Failed", "InvalidConfig", "InvalidInput", "OperatorError",
     "Permanent", "Rejection", "RejectedRows", "Retryable", "SinkError", "AggregateOperator",
-    "FilterOperator", "MapOperator", "MapOutput", "Operator", "SinkOperator", "export", "log",
+    "FilterOperator", "MapOperator", "MapOutput", "Operator", "SinkOperator", "export", "log", "sketch", "window",
 ]
