@@ -804,3 +804,364 @@ async fn polyglot_webhook_sinks_in_a_kafka_pipeline_post_the_rust_rows() {
         assert_eq!(posted(label, path).await, rust, "{label}: posted rows");
     }
 }
+
+// ---------------------------------------------------------------------------
+// fraud-detector (Python and JS ports of the Rust guest, on the SDKs' window
+// and sketch helpers)
+
+/// Card transactions from a deterministic generator: eight ordinary users
+/// spread over ~20 minutes (a little out of order, a few nulls), and one
+/// planted burst user with many merchants, locations and devices within two
+/// minutes. `time_us` carries the same instants in microseconds.
+fn transactions(n: usize) -> RecordBatch {
+    const T0: i64 = 1_700_000_012_345; // not aligned to a minute
+    let mut state: u64 = 0x5eed;
+    let mut next = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let mut rows: Vec<(Option<String>, Option<i64>, Option<f64>, Option<String>, String, String)> = Vec::new();
+    for i in 0..n {
+        let r = next();
+        let jitter = (r % 30_000) as i64 - 15_000; // out of order by up to 15 s
+        let t = T0 + (i as i64 * 1_200_000 / n as i64) + jitter;
+        let user = (r >> 8) % 8;
+        let key = (i % 97 != 13).then(|| format!("user-{user}"));
+        let time = (i % 89 != 7).then_some(t);
+        let amount = (i % 23 != 5).then(|| ((r >> 12) % 90_000) as f64 / 100.0);
+        let merchant = (i % 31 != 3).then(|| format!("m-{}", (r >> 20) % 4 + user));
+        rows.push((key, time, amount, merchant, format!("city-{}", (r >> 24) % 2), format!("dev-{user}")));
+        if (n / 2..n / 2 + 24).contains(&i) {
+            // The burst: one tx every 5 s, each at a new merchant, city and device.
+            let k = (i - n / 2) as u64;
+            let t = T0 + 600_000 + k as i64 * 5_000;
+            let amount = Some(if k % 6 == 0 { 1999.99 } else { 25.5 });
+            rows.push((Some("burst".into()), Some(t), amount, Some(format!("bm-{k}")), format!("bc-{}", k % 5), format!("bd-{}", k % 4)));
+        }
+    }
+    let times: Vec<Option<i64>> = rows.iter().map(|r| r.1).collect();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("user_id", Arc::new(StringArray::from_iter(rows.iter().map(|r| r.0.clone())))),
+        ("timestamp", Arc::new(TimestampMillisecondArray::from(times.clone()).with_timezone("UTC"))),
+        (
+            "time_us",
+            Arc::new(arrow_array::TimestampMicrosecondArray::from(
+                times.iter().map(|t| t.map(|t| t * 1000 + 999)).collect::<Vec<_>>(),
+            )),
+        ),
+        ("amount", Arc::new(Float64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>()))),
+        ("merchant_id", Arc::new(StringArray::from_iter(rows.iter().map(|r| r.3.clone())))),
+        ("location", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.4.clone())))),
+        ("device_id", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.5.clone())))),
+    ];
+    RecordBatch::try_from_iter(columns).expect("transaction batch")
+}
+
+/// Each output row as text, sorted by result_key then is_final: equal sets
+/// of rows whatever order a language emits them in.
+fn fraud_rows(batches: &[RecordBatch]) -> Vec<String> {
+    fraud_rows_with(batches, |v| format!("{v:?}"))
+}
+
+fn fraud_rows_with(batches: &[RecordBatch], float: fn(f64) -> String) -> Vec<String> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let text: Vec<Vec<String>> = b
+            .columns()
+            .iter()
+            .map(|c| {
+                (0..b.num_rows())
+                    .map(|i| arrow_cast_value(c.as_ref(), i, float))
+                    .collect()
+            })
+            .collect();
+        let is_final = b.schema().index_of("is_final").unwrap();
+        let result_key = b.schema().index_of("result_key").unwrap();
+        for i in 0..b.num_rows() {
+            let all: Vec<&str> = text.iter().map(|c| c[i].as_str()).collect();
+            rows.push(format!("{}|{}|{}", text[result_key][i], text[is_final][i], all.join(",")));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Asserts equal row sets, naming only the rows that differ.
+fn assert_same_rows(got: &[RecordBatch], want: &[RecordBatch], context: &str) {
+    assert_same_rows_with(got, want, context, |v| format!("{v:?}"));
+}
+
+fn assert_same_rows_with(got: &[RecordBatch], want: &[RecordBatch], context: &str, float: fn(f64) -> String) {
+    let (got, want) = (fraud_rows_with(got, float), fraud_rows_with(want, float));
+    if got != want {
+        let missing: Vec<_> = want.iter().filter(|r| !got.contains(r)).collect();
+        let extra: Vec<_> = got.iter().filter(|r| !want.contains(r)).collect();
+        panic!("{context}: {} rows, expected {}\nmissing: {missing:#?}\nunexpected: {extra:#?}", got.len(), want.len());
+    }
+}
+
+fn arrow_cast_value(array: &dyn Array, i: usize, float: fn(f64) -> String) -> String {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, TimestampMillisecondType};
+    assert!(array.is_valid(i), "output columns are not nullable");
+    match array.data_type() {
+        arrow_schema::DataType::Utf8 => array.as_string::<i32>().value(i).to_owned(),
+        arrow_schema::DataType::Int64 => array.as_primitive::<Int64Type>().value(i).to_string(),
+        arrow_schema::DataType::Float64 => float(array.as_primitive::<arrow_array::types::Float64Type>().value(i)),
+        arrow_schema::DataType::Boolean => array.as_boolean().value(i).to_string(),
+        arrow_schema::DataType::Timestamp(..) => array.as_primitive::<TimestampMillisecondType>().value(i).to_string(),
+        other => panic!("unexpected output type {other}"),
+    }
+}
+
+#[test]
+fn fraud_detector_ports_emit_the_rust_rows_and_restore_its_snapshots() {
+    let data = transactions(600);
+    let configs = [
+        "{}".to_owned(),
+        r#"{"emit": "all", "time": "time_us", "max_total_amount": 3000}"#.to_owned(),
+        r#"{"size_ms": 120000, "slide_ms": 30000, "max_tx_count": 4, "max_devices": 1}"#.to_owned(),
+    ];
+    for config in &configs {
+        let mut want = rust(guests::FRAUD_DETECTOR, config);
+        let mut ops: Vec<(&str, Operator)> = LANGS.iter().map(|l| (*l, guest(l, "fraud-detector", config))).collect();
+        let mut outputs = Vec::new();
+        let mut max_seen = i64::MIN;
+        let times = data.column_by_name("timestamp").unwrap().as_any().downcast_ref::<TimestampMillisecondArray>().unwrap().clone();
+        let step = 90;
+        let mut snapshot_at = None;
+        for start in (0..data.num_rows()).step_by(step) {
+            let len = step.min(data.num_rows() - start);
+            let chunk = data.slice(start, len);
+            max_seen = (start..start + len).filter(|i| times.is_valid(*i)).map(|i| times.value(i)).fold(max_seen, i64::max);
+            // Watermark: 20 s behind the newest event (the data is out of order by up to 15 s).
+            let watermark = Some(max_seen - 20_000);
+            let expected = want.aggregate(&chunk, watermark).unwrap();
+            for (lang, op) in &mut ops {
+                let got = op.aggregate(&chunk, watermark).unwrap_or_else(|e| panic!("{lang} {config}: {e}"));
+                assert_same_rows(&got, &expected, &format!("{lang} {config}: batch at {start}"));
+                if let (Some(g), Some(e)) = (got.first(), expected.first()) {
+                    assert_eq!(g.schema(), e.schema(), "{lang} {config}: output schema");
+                }
+            }
+            if start == 270 {
+                snapshot_at = Some((want.snapshot().unwrap(), start + len));
+            }
+            outputs.extend(expected);
+        }
+        // Flush every window.
+        let flush = want.aggregate(&data.slice(0, 0), Some(i64::MAX / 2)).unwrap();
+        for (lang, op) in &mut ops {
+            let got = op.aggregate(&data.slice(0, 0), Some(i64::MAX / 2)).unwrap();
+            assert_same_rows(&got, &flush, &format!("{lang} {config}: flush"));
+        }
+        outputs.extend(flush);
+        // The data exercises the interesting paths: early alerts for the burst
+        // user, final rows, several reasons.
+        let rows = fraud_rows(&outputs);
+        assert!(rows.iter().any(|r| r.starts_with("burst/") && r.contains("|false|")), "{config}: no early burst alert");
+        assert!(rows.iter().any(|r| r.contains("|true|")), "{config}: no final rows");
+        assert!(rows.iter().any(|r| r.contains("merchants")) && rows.iter().any(|r| r.contains("devices")), "{config}");
+
+        // The Rust snapshot restores into fresh Python / JS instances (and
+        // theirs into a fresh Rust one): the rest of the stream gives the same
+        // rows. Amounts to 1e-6: serde_json (without `float_roundtrip`) may
+        // read a snapshot's float back 1 ulp off, Python and JS read it exactly.
+        let micros = |v: f64| format!("{v:.6}");
+        let (snapshot, resume) = snapshot_at.unwrap();
+        let rest = data.slice(resume, data.num_rows() - resume);
+        let mut rust_after = rust(guests::FRAUD_DETECTOR, config);
+        rust_after.restore(&snapshot).unwrap();
+        let expected = rust_after.aggregate(&rest, Some(i64::MAX / 2)).unwrap();
+        assert!(!expected.is_empty());
+        for lang in LANGS {
+            let mut fresh = guest(lang, "fraud-detector", config);
+            fresh.restore(&snapshot).unwrap_or_else(|e| panic!("{lang} restoring the Rust snapshot: {e}"));
+            let own = fresh.snapshot().unwrap();
+            let got = fresh.aggregate(&rest, Some(i64::MAX / 2)).unwrap();
+            assert_same_rows_with(&got, &expected, &format!("{lang} {config}: after restoring the Rust snapshot"), micros);
+            let mut rust_fresh = rust(guests::FRAUD_DETECTOR, config);
+            rust_fresh.restore(&own).unwrap_or_else(|e| panic!("rust restoring the {lang} snapshot: {e}"));
+            let got = rust_fresh.aggregate(&rest, Some(i64::MAX / 2)).unwrap();
+            assert_same_rows_with(&got, &expected, &format!("rust restored from {lang} {config}"), micros);
+        }
+    }
+}
+
+#[test]
+fn fraud_detector_ports_refuse_bad_configs_and_garbage_snapshots_like_rust() {
+    let configs = [
+        r#"{"emit": "sometimes"}"#,
+        r#"{"slide_ms": 600000}"#,
+        r#"{"size_ms": 0}"#,
+        r#"{"max_tx_count": -1}"#,
+        r#"{"max_tx_count": 2.5}"#,
+        r#"{"window": 5}"#,
+    ];
+    for config in configs {
+        let error = Operator::new(load(std::path::Path::new(guests::FRAUD_DETECTOR)), config, Default::default()).err().unwrap();
+        assert_eq!(error.kind_str(), "invalid_config", "rust {config}: {error}");
+        for lang in LANGS {
+            let error = Operator::new(load(&polyglot(&format!("{lang}-fraud-detector"))), config, Default::default())
+                .err()
+                .unwrap_or_else(|| panic!("{lang} accepted {config}"));
+            assert_eq!(error.kind_str(), "invalid_config", "{lang} {config}: {error}");
+        }
+    }
+    for lang in LANGS {
+        let mut op = guest(lang, "fraud-detector", "{}");
+        let error = op.restore(b"definitely not a snapshot").unwrap_err();
+        assert!(error.to_string().contains("window state"), "{lang}: {error}");
+        assert!(op.aggregate(&transactions(50), Some(0)).is_ok(), "{lang}: still works");
+    }
+}
+
+/// The Rust SDK's sketch (sdk/rust/src/sketch.rs), restated: the reference
+/// the Python and JavaScript sketches must reproduce bit for bit.
+fn rust_hash64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+fn rust_hll_estimate(values: impl Iterator<Item = String>, precision: u32) -> u64 {
+    let mut registers = vec![0u8; 1 << precision];
+    for v in values {
+        let hash = rust_hash64(v.as_bytes());
+        let rest = (hash << precision) | (1 << (precision - 1));
+        let r = &mut registers[(hash >> (64 - precision)) as usize];
+        *r = (*r).max(rest.leading_zeros() as u8 + 1);
+    }
+    let m = registers.len() as f64;
+    let alpha = match registers.len() {
+        16 => 0.673,
+        32 => 0.697,
+        64 => 0.709,
+        _ => 0.7213 / (1.0 + 1.079 / m),
+    };
+    let sum: f64 = registers.iter().map(|&r| 2f64.powi(-(r as i32))).sum();
+    let raw = alpha * m * m / sum;
+    let zeros = registers.iter().filter(|&&r| r == 0).count();
+    (if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw }).round() as u64
+}
+
+/// Python: the SDK's window semantics (the Rust SDK's unit tests, restated)
+/// and sketch numbers, one `name value` line each.
+const PY_SDK_CHECK: &str = r#"
+from weir_sdk.sketch import HyperLogLog, hash64
+from weir_sdk.window import Accumulator, Window, WindowSpec, Windows
+class Count(Accumulator):
+    def __init__(self): self.n = 0
+    def add(self, row): self.n += 1
+    def merge(self, other): self.n += other.n
+MIN = 60_000
+assert WindowSpec.tumbling(60 * MIN).assign(-1) == [Window(-60 * MIN, 0)]
+assert [w.start_ms // MIN for w in WindowSpec.hopping(5 * MIN, MIN).assign(7 * MIN + 30_000)] == [3, 4, 5, 6, 7]
+w = Windows(WindowSpec.hopping(5 * MIN, MIN), Count)
+w.add("u1", 30_000, None); w.add("u1", 4 * MIN, None); w.add("u2", 90_000, None)
+assert w.close(MIN - 1) == []
+assert [(c[0], c[1], c[2].n) for c in w.close(MIN)] == [(Window(-4 * MIN, MIN), "u1", 1)]
+assert [(c[0].end_ms // MIN, c[1], c[2].n) for c in w.close(5 * MIN)] == [(2, "u1", 1), (2, "u2", 1), (3, "u1", 1), (3, "u2", 1), (4, "u1", 1), (4, "u2", 1), (5, "u1", 2), (5, "u2", 1)]
+assert w.is_late(30_000, 5 * MIN) and not w.is_late(4 * MIN, 5 * MIN)
+s = Windows(WindowSpec.session(10_000), Count)
+s.add("k", 0, None); s.add("k", 18_000, None); s.add("j", 5_000, None)
+assert s.len() == 3
+s.add("k", 9_000, None)
+assert s.len() == 2 and len(s.close(27_999)) == 1
+assert [(c[0], c[1], c[2].n) for c in s.close(28_000)] == [(Window(0, 28_000), "k", 3)]
+t = Windows(WindowSpec.tumbling(MIN), Count); t.add("a", 10, None); t.add("a", 20, None)
+r = Windows(WindowSpec.tumbling(1), Count); r.restore(t.snapshot()); r.add("a", 30, None)
+assert [(c[0], c[2].n) for c in r.close(MIN)] == [(Window(0, MIN), 3)]
+for v in ["", "a", "customer-1", "h\u00e9llo w\u00f6rld \u2713 \U0001d11e"]:
+    print("hash", hash64(v))
+for n, p in [(10, 12), (1000, 12), (20000, 12), (5000, 4), (300, 5), (3000, 6), (100000, 14)]:
+    h = HyperLogLog(p)
+    for i in range(n): h.insert("customer-%d" % i)
+    print("estimate", h.estimate())
+a, b = HyperLogLog(), HyperLogLog()
+for i in range(5000): a.insert("c-%d" % i)
+for i in range(2500, 7500): b.insert("c-%d" % i)
+a.merge(b)
+assert HyperLogLog.from_json(a.to_json()) == a
+print("union", a.estimate())
+"#;
+
+/// JavaScript: the same checks and numbers.
+const JS_SDK_CHECK: &str = r#"
+import assert from "node:assert/strict";
+const { HyperLogLog, hash64 } = await import(process.env.WEIR_SDK_JS + "/sketch.js");
+const { WindowSpec, Windows } = await import(process.env.WEIR_SDK_JS + "/window.js");
+class Count { constructor() { this.n = 0; } add() { this.n++; } merge(o) { this.n += o.n; } }
+const MIN = 60000;
+const brief = (closed) => closed.map(([w, k, c]) => [w.startMs, w.endMs, k, c.n]);
+assert.deepEqual(WindowSpec.tumbling(60 * MIN).assign(-1).map((w) => [w.startMs, w.endMs]), [[-60 * MIN, 0]]);
+assert.deepEqual(WindowSpec.hopping(5 * MIN, MIN).assign(7 * MIN + 30000).map((w) => w.startMs / MIN), [3, 4, 5, 6, 7]);
+const w = new Windows(WindowSpec.hopping(5 * MIN, MIN), Count);
+w.add("u1", 30000); w.add("u1", 4 * MIN); w.add("u2", 90000);
+assert.deepEqual(w.close(MIN - 1), []);
+assert.deepEqual(brief(w.close(BigInt(MIN))), [[-4 * MIN, MIN, "u1", 1]]);
+assert.deepEqual(w.close(5 * MIN).map(([win, k, c]) => `${win.endMs / MIN}:${k}:${c.n}`), ["2:u1:1", "2:u2:1", "3:u1:1", "3:u2:1", "4:u1:1", "4:u2:1", "5:u1:2", "5:u2:1"]);
+assert.ok(w.isLate(30000, 5 * MIN) && !w.isLate(4 * MIN, 5 * MIN));
+const s = new Windows(WindowSpec.session(10000), Count);
+s.add("k", 0); s.add("k", 18000); s.add("j", 5000);
+assert.equal(s.len(), 3);
+s.add("k", 9000);
+assert.ok(s.len() === 2 && s.close(27999).length === 1);
+assert.deepEqual(brief(s.close(28000)), [[0, 28000, "k", 3]]);
+const t = new Windows(WindowSpec.tumbling(MIN), Count); t.add("a", 10); t.add("a", 20);
+const r = new Windows(WindowSpec.tumbling(1), Count); r.restore(t.snapshot()); r.add("a", 30);
+assert.deepEqual(brief(r.close(MIN)), [[0, MIN, "a", 3]]);
+const out = [];
+for (const v of ["", "a", "customer-1", "h\u00e9llo w\u00f6rld \u2713 \u{1d11e}"]) out.push(`hash ${hash64(v)}`);
+for (const [n, p] of [[10, 12], [1000, 12], [20000, 12], [5000, 4], [300, 5], [3000, 6], [100000, 14]]) {
+  const h = new HyperLogLog(p);
+  for (let i = 0; i < n; i++) h.insert(`customer-${i}`);
+  out.push(`estimate ${h.estimate()}`);
+}
+const a = new HyperLogLog(), b = new HyperLogLog();
+for (let i = 0; i < 5000; i++) a.insert(`c-${i}`);
+for (let i = 2500; i < 7500; i++) b.insert(`c-${i}`);
+a.merge(b);
+assert.deepEqual(HyperLogLog.fromJSON(JSON.parse(JSON.stringify(a))).registers, a.registers);
+out.push(`union ${a.estimate()}`);
+console.log(out.join("\n"));
+"#;
+
+fn run_script(program: &str, args: &[&str], env: (&str, PathBuf)) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .env(env.0, env.1)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(out.status.success(), "{program} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn python_and_js_sdk_windows_follow_the_rust_semantics_and_sketches_match_rust_estimates() {
+    let root = weir_tests::repo_root();
+    let mut want: Vec<String> =
+        ["", "a", "customer-1", "héllo wörld ✓ 𝄞"].iter().map(|v| format!("hash {}", rust_hash64(v.as_bytes()))).collect();
+    for (n, p) in [(10, 12), (1000, 12), (20000, 12), (5000, 4), (300, 5), (3000, 6), (100000, 14)] {
+        want.push(format!("estimate {}", rust_hll_estimate((0..n).map(|i| format!("customer-{i}")), p)));
+    }
+    let union = (0..7500).map(|i| format!("c-{i}"));
+    want.push(format!("union {}", rust_hll_estimate(union, 12)));
+    let venv = root.join("target/tools/py-venv/bin/python");
+    let python = if venv.exists() { venv.to_string_lossy().into_owned() } else { "python3".to_owned() };
+    let py = run_script(&python, &["-c", PY_SDK_CHECK], ("PYTHONPATH", root.join("sdk/python")));
+    assert_eq!(py.lines().collect::<Vec<_>>(), want, "python");
+    let js = run_script(
+        "node",
+        &["--experimental-default-type=module", "--input-type=module", "-e", JS_SDK_CHECK],
+        ("WEIR_SDK_JS", root.join("sdk/js")),
+    );
+    assert_eq!(js.lines().collect::<Vec<_>>(), want, "javascript");
+}
