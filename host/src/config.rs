@@ -461,6 +461,12 @@ impl PipelineConfig {
             if !(1024..=64 << 20).contains(&state.max_bytes) {
                 return Err(ConfigError::new(format!("{at}.state.max_bytes"), "must be between 1024 and 67108864 (64 MiB)"));
             }
+            if self.output.as_ref().is_some_and(|o| o.bootstrap_servers.is_some()) {
+                return Err(ConfigError::new(
+                    format!("{at}.output.bootstrap_servers"),
+                    "cannot be set with `state`: checkpoints go to the source cluster with the outputs' producer",
+                ));
+            }
             if state.topic.as_deref().is_some_and(|t| t.trim().is_empty()) {
                 return Err(ConfigError::new(format!("{at}.state.topic"), "must not be empty"));
             }

@@ -63,6 +63,10 @@ enum Command {
         /// Directory with the example components (default: target/guests/wasm32-wasip2/release).
         #[arg(long)]
         plugins_dir: Option<PathBuf>,
+        /// A seed pipeline instead of the default one: `orders` (hourly revenue
+        /// per processing center) or `fraud` (per-user sliding windows, alerts).
+        #[arg(long, value_enum)]
+        scenario: Option<ScenarioArg>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -354,7 +358,8 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Validate { plugins, config, engine } => validate(&plugins, config.as_deref(), &engine),
         Command::Run { config, grace_period_s, admin, data_dir } => run_pipelines(&config, grace_period_s, &admin, data_dir),
-        Command::Demo { records, rate, plugins_dir, admin } => demo(records, rate, plugins_dir, admin),
+        Command::Demo { records, rate, plugins_dir, scenario: Some(scenario), admin } => demo_scenario(scenario, records, rate, plugins_dir, admin),
+        Command::Demo { records, rate, plugins_dir, scenario: None, admin } => demo(records, rate, plugins_dir, admin),
         Command::New { lang, kind, name } => {
             use weir::engine::OperatorKind;
             use weir::scaffold::Language;
@@ -610,9 +615,18 @@ fn run_pipelines(path: &std::path::Path, grace_period_s: u64, admin: &AdminArgs,
     })
 }
 
-fn demo(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, admin: AdminArgs) -> anyhow::Result<()> {
+/// Seed pipelines of `weir demo --scenario`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    /// Hourly revenue, orders, average and unique customers per processing center.
+    Orders,
+    /// Per-user 5-minute windows sliding by 1 minute; alerts to a topic and a webhook.
+    Fraud,
+}
+
+fn demo_options(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, admin: &AdminArgs) -> weir::demo::DemoOptions {
     use std::io::IsTerminal;
-    let options = weir::demo::DemoOptions {
+    weir::demo::DemoOptions {
         records,
         rate_per_s: rate,
         plugins_dir: plugins_dir.unwrap_or_else(weir::demo::default_plugins_dir),
@@ -621,7 +635,66 @@ fn demo(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, a
         admin_listen: admin.admin_listen,
         admin_token: admin.admin_token.clone(),
         insecure_admin: admin.insecure_admin,
+    }
+}
+
+fn demo_scenario(scenario: ScenarioArg, records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, admin: AdminArgs) -> anyhow::Result<()> {
+    use weir::demo::seeds::{Scenario, format_ms};
+    let scenario = match scenario {
+        ScenarioArg::Orders => Scenario::Orders,
+        ScenarioArg::Fraud => Scenario::Fraud,
     };
+    let options = demo_options(records, rate, plugins_dir, &admin);
+    let summary = runtime()?.block_on(async move {
+        let mut stderr = std::io::stderr();
+        weir::demo::seeds::run(scenario, options, &mut stderr).await
+    })?;
+    let s = &summary.stats;
+    // Timestamps arrive as RFC 3339 strings (JSON output) or Unix ms.
+    let ms = |row: &serde_json::Value, key: &str| match &row[key] {
+        serde_json::Value::String(text) => text.replace('T', " ").trim_end_matches('Z').to_owned(),
+        other => other.as_i64().map(format_ms).unwrap_or_else(|| other.to_string()),
+    };
+    println!("weir demo --scenario {} ({:.1}s)", scenario.name(), summary.elapsed.as_secs_f64());
+    println!("  records {}  folded {}  late {} (planted {}, dead-lettered)  checkpoints {}  state {} B", s.records_in, s.records_aggregated, s.records_late, summary.planted_late, s.checkpoints, s.state_bytes);
+    match scenario {
+        Scenario::Orders => {
+            println!("  final windows ({}), from topic {}:", summary.final_rows.len(), scenario.output_topic());
+            println!("  {:<20} {:<11} {:>12} {:>7} {:>10} {:>9}", "window start (UTC)", "center", "revenue", "orders", "avg", "customers");
+            for row in &summary.final_rows {
+                println!(
+                    "  {:<20} {:<11} {:>12.2} {:>7} {:>10.2} {:>9}",
+                    ms(row, "window_start"),
+                    row["processing_center"].as_str().unwrap_or_default(),
+                    row["revenue"].as_f64().unwrap_or_default(),
+                    row["order_count"],
+                    row["average_order_value"].as_f64().unwrap_or_default(),
+                    row["unique_customers"]
+                );
+            }
+        }
+        Scenario::Fraud => {
+            println!("  alerted users ({}; planted {}), from topic {} and the webhook ({} rows):", summary.alerts.len(), summary.planted_fraud.len(), scenario.output_topic(), summary.webhook_rows);
+            for (user, reasons) in &summary.alerts {
+                let planted = if summary.planted_fraud.contains(user) { "planted" } else { "NOT PLANTED" };
+                println!("  {user:<8} {:<40} {planted}", reasons.iter().cloned().collect::<Vec<_>>().join(","));
+            }
+            let mut latencies = summary.alert_latencies_ms.clone();
+            latencies.sort_unstable();
+            if let (Some(first), Some(last)) = (latencies.first(), latencies.last()) {
+                println!("  alert latency (produce of the crossing payment -> alert produced): min {first} ms, max {last} ms");
+            }
+        }
+    }
+    if !summary.consistent() {
+        bail!("the scenario's results are inconsistent (see above)");
+    }
+    println!("  consistent: every record folded, late or dead-lettered{}", if scenario == Scenario::Fraud { "; exactly the planted users alerted" } else { "" });
+    Ok(())
+}
+
+fn demo(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, admin: AdminArgs) -> anyhow::Result<()> {
+    let options = demo_options(records, rate, plugins_dir, &admin);
     let summary = runtime()?.block_on(async move {
         let mut stderr = std::io::stderr();
         weir::demo::run(options, &mut stderr).await

@@ -124,6 +124,9 @@ pub struct FraudStream {
     pub events: Vec<Event>,
     /// Users with a planted pattern (`f-..`); every other user is clean.
     pub fraud_users: BTreeSet<String>,
+    /// Per planted user, the transaction (`tx_id`) whose arrival crosses the
+    /// threshold: an alert latency is measured from it.
+    pub triggers: std::collections::BTreeMap<String, String>,
 }
 
 /// `users` clean users paying every 2 minutes (±30 s arrival jitter, up to
@@ -150,18 +153,21 @@ pub fn fraud(users: u64, fraud_users: u64, minutes: i64, partitions: i32) -> Fra
         }
     }
     let mut planted = BTreeSet::new();
+    let mut trigger_index = std::collections::BTreeMap::new();
     for f in 0..fraud_users {
         let user = format!("f-{f:03}");
         planted.insert(user.clone());
         let start = BASE_MS + span / 4 + (f as i64 * 97_000) % (span / 2).max(1);
         let pattern = FRAUD_PATTERNS[(f % FRAUD_PATTERNS.len() as u64) as usize];
-        let (n, gap) = match pattern {
-            "tx_count" => (15, 10_000),
-            "total_amount" => (3, 40_000),
-            "merchants" => (7, 30_000),
-            "locations" => (5, 45_000),
-            _ => (4, 60_000),
+        // (payments, spacing, index of the payment that crosses the threshold)
+        let (n, gap, trigger) = match pattern {
+            "tx_count" => (15, 10_000, 10),
+            "total_amount" => (3, 40_000, 2),
+            "merchants" => (7, 30_000, 5),
+            "locations" => (5, 45_000, 3),
+            _ => (4, 60_000, 2),
         };
+        trigger_index.insert(user.clone(), trigger);
         for k in 0..n {
             let t = start + k as i64 * gap;
             let amount = if pattern == "total_amount" { 2100.0 } else { 20.0 + k as f64 };
@@ -173,6 +179,17 @@ pub fn fraud(users: u64, fraud_users: u64, minutes: i64, partitions: i32) -> Fra
     }
     raw.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
     let total = raw.len();
+    let mut seen: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    let mut triggers = std::collections::BTreeMap::new();
+    for (i, (_, _, user, ..)) in raw.iter().enumerate() {
+        if let Some(&trigger) = trigger_index.get(user) {
+            let k = seen.entry(user.clone()).or_default();
+            if *k == trigger {
+                triggers.insert(user.clone(), format!("t-{i:08}"));
+            }
+            *k += 1;
+        }
+    }
     let events = raw
         .into_iter()
         .enumerate()
@@ -185,7 +202,7 @@ pub fn fraud(users: u64, fraud_users: u64, minutes: i64, partitions: i32) -> Fra
             Event { topic: TRANSACTIONS_TOPIC, partition: partition_of(&user, partitions), key: user, value, event_ms, late }
         })
         .collect();
-    FraudStream { events, fraud_users: planted }
+    FraudStream { events, fraud_users: planted, triggers }
 }
 
 #[cfg(test)]
@@ -203,6 +220,7 @@ mod tests {
         }
         let f = fraud(50, 5, 30, 3);
         assert_eq!(f.fraud_users.len(), 5);
+        assert_eq!(f.triggers.keys().collect::<Vec<_>>(), f.fraud_users.iter().collect::<Vec<_>>());
         assert!(f.events.iter().any(|e| e.late));
         assert!(f.events.iter().all(|e| !e.late || e.key.starts_with("u-")));
     }

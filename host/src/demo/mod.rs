@@ -5,6 +5,8 @@
 //! output topic and a dead-letter topic. Ends with a summary that is checked
 //! against the topics themselves.
 
+pub mod seeds;
+
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, SandboxLimits};
 use crate::pipeline::{self, PipelineError};
@@ -304,14 +306,14 @@ pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Res
     Ok(DemoSummary { generated, stats, output_topic_records, dead_letter_topic_records, elapsed: started.elapsed(), interrupted })
 }
 
-fn tempfile_dir() -> Result<PathBuf, DemoError> {
+pub(crate) fn tempfile_dir() -> Result<PathBuf, DemoError> {
     let dir = std::env::temp_dir().join(format!("weir-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| DemoError::Setup(e.to_string()))?;
     Ok(dir)
 }
 
 /// Counts the records of a topic as they arrive, from the beginning.
-async fn count_topic(bootstrap: String, topic: &'static str, count: Arc<AtomicU64>) -> Result<(), DemoError> {
+pub(crate) async fn count_topic(bootstrap: String, topic: &'static str, count: Arc<AtomicU64>) -> Result<(), DemoError> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", format!("weir-demo-check-{topic}"))

@@ -339,7 +339,7 @@ impl Worker {
         let transactional_id = (config.guarantee == Guarantee::ExactlyOnce)
             .then(|| format!("weir.{}.{name}.{}", config.source.group_id, config.exactly_once.instance()));
         let transactional = transactional_id.as_deref().map(|id| (id, config.exactly_once.transaction_timeout_ms));
-        let producer = output::create_producer(&config.source, config.output.as_ref(), transactional).map_err(kafka)?;
+        let producer = output::create_producer(&config.source, config.output.as_ref(), transactional, config.state.as_ref().map(|s| s.max_bytes + (1 << 20))).map_err(kafka)?;
         if let Some(id) = &transactional_id {
             // Also fences an earlier incarnation with the same id and aborts
             // the transaction it left open.
@@ -444,6 +444,11 @@ impl Worker {
                     Err(error) => tracing::warn!(pipeline = %self.name, %operator, %error, "swap refused; the old version keeps running"),
                 }
                 let _ = reply.send(outcome);
+            }
+            PipelineCommand::Shadow(Some(shadow)) if self.tasks.is_some() => {
+                // The template chain does not run in stateful pipelines.
+                tracing::warn!(pipeline = %self.name, operator = %shadow.name(), "shadow runs are not available on stateful pipelines: ended without batches");
+                shadow.finish();
             }
             PipelineCommand::Shadow(shadow) => {
                 if let Some(shadow) = &shadow {

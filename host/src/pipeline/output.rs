@@ -79,11 +79,13 @@ fn column_keys(batch: &RecordBatch, column: &str) -> Result<Vec<Option<Vec<u8>>>
 use arrow_array::Array;
 
 /// A producer for outputs and dead letters: acks=all, idempotent; with a
-/// `transactional_id`, transactional (the caller initialises transactions).
+/// `transactional_id`, transactional (the caller initialises transactions);
+/// with `max_message_bytes`, room for records that large (state checkpoints).
 pub fn create_producer(
     source: &SourceConfig,
     output: Option<&OutputConfig>,
     transactional: Option<(&str, u64)>,
+    max_message_bytes: Option<u64>,
 ) -> Result<FutureProducer, rdkafka::error::KafkaError> {
     let mut config = ClientConfig::new();
     let servers = output.and_then(|o| o.bootstrap_servers.clone()).unwrap_or_else(|| source.bootstrap_servers.clone());
@@ -94,6 +96,9 @@ pub fn create_producer(
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000")
         .set("queue.buffering.max.kbytes", "65536");
+    if let Some(bytes) = max_message_bytes {
+        config.set("message.max.bytes", bytes.to_string());
+    }
     if let Some(output) = output {
         for (key, value) in &output.properties {
             config.set(key, value);

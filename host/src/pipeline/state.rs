@@ -229,7 +229,7 @@ impl StateStore {
         self.cache.remove(&task);
     }
 
-    /// Reads the topic to its end and caches the newest checkpoint of each
+    /// Reads the topic to its end (as of the call) and caches the newest checkpoint of each
     /// of `tasks` (tasks without one stay uncached). Blocking.
     pub fn load(&mut self, tasks: &[i32]) -> Result<(), StateError> {
         let wanted: HashMap<String, i32> = tasks.iter().map(|&t| (Checkpoint::key_of(t), t)).collect();
@@ -238,42 +238,52 @@ impl StateStore {
             .clone()
             .set("group.id", "weir.state-reader")
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
             .create()
             .map_err(|e| self.kafka(e))?;
         let metadata = consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(10)).map_err(|e| self.kafka(e))?;
         let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        // Read each partition up to its end as of now (the last stable
+        // offset under read_committed: what later reads could see at least).
+        let mut remaining: HashMap<i32, i64> = HashMap::new();
         let mut assignment = TopicPartitionList::new();
         for &partition in &partitions {
-            assignment.add_partition_offset(&self.topic, partition, Offset::Beginning).map_err(|e| self.kafka(e))?;
+            let (low, high) = consumer.fetch_watermarks(&self.topic, partition, Duration::from_secs(10)).map_err(|e| self.kafka(e))?;
+            if high > low {
+                remaining.insert(partition, high);
+                assignment.add_partition_offset(&self.topic, partition, Offset::Beginning).map_err(|e| self.kafka(e))?;
+            }
         }
-        consumer.assign(&assignment).map_err(|e| self.kafka(e))?;
-        let mut at_end = std::collections::HashSet::new();
         let mut found: HashMap<i32, Checkpoint> = HashMap::new();
+        if !remaining.is_empty() {
+            consumer.assign(&assignment).map_err(|e| self.kafka(e))?;
+        }
         let deadline = Instant::now() + LOAD_TIMEOUT;
-        while at_end.len() < partitions.len() {
+        while !remaining.is_empty() {
             if Instant::now() > deadline {
                 return Err(StateError::Timeout { topic: self.topic.clone(), timeout: LOAD_TIMEOUT });
             }
-            match consumer.poll(Duration::from_millis(200)) {
-                None => {}
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
-                    at_end.insert(partition);
-                }
-                Some(Err(error)) => return Err(self.kafka(error)),
-                Some(Ok(message)) => {
-                    let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-                    let Some(&task) = wanted.get(&key) else { continue };
-                    let Some(value) = message.payload() else {
-                        found.remove(&task);
-                        continue;
-                    };
-                    let checkpoint = Checkpoint::decode(value)
-                        .map_err(|reason| StateError::Corrupt { topic: self.topic.clone(), key: key.clone(), reason })?;
-                    found.insert(task, checkpoint);
+            let polled = consumer.poll(Duration::from_millis(100));
+            // The position passes transaction markers and aborted records too.
+            if let Ok(positions) = consumer.position() {
+                for element in positions.elements() {
+                    if let (Offset::Offset(position), Some(&end)) = (element.offset(), remaining.get(&element.partition()))
+                        && position >= end
+                    {
+                        remaining.remove(&element.partition());
+                    }
                 }
             }
+            let Some(message) = polled else { continue };
+            let message = message.map_err(|e| self.kafka(e))?;
+            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+            let Some(&task) = wanted.get(&key) else { continue };
+            let Some(value) = message.payload() else {
+                found.remove(&task);
+                continue;
+            };
+            let checkpoint = Checkpoint::decode(value).map_err(|reason| StateError::Corrupt { topic: self.topic.clone(), key: key.clone(), reason })?;
+            found.insert(task, checkpoint);
         }
         for &task in tasks {
             match found.remove(&task) {
