@@ -8,3 +8,4 @@ pub mod orders;
 pub mod pipeline;
 pub mod polyglot;
 pub mod report;
+pub mod windows;

@@ -223,7 +223,9 @@ impl Aggregate for FraudDetector {
         let c = &self.config;
         let times = event_times_ms(batch.column(&c.time)?)?;
         let keys = batch.column(&c.key)?.utf8()?;
-        let amounts = batch.column(&c.amount)?;
+        let amount_column = batch.column(&c.amount)?;
+        // Any numeric type (float64, float32, int32, int64); nulls add 0.
+        let amounts = amount_column.as_f64_values()?;
         let (merchants, locations, devices) = (batch.column(&c.merchant)?.utf8()?, batch.column(&c.location)?.utf8()?, batch.column(&c.device)?.utf8()?);
         let hash = |s: Option<&str>| hash64(s.unwrap_or_default().as_bytes());
         let mut rows = Rows::default();
@@ -231,7 +233,8 @@ impl Aggregate for FraudDetector {
             let (Some(t), Some(key)) = (time, keys.get(row)) else { continue };
             // No lateness check here: the host took out the rows behind the
             // previous watermark; the others still belong to open windows.
-            let activity = (amounts.f64_value(row).unwrap_or(0.0), hash(merchants.get(row)), hash(locations.get(row)), hash(devices.get(row)));
+            let amount = if amount_column.is_valid(row) { amounts[row] } else { 0.0 };
+            let activity = (amount, hash(merchants.get(row)), hash(locations.get(row)), hash(devices.get(row)));
             let key = key.to_owned();
             self.windows.add(key.clone(), t, &activity);
             // Early alerts: each window of this row that now crosses a threshold, once.

@@ -152,14 +152,16 @@ impl Aggregate for OrderRevenue {
     fn process(&mut self, batch: &Batch, watermark_ms: Option<i64>) -> Result<Vec<Batch>, Error> {
         let times = event_times_ms(batch.column(&self.config.time)?)?;
         let keys = batch.column(&self.config.key)?.utf8()?;
-        let amounts = batch.column(&self.config.amount)?;
+        let amount_column = batch.column(&self.config.amount)?;
+        // Any numeric type (float64, float32, int32, int64); nulls add 0.
+        let amounts = amount_column.as_f64_values()?;
         let customers = batch.column(&self.config.customer)?.utf8()?;
         let mut touched: BTreeSet<(String, Window)> = BTreeSet::new();
         for (row, time) in times.into_iter().enumerate() {
             let (Some(t), Some(key)) = (time, keys.get(row)) else { continue };
             // No lateness check here: the host took out the rows behind the
             // previous watermark; the others still belong to open windows.
-            let amount = amounts.f64_value(row).unwrap_or(0.0);
+            let amount = if amount_column.is_valid(row) { amounts[row] } else { 0.0 };
             let customer = hash64(customers.get(row).unwrap_or_default().as_bytes());
             self.windows.add(key.to_owned(), t, &(amount, customer));
             if self.config.early_updates {

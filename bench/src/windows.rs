@@ -1,0 +1,324 @@
+//! Windowed aggregation benchmarks (issue: windowed aggregation), on the
+//! fraud seed pipeline (fraud-detector guest, 5-minute windows sliding by
+//! 1 minute, 30-minute allowed lateness) against librdkafka's in-process
+//! mock cluster:
+//! - throughput with checkpointed state vs the same pipeline without state;
+//! - alert latency at a fixed input rate: from producing the payment that
+//!   crosses a threshold to weir producing the alert (record timestamps);
+//! - checkpoint time vs state size;
+//! - recovery after a crash: the pipeline task is aborted (no drain, no
+//!   final checkpoint) and a new one restores the checkpoints and catches up.
+
+use crate::report::{Table, rate};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use weir::config::Config;
+use weir::engine::{Engine, EngineConfig};
+use weir::scenario::{self, Event, FraudStream};
+use weir_tests::guests;
+
+type Error = Box<dyn std::error::Error>;
+
+const PARTITIONS: i32 = 3;
+
+/// Runs the suite.
+pub fn run(quick: bool) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let users = if quick { 100 } else { 2_000 };
+    let mut tables = Vec::new();
+    tables.push(runtime.block_on(throughput(users))?);
+    tables.push(runtime.block_on(alert_latency(if quick { 60 } else { 1_000 }, if quick { 10 } else { 100 }, if quick { 2_000 } else { 5_000 }))?);
+    tables.push(runtime.block_on(checkpoint_cost(if quick { &[50, 200][..] } else { &[200, 1_000, 4_000][..] }))?);
+    tables.push(runtime.block_on(recovery(users))?);
+    let mut markdown = format!("## Windowed aggregation benchmarks (fraud pipeline{})\n\n", if quick { ", quick mode" } else { "" });
+    for table in &tables {
+        markdown.push_str(&table.markdown());
+        markdown.push('\n');
+    }
+    println!("{markdown}");
+    let dir = weir_tests::repo_root().join("target/bench-results");
+    std::fs::create_dir_all(&dir)?;
+    let json = serde_json::json!({"quick": quick, "tables": tables.iter().map(Table::json).collect::<Vec<_>>()});
+    std::fs::write(dir.join("windows.json"), serde_json::to_vec_pretty(&json)?)?;
+    Ok(())
+}
+
+/// A mock cluster with the fraud topics.
+fn cluster() -> Result<MockCluster<'static, rdkafka::producer::DefaultProducerContext>, Error> {
+    let cluster = MockCluster::new(1)?;
+    cluster.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS, 1)?;
+    cluster.create_topic("fraud-alerts", PARTITIONS, 1)?;
+    cluster.create_topic("fraud.state", 1, 1)?;
+    cluster.create_topic("transactions.dlq", 1, 1)?;
+    Ok(cluster)
+}
+
+/// The fraud pipeline config; `state` false drops the `state` line.
+fn config(dir: &std::path::Path, bootstrap: &str, group: &str, state: bool, emit: &str) -> Result<weir::config::PipelineConfig, Error> {
+    std::fs::write(dir.join("schema.json"), scenario::TRANSACTION_SCHEMA)?;
+    let state_line = if state { "state = { checkpoint_records = 10000, checkpoint_interval_ms = 1000 }" } else { "" };
+    let toml = format!(
+        r#"
+        [pipelines.fraud]
+        event_time = {{ column = "timestamp", allowed_lateness_ms = 1800000, idle_timeout_ms = 600000 }}
+        {state_line}
+        [pipelines.fraud.source]
+        bootstrap_servers = "{bootstrap}"
+        group_id = "{group}"
+        topics = ["transactions"]
+        properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "fetch.wait.max.ms" = "10" }}
+        [pipelines.fraud.format]
+        type = "json"
+        schema = "schema.json"
+        [pipelines.fraud.batch]
+        max_records = 5000
+        max_wait_ms = 20
+        [[pipelines.fraud.operators]]
+        plugin = "{plugin}"
+        name = "fraud-detector"
+        config = {{ emit = "{emit}" }}
+        [pipelines.fraud.output]
+        topic = "fraud-alerts"
+        key_column = "result_key"
+        "#,
+        plugin = guests::FRAUD_DETECTOR,
+    );
+    std::fs::write(dir.join("p.toml"), toml)?;
+    Ok(Config::load(&dir.join("p.toml"))?.pipelines["fraud"].clone())
+}
+
+/// Produces `events` (optionally at `rate` per second), each with its
+/// produce time as the record timestamp; returns those times by `tx_id` index.
+async fn produce(bootstrap: &str, events: &[Event], rate: Option<u64>) -> Result<Vec<i64>, Error> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", if rate.is_some() { "0" } else { "5" })
+        .set("queue.buffering.max.messages", "2000000")
+        .create()?;
+    let started = Instant::now();
+    let mut times = Vec::with_capacity(events.len());
+    let mut pending = Vec::new();
+    for (n, event) in events.iter().enumerate() {
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+        times.push(at);
+        loop {
+            match producer.send_result(FutureRecord::to(event.topic).partition(event.partition).key(&event.key).payload(&event.value).timestamp(at)) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+        if let Some(rate) = rate {
+            tokio::time::sleep_until((started + Duration::from_secs_f64((n + 1) as f64 / rate as f64)).into()).await;
+        }
+    }
+    for delivery in pending {
+        delivery.await?.map_err(|(e, _)| e)?;
+    }
+    Ok(times)
+}
+
+/// Waits until the pipeline has consumed `records` (and, with state, until
+/// a checkpoint covers them); returns the time from its first record.
+async fn drain(handle: &weir::pipeline::PipelineHandle, records: u64, stateful: bool) -> Result<Duration, Error> {
+    let mut started = None;
+    loop {
+        let stats = handle.stats().snapshot();
+        if stats.records_in > 0 && started.is_none() {
+            started = Some(Instant::now());
+        }
+        let committed: i64 = stats.committed.values().sum();
+        let done = if stateful { committed as u64 >= records } else { stats.records_in >= records };
+        if done {
+            return Ok(started.map_or(Duration::ZERO, |s| s.elapsed()));
+        }
+        if handle.is_finished() {
+            return Err(format!("pipeline stopped: {:?}", stats.state).into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn throughput(users: u64) -> Result<Table, Error> {
+    let stream = scenario::fraud(users, users / 20 + 1, 60, PARTITIONS);
+    let records = stream.events.len() as u64;
+    let mut table = Table::new(
+        &format!("Fraud pipeline throughput ({records} payments, {users} users, 60 min of event time)"),
+        &["pipeline", "records/s", "time", "checkpoints", "state (last)", "vs no state"],
+    );
+    let mut baseline = None;
+    for stateful in [false, true] {
+        let cluster = cluster()?;
+        let bootstrap = cluster.bootstrap_servers();
+        produce(&bootstrap, &stream.events, None).await?;
+        let dir = tempfile::tempdir()?;
+        let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", stateful, "alerts")?, Engine::new(EngineConfig::default())?)?;
+        let elapsed = drain(&handle, records, stateful).await?;
+        let stats = handle.stats().snapshot();
+        handle.shutdown();
+        handle.join().await?;
+        drop(cluster);
+        let ratio = match baseline {
+            None => {
+                baseline = Some(elapsed);
+                "1.00x".to_owned()
+            }
+            Some(base) => format!("{:.2}x", base.as_secs_f64() / elapsed.as_secs_f64()),
+        };
+        table.row(vec![
+            if stateful { "checkpointed state (every 10k records / 1 s)".into() } else { "state in memory only".into() },
+            rate(records as usize, elapsed),
+            format!("{:.2} s", elapsed.as_secs_f64()),
+            stats.checkpoints.to_string(),
+            format!("{} KiB", stats.state_bytes / 1024),
+            ratio,
+        ]);
+    }
+    Ok(table)
+}
+
+async fn alert_latency(users: u64, fraud_users: u64, rate_per_s: u64) -> Result<Table, Error> {
+    let stream: FraudStream = scenario::fraud(users, fraud_users, 30, PARTITIONS);
+    let cluster = cluster()?;
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir()?;
+    let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", true, "alerts")?, Engine::new(EngineConfig::default())?)?;
+    // Wait for the group to assign partitions before the clock starts.
+    while handle.stats().snapshot().assigned_partitions.unwrap_or(0) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let produced = produce(&bootstrap, &stream.events, Some(rate_per_s)).await?;
+    drain(&handle, stream.events.len() as u64, true).await?;
+    handle.shutdown();
+    handle.join().await?;
+    let alerts = first_alerts(&bootstrap).await?;
+    drop(cluster);
+    let index_of: BTreeMap<String, usize> = stream.events.iter().enumerate().filter_map(|(i, e)| tx_id(&e.value).map(|t| (t, i))).collect();
+    let mut latencies: Vec<i64> = stream
+        .triggers
+        .iter()
+        .filter_map(|(user, tx)| Some(alerts.get(user)? - produced[*index_of.get(tx)?]))
+        .collect();
+    latencies.sort_unstable();
+    let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(-1);
+    let mut table = Table::new(
+        &format!("Alert latency at {rate_per_s} payments/s ({} planted users, batches of up to 5000 records / 20 ms)", stream.triggers.len()),
+        &["alerts", "p50", "p99", "max"],
+    );
+    table.row(vec![format!("{} of {}", latencies.len(), stream.triggers.len()), format!("{} ms", pick(0.5)), format!("{} ms", pick(0.99)), format!("{} ms", pick(1.0))]);
+    Ok(table)
+}
+
+fn tx_id(value: &str) -> Option<String> {
+    let start = value.find("\"tx_id\":\"")? + 9;
+    Some(value[start..start + value[start..].find('"')?].to_owned())
+}
+
+/// The first alert's record timestamp per user.
+async fn first_alerts(bootstrap: &str) -> Result<BTreeMap<String, i64>, Error> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "alert-reader")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    consumer.subscribe(&["fraud-alerts"])?;
+    let mut first = BTreeMap::new();
+    let mut wait = Duration::from_secs(15);
+    while let Ok(message) = tokio::time::timeout(wait, consumer.recv()).await {
+        let message = message?;
+        wait = Duration::from_secs(2);
+        let row: serde_json::Value = serde_json::from_slice(message.payload().unwrap_or_default())?;
+        let (Some(user), Some(ms)) = (row["user_id"].as_str(), message.timestamp().to_millis()) else { continue };
+        let entry = first.entry(user.to_owned()).or_insert(ms);
+        *entry = (*entry).min(ms);
+    }
+    Ok(first)
+}
+
+async fn checkpoint_cost(user_counts: &[u64]) -> Result<Table, Error> {
+    let mut table = Table::new("Checkpoint time vs state size (3 tasks; snapshot + produce + ack + commit)", &["users", "state (3 tasks)", "checkpoint", "per MiB"]);
+    for &users in user_counts {
+        let stream = scenario::fraud(users, 1, 40, PARTITIONS);
+        let cluster = cluster()?;
+        let bootstrap = cluster.bootstrap_servers();
+        produce(&bootstrap, &stream.events, None).await?;
+        let dir = tempfile::tempdir()?;
+        let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", true, "alerts")?, Engine::new(EngineConfig::default())?)?;
+        drain(&handle, stream.events.len() as u64, true).await?;
+        let stats = handle.stats().snapshot();
+        handle.shutdown();
+        handle.join().await?;
+        drop(cluster);
+        let mib = stats.state_bytes as f64 / (1 << 20) as f64;
+        table.row(vec![
+            users.to_string(),
+            format!("{:.2} MiB", mib),
+            format!("{:.1} ms", stats.checkpoint_us as f64 / 1000.0),
+            format!("{:.1} ms", stats.checkpoint_us as f64 / 1000.0 / mib.max(1e-9)),
+        ]);
+    }
+    Ok(table)
+}
+
+async fn recovery(users: u64) -> Result<Table, Error> {
+    let stream = scenario::fraud(users, users / 20 + 1, 60, PARTITIONS);
+    let (first, second) = stream.events.split_at(stream.events.len() * 2 / 3);
+    let cluster = cluster()?;
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, first, None).await?;
+    let dir = tempfile::tempdir()?;
+    let crashed = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", true, "alerts")?, Engine::new(EngineConfig::default())?)?;
+    drain(&crashed, first.len() as u64, true).await?;
+    let state_bytes = crashed.stats().snapshot().state_bytes;
+    crashed.abort(); // no drain, no final checkpoint
+    let _ = crashed.join().await;
+    produce(&bootstrap, second, None).await?;
+    let started = Instant::now();
+    let restarted = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", true, "alerts")?, Engine::new(EngineConfig::default())?)?;
+    let mut first_record = None;
+    loop {
+        let stats = restarted.stats().snapshot();
+        if stats.records_in > 0 && first_record.is_none() {
+            first_record = Some(started.elapsed());
+        }
+        let committed: i64 = stats.committed.values().sum();
+        if committed as usize >= stream.events.len() {
+            break;
+        }
+        if restarted.is_finished() {
+            return Err(format!("pipeline stopped: {:?}", stats.state).into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let caught_up = started.elapsed();
+    restarted.shutdown();
+    restarted.join().await?;
+    drop(cluster);
+    let mut table = Table::new(
+        "Recovery after a crash (pipeline aborted, restarted on the same group)",
+        &["state restored", "records after the checkpoint", "start -> first record folded", "start -> caught up"],
+    );
+    table.row(vec![
+        format!("{:.2} MiB", state_bytes as f64 / (1 << 20) as f64),
+        second.len().to_string(),
+        format!("{:.2} s", first_record.unwrap_or_default().as_secs_f64()),
+        format!("{:.2} s", caught_up.as_secs_f64()),
+    ]);
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The suite in quick mode (no timing assertions).
+    #[test]
+    fn quick_windows_suite_runs() {
+        super::run(true).unwrap();
+    }
+}
