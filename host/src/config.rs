@@ -622,4 +622,30 @@ mod example_tests {
         assert_eq!(orders.output.as_ref().unwrap().key_column.as_deref(), Some("customer_id"));
         assert_eq!(config.engine.limits.call_deadline_ms, 1000);
     }
+
+    #[test]
+    fn the_seed_pipeline_configs_parse_with_state() {
+        for (file, name, operators) in [("order-analytics.toml", "order-analytics", 1), ("fraud-detection.toml", "fraud", 2)] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(file);
+            let config = Config::parse(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let pipeline = &config.pipelines[name];
+            assert_eq!(pipeline.operators.len(), operators, "{file}");
+            assert!(pipeline.state.is_some() && pipeline.event_time.is_some(), "{file}");
+            assert_eq!(pipeline.state_topic(name).as_deref(), Some(format!("{name}.state").as_str()));
+        }
+    }
+
+    #[test]
+    fn state_settings_are_validated_by_key() {
+        let base = |state: &str| {
+            format!(
+                "[pipelines.p]\nstate = {{ {state} }}\n[pipelines.p.source]\nbootstrap_servers = \"b\"\ngroup_id = \"g\"\ntopics = [\"t\"]\n[pipelines.p.format]\ntype = \"raw\"\n[pipelines.p.output]\ntopic = \"o\"\n"
+            )
+        };
+        let error = |state: &str| Config::parse(&base(state)).unwrap().validate().unwrap_err().to_string();
+        assert!(error("checkpoint_records = 0").contains("pipelines.p.state.checkpoint_records"));
+        assert!(error("max_bytes = 10").contains("pipelines.p.state.max_bytes"));
+        assert!(error("topic = \" \"").contains("pipelines.p.state.topic"));
+        assert!(Config::parse(&base("")).unwrap().validate().is_ok());
+    }
 }
