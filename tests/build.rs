@@ -17,6 +17,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("IPC_BENCH", "ipc_bench.wasm"),
     ("ORDER_REVENUE", "order_revenue.wasm"),
     ("FRAUD_DETECTOR", "fraud_detector.wasm"),
+    ("MISBEHAVE_AGGREGATE", "misbehave_aggregate.wasm"),
 ];
 
 fn main() {

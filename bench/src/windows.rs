@@ -32,7 +32,7 @@ pub fn run(quick: bool) -> Result<(), Error> {
     let mut tables = Vec::new();
     tables.push(runtime.block_on(throughput(users))?);
     tables.push(runtime.block_on(alert_latency(if quick { 60 } else { 1_000 }, if quick { 10 } else { 100 }, if quick { 2_000 } else { 5_000 }))?);
-    tables.push(runtime.block_on(checkpoint_cost(if quick { &[50, 200][..] } else { &[200, 1_000, 4_000][..] }))?);
+    tables.push(runtime.block_on(checkpoint_cost(if quick { &[50, 200][..] } else { &[200, 1_000, 3_000][..] }))?);
     tables.push(runtime.block_on(recovery(users))?);
     let mut markdown = format!("## Windowed aggregation benchmarks (fraud pipeline{})\n\n", if quick { ", quick mode" } else { "" });
     for table in &tables {
@@ -60,7 +60,7 @@ fn cluster() -> Result<MockCluster<'static, rdkafka::producer::DefaultProducerCo
 /// The fraud pipeline config; `state` false drops the `state` line.
 fn config(dir: &std::path::Path, bootstrap: &str, group: &str, state: bool, emit: &str) -> Result<weir::config::PipelineConfig, Error> {
     std::fs::write(dir.join("schema.json"), scenario::TRANSACTION_SCHEMA)?;
-    let state_line = if state { "state = { checkpoint_records = 10000, checkpoint_interval_ms = 1000 }" } else { "" };
+    let state_line = if state { "state = { checkpoint_records = 10000, checkpoint_interval_ms = 1000, max_bytes = 67108864 }" } else { "" };
     let toml = format!(
         r#"
         [pipelines.fraud]
@@ -138,7 +138,7 @@ async fn drain(handle: &weir::pipeline::PipelineHandle, records: u64, stateful: 
         if done {
             return Ok(started.map_or(Duration::ZERO, |s| s.elapsed()));
         }
-        if handle.is_finished() {
+        if handle.is_finished() || matches!(stats.state, weir::telemetry::PipelineState::Paused(_)) {
             return Err(format!("pipeline stopped: {:?}", stats.state).into());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

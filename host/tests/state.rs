@@ -1,5 +1,5 @@
 //! Durable aggregate state across a crash: `weir run` as a child process
-//! runs the fraud pipeline (checkpoints to the state topic), is killed with
+//! runs a seed pipeline (fraud, orders) (checkpoints to the state topic), is killed with
 //! SIGKILL mid-stream, and a new process finishes the stream. The final
 //! window results must still equal the batch computation: no window
 //! contribution lost, none counted twice. The broker is librdkafka's mock
@@ -47,17 +47,64 @@ fn count(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
 }
 
 /// Whether the group committed the end of every input partition.
-fn caught_up(bootstrap: &str) -> bool {
+fn caught_up(bootstrap: &str, topics: &[&str]) -> bool {
     let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", GROUP).create().unwrap();
     let mut list = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        list.add_partition(scenario::TRANSACTIONS_TOPIC, p);
+    for topic in topics {
+        for p in 0..PARTITIONS {
+            list.add_partition(topic, p);
+        }
     }
     let Ok(committed) = consumer.committed_offsets(list, Duration::from_secs(5)) else { return false };
-    (0..PARTITIONS).all(|p| {
-        let end = consumer.fetch_watermarks(scenario::TRANSACTIONS_TOPIC, p, Duration::from_secs(5)).map(|(_, high)| high).unwrap_or(-1);
-        matches!(committed.find_partition(scenario::TRANSACTIONS_TOPIC, p).map(|e| e.offset()), Some(rdkafka::Offset::Offset(o)) if o == end)
+    topics.iter().all(|topic| {
+        (0..PARTITIONS).all(|p| {
+            let end = consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).map(|(_, high)| high).unwrap_or(-1);
+            end == 0 || matches!(committed.find_partition(topic, p).map(|e| e.offset()), Some(rdkafka::Offset::Offset(o)) if o == end)
+        })
     })
+}
+
+/// One seed pipeline for the crash test.
+struct Seed {
+    name: &'static str,
+    topics: Vec<&'static str>,
+    schema: &'static str,
+    plugin: &'static str,
+    config: &'static str,
+    lateness_ms: u64,
+    output: &'static str,
+    events: Vec<scenario::Event>,
+    check: Box<dyn Fn(&[seeds::Input], &[Vec<u8>])>,
+}
+
+fn fraud_seed() -> Seed {
+    let stream = scenario::fraud(150, 10, 40, PARTITIONS);
+    let planted = stream.fraud_users.clone();
+    Seed {
+        name: "fraud",
+        topics: vec![scenario::TRANSACTIONS_TOPIC],
+        schema: scenario::TRANSACTION_SCHEMA,
+        plugin: guests::FRAUD_DETECTOR,
+        config: r#"{ emit = "all" }"#,
+        lateness_ms: 1_800_000,
+        output: "fraud-windows",
+        events: stream.events,
+        check: Box::new(move |inputs, outputs| seeds::check_fraud(inputs, &planted, outputs)),
+    }
+}
+
+fn orders_seed() -> Seed {
+    Seed {
+        name: "orders",
+        topics: scenario::ORDER_TOPICS.to_vec(),
+        schema: scenario::ORDER_SCHEMA,
+        plugin: guests::ORDER_REVENUE,
+        config: "{ early_updates = true }",
+        lateness_ms: 600_000,
+        output: "order-revenue",
+        events: scenario::orders(20_000, PARTITIONS),
+        check: Box::new(seeds::check_orders),
+    }
 }
 
 async fn read_values(bootstrap: &str, topic: &str) -> Vec<Vec<u8>> {
@@ -80,68 +127,86 @@ async fn read_values(bootstrap: &str, topic: &str) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_and_restart_keeps_the_fraud_windows_equal_to_the_batch_computation() {
+    crash_and_restart(fraud_seed()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_and_restart_keeps_the_hourly_order_revenue_equal_to_the_batch_computation() {
+    crash_and_restart(orders_seed()).await;
+}
+
+async fn crash_and_restart(seed: Seed) {
     let cluster = MockCluster::new(1).unwrap();
     let bootstrap = cluster.bootstrap_servers();
-    cluster.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS, 1).unwrap();
-    cluster.create_topic("fraud.state", 1, 1).unwrap();
-    cluster.create_topic("fraud-windows", PARTITIONS, 1).unwrap();
-    cluster.create_topic("transactions.dlq", 1, 1).unwrap();
+    for topic in &seed.topics {
+        cluster.create_topic(topic, PARTITIONS, 1).unwrap();
+    }
+    let state_topic = format!("{}.state", seed.name);
+    cluster.create_topic(&state_topic, 1, 1).unwrap();
+    cluster.create_topic(seed.output, PARTITIONS, 1).unwrap();
+    cluster.create_topic("seed.dlq", 1, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("schema.json"), scenario::TRANSACTION_SCHEMA).unwrap();
-    let config = dir.path().join("fraud.toml");
+    std::fs::write(dir.path().join("schema.json"), seed.schema).unwrap();
+    let config = dir.path().join("seed.toml");
     std::fs::write(
         &config,
         format!(
             r#"
             [engine]
             cache_dir = {cache:?}
-            [pipelines.fraud]
-            event_time = {{ column = "timestamp", allowed_lateness_ms = 1800000, idle_timeout_ms = 600000 }}
+            [pipelines.{name}]
+            event_time = {{ column = "timestamp", allowed_lateness_ms = {lateness}, idle_timeout_ms = 600000 }}
             state = {{ checkpoint_records = 400, checkpoint_interval_ms = 500 }}
-            [pipelines.fraud.source]
+            [pipelines.{name}.source]
             bootstrap_servers = "{bootstrap}"
             group_id = "{GROUP}"
-            topics = ["transactions"]
+            topics = {topics:?}
             properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
-            [pipelines.fraud.format]
+            [pipelines.{name}.format]
             type = "json"
             schema = "schema.json"
-            [pipelines.fraud.batch]
+            [pipelines.{name}.batch]
             max_records = 200
             max_wait_ms = 50
-            [[pipelines.fraud.operators]]
+            [[pipelines.{name}.operators]]
             plugin = "{plugin}"
-            name = "fraud-detector"
-            config = {{ emit = "all" }}
-            [pipelines.fraud.output]
-            topic = "fraud-windows"
+            name = "windows"
+            config = {config}
+            [pipelines.{name}.output]
+            topic = "{output}"
             key_column = "result_key"
+            [pipelines.{name}.errors]
+            dead_letter_topic = "seed.dlq"
             "#,
             cache = dir.path().join("cache"),
-            plugin = guests::FRAUD_DETECTOR,
+            name = seed.name,
+            lateness = seed.lateness_ms,
+            topics = seed.topics,
+            plugin = seed.plugin,
+            config = seed.config,
+            output = seed.output,
         ),
     )
     .unwrap();
-    let stream = scenario::fraud(150, 10, 40, PARTITIONS);
-    let (first, second) = stream.events.split_at(stream.events.len() * 2 / 3);
+    let (first, second) = seed.events.split_at(seed.events.len() * 2 / 3);
     produce(&bootstrap, first).await;
 
     let mut crashed = spawn_weir(&config, &dir.path().join("first.log"));
     // Kill it once it has checkpointed a few times, while it is still busy.
     let deadline = Instant::now() + Duration::from_secs(90);
-    while count(&bootstrap, "fraud.state", 1) < 4 {
+    while count(&bootstrap, &state_topic, 1) < 4 {
         assert!(crashed.try_wait().unwrap().is_none(), "weir exited early: {}", std::fs::read_to_string(dir.path().join("first.log")).unwrap());
         assert!(Instant::now() < deadline, "no checkpoints: {}", std::fs::read_to_string(dir.path().join("first.log")).unwrap());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     crashed.kill().unwrap(); // SIGKILL: no drain, no final checkpoint
     crashed.wait().unwrap();
-    let emitted_before = count(&bootstrap, "fraud-windows", PARTITIONS);
+    let emitted_before = count(&bootstrap, seed.output, PARTITIONS);
     produce(&bootstrap, second).await;
 
     let mut restarted = spawn_weir(&config, &dir.path().join("second.log"));
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !caught_up(&bootstrap) {
+    while !caught_up(&bootstrap, &seed.topics) {
         assert!(restarted.try_wait().unwrap().is_none(), "weir exited early: {}", std::fs::read_to_string(dir.path().join("second.log")).unwrap());
         assert!(Instant::now() < deadline, "the restarted process did not catch up: {}", std::fs::read_to_string(dir.path().join("second.log")).unwrap());
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -151,9 +216,9 @@ async fn kill_9_and_restart_keeps_the_fraud_windows_equal_to_the_batch_computati
     let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
     assert!(log.contains("task restored from its checkpoint"), "the restart restored state: {log}");
 
-    let outputs = read_values(&bootstrap, "fraud-windows").await;
+    let outputs = read_values(&bootstrap, seed.output).await;
     assert!(emitted_before > 0, "the first process emitted results before it died");
-    let inputs: Vec<seeds::Input> = stream.events.iter().map(|e| (e.topic.to_owned(), e.partition, e.value.clone())).collect();
-    seeds::check_fraud(&inputs, &stream.fraud_users, &outputs);
+    let inputs: Vec<seeds::Input> = seed.events.iter().map(|e| (e.topic.to_owned(), e.partition, e.value.clone())).collect();
+    (seed.check)(&inputs, &outputs);
     drop(cluster);
 }

@@ -10,6 +10,7 @@ pub mod seeds;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, SandboxLimits};
 use crate::pipeline::{self, PipelineError};
+use crate::scenario::{CENTERS, ORDER_SCHEMA as SCHEMA};
 use crate::telemetry::StatsSnapshot;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::mocking::MockCluster;
@@ -87,20 +88,9 @@ pub enum DemoError {
     Setup(String),
 }
 
-const SCHEMA: &str = r#"{"fields":[
-  {"name":"order_id","type":"utf8","nullable":false},
-  {"name":"customer_id","type":"utf8","nullable":false},
-  {"name":"processing_center","type":"utf8"},
-  {"name":"total_amount","type":"float64"},
-  {"name":"quantity","type":"int32"},
-  {"name":"timestamp","type":"timestamp","unit":"ms","timezone":"UTC","nullable":false},
-  {"name":"items","type":"list<utf8>"}
-]}"#;
-
 /// Most records the generator runs ahead of the pipeline.
 const MAX_DEMO_LAG: u64 = 20_000;
 
-const CENTERS: [&str; 5] = ["berlin", "chicago", "singapore", "sao-paulo", "lagos"];
 const ITEMS: [&str; 6] = ["book", "lamp", "phone", "desk", "chair", "cable"];
 
 /// The `n`th generated order: about 2% malformed JSON, 1% with a mistyped
@@ -321,7 +311,15 @@ pub(crate) async fn count_topic(bootstrap: String, topic: &'static str, count: A
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "50")
         .create()?;
-    // Assign partitions directly: no group join to wait for.
+    assign_from_beginning(&consumer, topic)?;
+    loop {
+        consumer.recv().await?;
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Assigns every partition of `topic` from its beginning (no group join to wait for).
+pub(crate) fn assign_from_beginning(consumer: &StreamConsumer, topic: &str) -> Result<(), DemoError> {
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
     let mut partitions = rdkafka::TopicPartitionList::new();
     for t in metadata.topics() {
@@ -330,10 +328,7 @@ pub(crate) async fn count_topic(bootstrap: String, topic: &'static str, count: A
         }
     }
     consumer.assign(&partitions)?;
-    loop {
-        consumer.recv().await?;
-        count.fetch_add(1, Ordering::Relaxed);
-    }
+    Ok(())
 }
 
 /// Where the example components are, by default: next to the binary's

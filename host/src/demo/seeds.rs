@@ -14,7 +14,7 @@ use crate::scenario::{self, Event};
 use crate::telemetry::StatsSnapshot;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
@@ -328,14 +328,7 @@ async fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<(Vec<u8>, i64)>,
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "50")
         .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
-    let mut partitions = rdkafka::TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            partitions.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)?;
-        }
-    }
-    consumer.assign(&partitions)?;
+    super::assign_from_beginning(&consumer, topic)?;
     let mut out = Vec::new();
     while let Ok(message) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await {
         let message = message?;

@@ -13,6 +13,7 @@ mod kafka;
 mod loading;
 mod pipeline;
 mod sink;
+mod state;
 mod support;
 mod types;
 mod windows;

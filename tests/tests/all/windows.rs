@@ -68,7 +68,7 @@ fn pipeline_config(dir: &Path, bootstrap: &str, group: &str, topics: &[&str], sc
 
 /// Waits until the pipelines have taken `at_least` records and then
 /// nothing new for 3 s (replays after a rebalance count again).
-async fn wait_until_quiet(handles: &[&weir::pipeline::PipelineHandle], at_least: u64, timeout: Duration) {
+pub async fn wait_until_quiet(handles: &[&weir::pipeline::PipelineHandle], at_least: u64, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = (u64::MAX, tokio::time::Instant::now());
     loop {
@@ -134,21 +134,37 @@ async fn fraud_windows_equal_the_batch_computation_and_only_planted_users_are_al
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_between_two_processes_keeps_the_fraud_results_equal() {
-    let kafka = MockTopics::new();
-    kafka.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS);
-    kafka.create_topic("fraud.state", 1);
     let stream = scenario::fraud(150, 10, 40, PARTITIONS);
-    let (first, second) = stream.events.split_at(stream.events.len() / 2);
+    let outputs = rebalance(&[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, guests::FRAUD_DETECTOR, r#"{ emit = "all" }"#, 1_800_000, &stream.events).await;
+    seeds::check_fraud(&inputs(&stream.events), &stream.fraud_users, &outputs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_between_two_processes_keeps_the_order_revenue_equal() {
+    // Two co-partitioned topics: a task's partitions move together (range assignor).
+    let events = scenario::orders(20_000, PARTITIONS);
+    let outputs = rebalance(&scenario::ORDER_TOPICS, scenario::ORDER_SCHEMA, guests::ORDER_REVENUE, "{}", 600_000, &events).await;
+    seeds::check_orders(&inputs(&events), &outputs);
+}
+
+/// Runs a seed pipeline in one process, starts a second one in the same
+/// group mid-stream, and returns the output values once both are quiet.
+async fn rebalance(topics: &[&str], schema: &str, plugin: &str, operator_config: &str, lateness_ms: u64, events: &[Event]) -> Vec<Vec<u8>> {
+    let kafka = MockTopics::new();
+    for topic in topics {
+        kafka.create_topic(topic, PARTITIONS);
+    }
+    kafka.create_topic("seed.state", 1);
+    let (first, second) = events.split_at(events.len() / 2);
     let dir = tempfile::tempdir().unwrap();
-    let group = random_topic("g");
-    let config = pipeline_config(dir.path(), &kafka.bootstrap, &group, &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, guests::FRAUD_DETECTOR, r#"{ emit = "all" }"#, 1_800_000, &kafka.output, &kafka.dlq);
-    let a = weir::pipeline::start("fraud", config.clone(), engine()).unwrap();
+    let config = pipeline_config(dir.path(), &kafka.bootstrap, &random_topic("g"), topics, schema, plugin, operator_config, lateness_ms, &kafka.output, &kafka.dlq);
+    let a = weir::pipeline::start("seed", config.clone(), engine()).unwrap();
     produce_events(&kafka.bootstrap, first).await;
     super::pipeline::wait_for_input(&a, first.len() as u64 / 2, Duration::from_secs(60)).await;
     // A second process joins mid-stream: partitions (and their state) move.
-    let b = weir::pipeline::start("fraud", config, engine()).unwrap();
+    let b = weir::pipeline::start("seed", config, engine()).unwrap();
     produce_events(&kafka.bootstrap, second).await;
-    wait_until_quiet(&[&a, &b], stream.events.len() as u64, Duration::from_secs(180)).await;
+    wait_until_quiet(&[&a, &b], events.len() as u64, Duration::from_secs(180)).await;
     let (sa, sb) = (a.stats().snapshot(), b.stats().snapshot());
     for handle in [a, b] {
         handle.shutdown();
@@ -156,6 +172,29 @@ async fn a_rebalance_between_two_processes_keeps_the_fraud_results_equal() {
     }
     assert!(sb.records_in > 0, "the second process took partitions over");
     assert!(sa.checkpoints > 0 && sb.checkpoints > 0, "both processes checkpointed: {} / {}", sa.checkpoints, sb.checkpoints);
+    read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fraud_windows_are_equal_under_exactly_once_with_checkpoints_in_the_transactions() {
+    let kafka = MockTopics::new();
+    kafka.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS);
+    kafka.create_topic("fraud.state", 1);
+    let stream = scenario::fraud(100, 10, 30, PARTITIONS);
+    produce_events(&kafka.bootstrap, &stream.events).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = pipeline_config(dir.path(), &kafka.bootstrap, &random_topic("g"), &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, guests::FRAUD_DETECTOR, r#"{ emit = "all" }"#, 1_800_000, &kafka.output, &kafka.dlq);
+    config.guarantee = weir::config::Guarantee::ExactlyOnce;
+    config.exactly_once.instance_id = Some(random_topic("instance"));
+    let handle = weir::pipeline::start("fraud", config, engine()).unwrap();
+    wait_until_quiet(&[&handle], stream.events.len() as u64, Duration::from_secs(120)).await;
+    let stats = handle.stats().snapshot();
+    handle.shutdown();
+    handle.join().await.unwrap();
+    assert!(stats.checkpoints > 0 && stats.checkpoints <= stats.batches, "checkpoints ride in the transactions: {} for {} batches", stats.checkpoints, stats.batches);
     let outputs: Vec<Vec<u8>> = read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect();
     seeds::check_fraud(&inputs(&stream.events), &stream.fraud_users, &outputs);
+    // Exactly once: no window emitted twice.
+    let finals = outputs.iter().map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()).filter(|v| v["is_final"].as_bool() == Some(true)).count();
+    assert_eq!(finals, seeds::final_rows(outputs.iter().cloned()).len(), "a final row was emitted twice");
 }
