@@ -54,10 +54,11 @@ fn config(kafka: &MockTopics, dir: &std::path::Path, state: &str) -> weir::confi
 /// Produces `keys` in order, each to its key's partition.
 async fn produce_keys(bootstrap: &str, topic: &str, keys: &[String]) {
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
-    let sends = keys.iter().map(|key| {
+    let producer = &producer;
+    let sends = keys.iter().map(|key| async move {
         let value = format!(r#"{{"key":"{key}"}}"#);
         let partition = weir::scenario::partition_of(key, PARTITIONS);
-        async move { producer.send(FutureRecord::to(topic).partition(partition).key(key).payload(&value), Duration::from_secs(10)).await }
+        producer.send(FutureRecord::to(topic).partition(partition).key(key).payload(&value), Duration::from_secs(10)).await
     });
     for result in futures::future::join_all(sends).await {
         result.expect("produce");

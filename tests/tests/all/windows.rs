@@ -163,6 +163,11 @@ async fn rebalance(topics: &[&str], schema: &str, plugin: &str, operator_config:
     super::pipeline::wait_for_input(&a, first.len() as u64 / 2, Duration::from_secs(60)).await;
     // A second process joins mid-stream: partitions (and their state) move.
     let b = weir::pipeline::start("seed", config, engine()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while b.stats().snapshot().assigned_partitions.unwrap_or(0) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the second process got no partitions");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     produce_events(&kafka.bootstrap, second).await;
     wait_until_quiet(&[&a, &b], events.len() as u64, Duration::from_secs(180)).await;
     let (sa, sb) = (a.stats().snapshot(), b.stats().snapshot());
@@ -180,7 +185,7 @@ async fn fraud_windows_are_equal_under_exactly_once_with_checkpoints_in_the_tran
     let kafka = MockTopics::new();
     kafka.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS);
     kafka.create_topic("fraud.state", 1);
-    let stream = scenario::fraud(100, 10, 30, PARTITIONS);
+    let stream = scenario::fraud(100, 10, 60, PARTITIONS);
     produce_events(&kafka.bootstrap, &stream.events).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = pipeline_config(dir.path(), &kafka.bootstrap, &random_topic("g"), &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, guests::FRAUD_DETECTOR, r#"{ emit = "all" }"#, 1_800_000, &kafka.output, &kafka.dlq);
