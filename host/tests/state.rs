@@ -25,7 +25,7 @@ fn spawn_weir(config: &Path, log: &Path) -> Child {
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_BACKTRACE", "0")
-        .env("RUST_LOG", "weir=info")
+        .env("WEIR_LOG", std::env::var("WEIR_CHILD_LOG").unwrap_or_else(|_| "info".into()))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -216,6 +216,11 @@ async fn crash_and_restart(seed: Seed) {
     let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
     assert!(log.contains("task restored from its checkpoint"), "the restart restored state: {log}");
 
+    if let Some(keep) = std::env::var_os("WEIR_KEEP_LOGS") {
+        for log in ["first.log", "second.log"] {
+            std::fs::copy(dir.path().join(log), Path::new(&keep).join(format!("{}-{log}", seed.name))).unwrap();
+        }
+    }
     let outputs = read_values(&bootstrap, seed.output).await;
     assert!(emitted_before > 0, "the first process emitted results before it died");
     let inputs: Vec<seeds::Input> = seed.events.iter().map(|e| (e.topic.to_owned(), e.partition, e.value.clone())).collect();

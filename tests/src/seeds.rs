@@ -107,6 +107,14 @@ pub fn check_orders(inputs: &[Input], outputs: &[Vec<u8>]) {
     assert_eq!(rows.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "final windows differ");
     for (key, want) in &expected {
         let row = &rows[key];
+        if row["order_count"].as_u64() != Some(want.count) && std::env::var_os("WEIR_DEBUG_SEEDS").is_some() {
+            for value in outputs {
+                let v: Value = serde_json::from_slice(value).unwrap();
+                if v["result_key"].as_str() == Some(&format!("{}/{}", key.0, key.1)) {
+                    eprintln!("{v}");
+                }
+            }
+        }
         assert_eq!(row["order_count"].as_u64(), Some(want.count), "{key:?} order_count");
         assert_close(&format!("{key:?} revenue"), row["revenue"].as_f64().unwrap(), want.total);
         assert_close(&format!("{key:?} average"), row["average_order_value"].as_f64().unwrap(), want.total / want.count as f64);

@@ -967,6 +967,7 @@ impl Worker {
             };
             match (time, time.and_then(|_| watermarks.late_mark(topic, partition))) {
                 (Some(time), Some(mark)) if time < mark => {
+                    tracing::debug!(topic, partition, offset = records[record].offset(), time, mark, "late record");
                     late.push((record, time, mark));
                     keep.push(false);
                 }

@@ -91,6 +91,10 @@ pub struct Checkpoint {
     pub offsets: BTreeMap<String, i64>,
     /// Per source topic, the largest event time seen in partition `task`.
     pub max_event_ms: BTreeMap<String, i64>,
+    /// The task's watermark when the checkpoint was taken (windows before
+    /// it are closed in the snapshots).
+    #[serde(default)]
+    pub watermark_ms: Option<i64>,
     /// When it was written (Unix ms).
     pub written_at_ms: i64,
     /// Snapshots of the chain's aggregate operators, in chain order.
@@ -309,6 +313,7 @@ mod tests {
             task: 3,
             offsets: BTreeMap::from([("orders".to_owned(), 42)]),
             max_event_ms: BTreeMap::from([("orders".to_owned(), 1_700_000_000_000)]),
+            watermark_ms: Some(1_699_999_000_000),
             written_at_ms: 5,
             operators: vec![OperatorState::new("revenue", "v2", vec![1, 2, 3]), OperatorState::new("other", "v1", Vec::new())],
         };

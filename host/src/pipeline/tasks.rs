@@ -149,7 +149,10 @@ impl Tasks {
                     for (topic, max) in &checkpoint.max_event_ms {
                         watermarks.observe(topic, task, *max, now);
                     }
-                    watermarks.current(now);
+                    // The checkpoint's watermark, not one recomputed from the
+                    // partitions it had seen: a partition without data yet
+                    // must keep holding it.
+                    watermarks.restore(checkpoint.watermark_ms);
                 }
                 tracing::info!(task, offsets = ?checkpoint.offsets, state_bytes = checkpoint.state_bytes(), "task restored from its checkpoint");
             }
@@ -332,7 +335,8 @@ impl Tasks {
                 operators.push(OperatorState::new(operator.plugin().name(), operator.version(), bytes));
             }
             let max_event_ms = state.next.keys().filter_map(|topic| state.watermarks.as_ref().and_then(|w| w.max_event_ms(topic, task)).map(|ms| (topic.clone(), ms))).collect();
-            let checkpoint = Checkpoint { task, offsets: state.next.clone(), max_event_ms, written_at_ms, operators };
+            let watermark_ms = state.watermarks.as_ref().and_then(Watermarks::peek);
+            let checkpoint = Checkpoint { task, offsets: state.next.clone(), max_event_ms, watermark_ms, written_at_ms, operators };
             if checkpoint.state_bytes() > self.config.max_bytes {
                 return Err(TaskError::TooLarge { task, bytes: checkpoint.state_bytes(), max: self.config.max_bytes });
             }

@@ -126,6 +126,12 @@ impl Watermarks {
         }
     }
 
+    /// Restores a watermark returned before (from a checkpoint): it will not
+    /// go back below it.
+    pub fn restore(&mut self, watermark: Option<i64>) {
+        self.emitted = self.emitted.max(watermark);
+    }
+
     /// The last watermark returned by [`Watermarks::current`], if any.
     pub fn peek(&self) -> Option<i64> {
         self.emitted
