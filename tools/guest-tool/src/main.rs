@@ -8,6 +8,9 @@
 //! * `weir-guest-tool componentize <core.wasm> <out.wasm>` turns a
 //!   `wasm32-wasip1` core module into a component with the WASI preview1
 //!   *reactor* adapter (the module has no `_start`).
+//! * `weir-guest-tool embed <wit-dir> <world> <core.wasm>` adds the world's
+//!   component type to a core module whose toolchain cannot link it in (Go:
+//!   the bindings of wit-bindgen-go carry no `_component_type.o`), in place.
 //!
 //! Pinned: wit-bindgen-c 0.57.1 (the wit-bindgen the Rust guests use),
 //! wit-component 0.247.0, the preview1 adapter of wasmtime 48.0.8.
@@ -53,19 +56,38 @@ fn componentize(core: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+fn embed(wit: &Path, world: &str, core: &Path) -> Result<()> {
+    let mut resolve = Resolve::default();
+    let (pkg, _) = resolve
+        .push_path(wit)
+        .with_context(|| format!("parsing {}", wit.display()))?;
+    let world = resolve.select_world(&[pkg], Some(world))?;
+    let mut module = std::fs::read(core).with_context(|| format!("reading {}", core.display()))?;
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )?;
+    std::fs::write(core, module).with_context(|| format!("writing {}", core.display()))?;
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["bindgen", wit, world, out] => bindgen(Path::new(wit), world, Path::new(out)),
         ["componentize", core, out] => componentize(Path::new(core), Path::new(out)),
+        ["embed", wit, world, core] => embed(Path::new(wit), world, Path::new(core)),
         ["--version"] => {
             println!("weir-guest-tool {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         _ => bail!(
             "usage: weir-guest-tool bindgen <wit-dir> <world> <out-dir>\n       \
-             weir-guest-tool componentize <core.wasm> <out.wasm>"
+             weir-guest-tool componentize <core.wasm> <out.wasm>\n       \
+             weir-guest-tool embed <wit-dir> <world> <core.wasm>"
         ),
     }
 }
