@@ -1165,3 +1165,108 @@ fn python_and_js_sdk_windows_follow_the_rust_semantics_and_sketches_match_rust_e
     );
     assert_eq!(js.lines().collect::<Vec<_>>(), want, "javascript");
 }
+
+// ---------------------------------------------------------------------------
+// Go (sdk/go over wit-bindgen-go; built by `scripts/build-polyglot-guests go`).
+
+/// Path of a Go example component; fails (never skips) when it was not built.
+fn go_component(name: &str) -> PathBuf {
+    let path = weir_tests::repo_root().join("target/guests/polyglot").join(format!("go-{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `scripts/build-polyglot-guests go` to build the Go example operators",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn go_high_value_orders_keeps_the_same_rows_as_rust() {
+    let batch = orders(1000);
+    let configs = ["{}", r#"{"threshold": 500}"#, r#"{"column": "quantity", "threshold": 4}"#, r#" {"threshold": -1.5e2} "#];
+    for config in configs {
+        let expected = rust(guests::HIGH_VALUE_ORDERS, config).filter(&batch).unwrap();
+        assert!(expected.batch.num_rows() > 0 && expected.batch.num_rows() < batch.num_rows());
+        let mut op = open(&go_component("high-value-orders"), config);
+        assert_eq!(op.kind(), OperatorKind::Filter);
+        let got = op.filter(&batch).unwrap_or_else(|e| panic!("go {config}: {e}"));
+        assert_eq!(got.input_rows, expected.input_rows, "go {config}: kept rows");
+        assert_eq!(got.batch, expected.batch, "go {config}");
+        // The same instance again: slices (buffers at other offsets), one row, no rows.
+        for (start, len) in [(10, 100), (3, 1), (999, 1), (0, 0)] {
+            let slice = batch.slice(start, len);
+            let want = rust(guests::HIGH_VALUE_ORDERS, config).filter(&slice).unwrap();
+            let got = op.filter(&slice).unwrap_or_else(|e| panic!("go {config}: slice {start}+{len}: {e}"));
+            assert_eq!(got.batch, want.batch, "go {config}: slice {start}+{len}");
+        }
+    }
+    // An int64 column with nulls, and many calls on one instance (the Go
+    // garbage collector runs between and inside them).
+    let ints = RecordBatch::try_from_iter([(
+        "n",
+        Arc::new(Int64Array::from_iter((0..300).map(|i| (i % 7 != 2).then_some(i * 10 - 700)))) as ArrayRef,
+    )])
+    .unwrap();
+    let config = r#"{"column": "n", "threshold": 100}"#;
+    let expected = rust(guests::HIGH_VALUE_ORDERS, config).filter(&ints).unwrap();
+    let mut op = open(&go_component("high-value-orders"), config);
+    for _ in 0..200 {
+        assert_eq!(op.filter(&ints).unwrap().batch, expected.batch);
+    }
+    let big = orders(50_000);
+    let expected = rust(guests::HIGH_VALUE_ORDERS, "{}").filter(&big).unwrap();
+    let mut op = open(&go_component("high-value-orders"), "{}");
+    // 40 x 400 KB of input: the SDK's collections (outside cabi_realloc) run.
+    for _ in 0..40 {
+        assert_eq!(op.filter(&big).unwrap().batch, expected.batch);
+    }
+    assert_eq!(op.stats().traps, 0);
+}
+
+#[test]
+fn go_bad_configs_are_refused_like_rust() {
+    let configs = [
+        r#"{"threshold": "high"}"#,
+        r#"{"treshold": 5}"#,
+        r#"{"Threshold": 5}"#,
+        r#"{"column": 5}"#,
+        r#"{"threshold": null}"#,
+        r#"{"threshold": 1, "threshold": 2}"#,
+        r#"{"threshold": 5,}"#,
+        r#"{"threshold": 5} x"#,
+        "[1, 2]",
+        "null",
+        "not json",
+    ];
+    for config in configs {
+        let error = Operator::new(load(std::path::Path::new(guests::HIGH_VALUE_ORDERS)), config, Default::default()).err().unwrap();
+        assert_eq!(error.kind_str(), "invalid_config", "rust {config}: {error}");
+        let error = Operator::new(load(&go_component("high-value-orders")), config, Default::default())
+            .err()
+            .unwrap_or_else(|| panic!("go accepted {config}"));
+        assert_eq!(error.kind_str(), "invalid_config", "go {config}: {error}");
+    }
+    // Escapes in strings: the column name is decoded like serde does.
+    let batch = orders(100);
+    let expected = rust(guests::HIGH_VALUE_ORDERS, "{}").filter(&batch).unwrap();
+    let got = open(&go_component("high-value-orders"), r#"{"column": "total\u005famount"}"#).filter(&batch).unwrap();
+    assert_eq!(got.batch, expected.batch);
+}
+
+#[test]
+fn go_wrong_column_type_is_invalid_input_like_rust() {
+    let batch = orders(50);
+    let message = |e: &weir::engine::Error| e.to_string().split_once("`evaluate`: ").map(|(_, m)| m.to_owned());
+    for column in ["order_id", "express"] {
+        let config = format!(r#"{{"column": "{column}"}}"#);
+        let expected = rust(guests::HIGH_VALUE_ORDERS, &config).filter(&batch).unwrap_err();
+        assert_eq!(expected.kind_str(), "invalid_input");
+        let mut op = open(&go_component("high-value-orders"), &config);
+        let error = op.filter(&batch).unwrap_err();
+        assert_eq!(error.kind_str(), "invalid_input", "go: {error}");
+        assert_eq!(message(&error), message(&expected), "go: same message");
+        assert_eq!(op.stats().traps, 0, "go: an operator error is not a trap");
+        // The instance keeps working after an operator error.
+        assert!(op.filter(&batch).is_err());
+    }
+}

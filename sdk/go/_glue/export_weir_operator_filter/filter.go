@@ -17,6 +17,7 @@ func Init(config string) witTypes.Result[weir_operator_types.OperatorInfo, weir_
 
 // Evaluate is the WIT `evaluate`.
 func Evaluate(input weir_operator_types.Batch) witTypes.Result[[]uint8, weir_operator_types.OperatorError] {
+	weirglue.Collect()
 	bits, err := weir.Evaluate(weirglue.Batch(input))
 	if err != nil {
 		return witTypes.Err[[]uint8](weirglue.Error(err))

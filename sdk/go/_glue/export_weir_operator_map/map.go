@@ -18,6 +18,7 @@ func Init(config string) witTypes.Result[weir_operator_types.OperatorInfo, weir_
 
 // Process is the WIT `process`.
 func Process(input weir_operator_types.Batch) witTypes.Result[weir_operator_map_types.MapOutput, weir_operator_types.OperatorError] {
+	weirglue.Collect()
 	out, err := weir.Process(weirglue.Batch(input))
 	if err != nil {
 		return witTypes.Err[weir_operator_map_types.MapOutput](weirglue.Error(err))

@@ -3,6 +3,10 @@
 package weirglue
 
 import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 	"wit_component/weir_operator_host"
 	"wit_component/weir_operator_types"
@@ -17,6 +21,24 @@ type (
 
 func init() {
 	weir.SetHostLog(func(level weir.Level, message string) { weir_operator_host.Log(uint8(level), message) })
+	// No collection inside an allocation: the canonical ABI allocates the
+	// input through cabi_realloc, where a garbage collection that reaches
+	// a WASI import (clocks, scheduling) traps with "cannot leave component
+	// instance". Collect is called at the start of every export instead.
+	debug.SetGCPercent(-1)
+}
+
+var heap = []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
+
+// Collect runs the garbage collector when the heap has grown past twice
+// what was live after the last collection (plus 4 MiB). Call it from
+// exports only, where WASI imports are allowed.
+func Collect() {
+	metrics.Read(heap)
+	live, objects := heap[0].Value.Uint64(), heap[1].Value.Uint64()
+	if objects > 2*live+4<<20 {
+		runtime.GC()
+	}
 }
 
 func optBytes(o witTypes.Option[[]uint8]) []byte {
@@ -68,6 +90,7 @@ func Error(e *weir.Error) werror {
 
 // Init runs the registered operator's constructor.
 func Init(config string) witTypes.Result[weir_operator_types.OperatorInfo, werror] {
+	Collect()
 	reads, err := weir.Init(config)
 	if err != nil {
 		return witTypes.Err[weir_operator_types.OperatorInfo](Error(err))
