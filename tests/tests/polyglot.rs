@@ -1,4 +1,4 @@
-//! The Python, JavaScript and C example operators, run through the real host
+//! The Python, JavaScript, C and Go example operators, run through the real host
 //! next to their Rust originals on the same batches: same rows kept, same
 //! derived columns, same rejections (and reasons), same aggregate output and
 //! snapshot bytes, same webhook bodies; and the same filter/map chain in a
@@ -1269,4 +1269,53 @@ fn go_wrong_column_type_is_invalid_input_like_rust() {
         // The instance keeps working after an operator error.
         assert!(op.filter(&batch).is_err());
     }
+}
+
+#[test]
+fn go_enrich_order_derives_the_same_columns_and_rejections_as_rust() {
+    let batch = orders(1200);
+    for config in ["{}", r#"{"tax_rate": 0.25}"#, r#"{"tax_rate": 1e-3}"#] {
+        let expected = rust(guests::ENRICH_ORDER, config).map(&batch).unwrap();
+        assert!(expected.rejected.iter().any(|r| r.reason == "negative total_amount: -5"));
+        assert!(expected.rejected.iter().any(|r| r.reason == "negative total_amount: -0.0000001"));
+        let mut op = open(&go_component("enrich-order"), config);
+        assert_eq!(op.kind(), OperatorKind::Map);
+        let got = op.map(&batch).unwrap_or_else(|e| panic!("go {config}: {e}"));
+        assert_eq!(got.rejected, expected.rejected, "go {config}: rejections and reasons");
+        assert_eq!(got.input_rows, expected.input_rows, "go {config}");
+        assert_eq!(got.batch, expected.batch, "go {config}: derived columns");
+        // The same instance again, on a slice (buffers at other offsets) and an empty batch.
+        let slice = batch.slice(7, 333);
+        let want = rust(guests::ENRICH_ORDER, config).map(&slice).unwrap();
+        let again = op.map(&slice).unwrap();
+        assert_eq!((again.batch, again.rejected), (want.batch, want.rejected), "go {config}: slice");
+        assert_eq!(op.map(&batch.slice(0, 0)).unwrap().batch.num_rows(), 0);
+    }
+    // Formatting like Rust's f64 Display and saturation like `as i64`, value by value.
+    let values = [-5.0, -1.5, -0.1, -1e-7, -1.5e22, -1e21, -123456.789, -f64::MIN_POSITIVE, -f64::MAX, -1.0 / 3.0, -5e-324, f64::NEG_INFINITY];
+    let batch = RecordBatch::try_from_iter([(
+        "total_amount",
+        Arc::new(Float64Array::from(values.to_vec())) as ArrayRef,
+    )])
+    .unwrap();
+    let got = open(&go_component("enrich-order"), "{}").map(&batch).unwrap();
+    let reasons: Vec<String> = got.rejected.iter().map(|r| r.reason.clone()).collect();
+    let want: Vec<String> = values.iter().map(|v| format!("negative total_amount: {v}")).collect();
+    assert_eq!(reasons, want);
+    assert_eq!(got.batch, rust(guests::ENRICH_ORDER, "{}").map(&batch).unwrap().batch);
+    // Refused configs and a wrong input type, like Rust.
+    for config in [r#"{"tax_rate": true}"#, r#"{"tax_rate": 0.2} x"#, r#"{"tax": 0.2}"#] {
+        let rust_error = Operator::new(load(std::path::Path::new(guests::ENRICH_ORDER)), config, Default::default()).err().unwrap();
+        assert_eq!(rust_error.kind_str(), "invalid_config", "rust {config}");
+        let error = Operator::new(load(&go_component("enrich-order")), config, Default::default())
+            .err()
+            .unwrap_or_else(|| panic!("go accepted {config}"));
+        assert_eq!(error.kind_str(), "invalid_config", "go {config}: {error}");
+    }
+    let ints = RecordBatch::try_from_iter([("total_amount", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef)]).unwrap();
+    let expected = rust(guests::ENRICH_ORDER, "{}").map(&ints).unwrap_err();
+    let got = open(&go_component("enrich-order"), "{}").map(&ints).unwrap_err();
+    assert_eq!(got.kind_str(), expected.kind_str(), "{got}");
+    let message = |e: &weir::engine::Error| e.to_string().split_once("`process`: ").map(|(_, m)| m.to_owned());
+    assert_eq!(message(&got), message(&expected));
 }
