@@ -18,6 +18,10 @@ const FIRST_RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 /// read. Readers do not trust high watermarks alone (some brokers, tansu
 /// among them, report them wrong); watermarks only say where to start.
 const IDLE_END: Duration = Duration::from_millis(1000);
+/// After the ends a peek saw at its start: how long it reads on at most ...
+const PAST_END_GRACE: Duration = Duration::from_millis(2000);
+/// ... and how long a pause ends it.
+const PAST_END_IDLE: Duration = Duration::from_millis(300);
 
 /// Header on dead letters a redrive wrote back: the run that wrote them.
 pub const REDRIVE_RUN_HEADER: &str = "weir.redrive.run";
@@ -156,11 +160,14 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
     consumer.assign(&assignment)?;
     let mut last_progress = Instant::now();
     let mut idle_limit = FIRST_RECORD_TIMEOUT;
-    while last_progress.elapsed() < idle_limit {
+    // Once past the ends seen at the start, read on briefly: some brokers
+    // (tansu) report a high watermark behind the records they serve.
+    let mut past_ends: Option<Instant> = None;
+    while last_progress.elapsed() < idle_limit && past_ends.is_none_or(|at| at.elapsed() < PAST_END_GRACE) {
         let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
         let message = message?.detach();
         last_progress = Instant::now();
-        idle_limit = IDLE_END;
+        idle_limit = if past_ends.is_some() { PAST_END_IDLE } else { IDLE_END };
         if ends.get(&message.partition()).is_some_and(|end| message.offset() + 1 >= *end) {
             ends.remove(&message.partition());
         }
@@ -168,8 +175,9 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
         if kind.is_none_or(|k| view.kind() == Some(k)) {
             views.push(view);
         }
-        if ends.is_empty() {
-            break;
+        if ends.is_empty() && past_ends.is_none() {
+            past_ends = Some(Instant::now());
+            idle_limit = PAST_END_IDLE;
         }
     }
     views.sort_by_key(|v| (v.timestamp_ms, v.partition, v.offset));

@@ -198,19 +198,22 @@ mod tests {
     #[test]
     fn an_expected_partition_without_data_holds_the_watermark_until_idle() {
         let t0 = Instant::now();
-        let mut marks = Watermarks::new(0, Duration::from_secs(5));
+        let mut marks = Watermarks::new(5_000, Duration::from_secs(5));
         marks.expect("high-value", 0, t0);
         marks.observe("regular", 0, 50_000, t0);
         assert_eq!(marks.current(t0), None, "high-value/0 has not reported yet");
         marks.observe("high-value", 0, 10_000, t0);
-        assert_eq!(marks.current(t0), Some(10_000));
-        // Lateness is per partition: 45 s is fine on regular/0 (max 50 s) ...
-        assert!(!marks.is_late("regular", 0, 45_000));
-        // ... and 9 s is behind the pipeline watermark.
-        assert!(marks.is_late("high-value", 0, 9_000));
+        assert_eq!(marks.current(t0), Some(5_000));
+        // Lateness is per partition: 46 s is fine on regular/0 (max 50 s) ...
+        assert!(!marks.is_late("regular", 0, 46_000));
+        // ... 44 s is not, although the pipeline watermark is only 5 s.
+        assert!(marks.is_late("regular", 0, 44_000));
+        // The restored watermark of a checkpoint is kept.
+        marks.restore(Some(7_000));
+        assert!(marks.is_late("high-value", 0, 6_000));
         let later = t0 + Duration::from_secs(6);
         marks.expect("other", 0, t0);
-        assert_eq!(marks.current(later), Some(50_000), "every partition idle: the largest wins");
+        assert_eq!(marks.current(later), Some(45_000), "every partition idle: the largest wins");
     }
 
     #[test]
