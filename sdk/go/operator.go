@@ -195,8 +195,8 @@ func (b *Builder) PushNull() {
 func (b *Builder) SetNull(row int) {
 	if b.Validity == nil {
 		b.Validity = make([]byte, (b.rows+7)/8)
-		for i := range b.Validity {
-			b.Validity[i] = 0xff
+		for i := 0; i < b.rows; i++ {
+			b.Validity[i>>3] |= 1 << (i & 7)
 		}
 	}
 	b.Validity[row>>3] &^= 1 << (row & 7)
