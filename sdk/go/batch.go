@@ -67,8 +67,9 @@ func view[T int32 | int64 | float32 | float64](b []byte) []T {
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
 
+// wrongType is the Rust SDK's message for a typed view of another type.
 func (c *Column) wrongType(want string) error {
-	return InvalidInput("column `%s` is %s, expected %s", c.Name, c.Type, want)
+	return InvalidInput("expected a %s column, found %s", want, c.Type)
 }
 
 // Float64 returns the values of a float64 column (Len entries; null slots hold any value).

@@ -20,6 +20,24 @@ type Map interface {
 	Process(batch *Batch, out *Output) error
 }
 
+// Aggregate folds batches into state and emits result batches (the
+// aggregate-operator world). The host snapshots the state with the offsets
+// it covers and restores it into a fresh instance after a restart or a
+// rebalance.
+type Aggregate interface {
+	// Process folds batch into the state and returns zero or more result
+	// batches (each built with NewOutput). watermarkMs is the event time
+	// (ms since the epoch) before which no more input is expected, or nil
+	// when the pipeline tracks no event time.
+	Process(batch *Batch, watermarkMs *int64) ([]*Output, error)
+	// Snapshot serialises the whole state.
+	Snapshot() ([]byte, error)
+	// Restore replaces the state with one Snapshot produced (possibly in
+	// another instance or process). Return an error, not a panic, for
+	// bytes it cannot read.
+	Restore(state []byte) error
+}
+
 // Reader is implemented by operators that read only some columns: only
 // those cross into the guest. Without it (or when Reads returns nil) the
 // operator sees every column.
@@ -28,9 +46,10 @@ type Reader interface {
 }
 
 var (
-	newFilter func(config string) (Filter, error)
-	newMap    func(config string) (Map, error)
-	instance  any
+	newFilter    func(config string) (Filter, error)
+	newMap       func(config string) (Map, error)
+	newAggregate func(config string) (Aggregate, error)
+	instance     any
 )
 
 // ExportFilter registers the filter of this component: call it from an
@@ -39,6 +58,12 @@ func ExportFilter(newFilter_ func(config string) (Filter, error)) { newFilter = 
 
 // ExportMap registers the map of this component: call it from an init function.
 func ExportMap(newMap_ func(config string) (Map, error)) { newMap = newMap_ }
+
+// ExportAggregate registers the aggregate of this component: call it from
+// an init function.
+func ExportAggregate(newAggregate_ func(config string) (Aggregate, error)) {
+	newAggregate = newAggregate_
+}
 
 // asError turns any error into an *Error (KindFailed unless it is one).
 func asError(err error) *Error {
@@ -59,8 +84,10 @@ func Init(config string) (reads []string, err *Error) {
 		op, cerr = newFilter(config)
 	case newMap != nil:
 		op, cerr = newMap(config)
+	case newAggregate != nil:
+		op, cerr = newAggregate(config)
 	default:
-		return nil, &Error{KindFailed, "no operator registered: call weir.ExportFilter or weir.ExportMap from an init function"}
+		return nil, &Error{KindFailed, "no operator registered: call weir.ExportFilter, ExportMap or ExportAggregate from an init function"}
 	}
 	if cerr != nil {
 		return nil, asError(cerr)
@@ -100,6 +127,55 @@ func Process(batch *Batch) (*Output, *Error) {
 	}
 	return out, nil
 }
+
+// Fold runs the aggregate's Process. Called by the glue.
+func Fold(batch *Batch, watermarkMs *int64) ([]*Output, *Error) {
+	a, ok := instance.(Aggregate)
+	if !ok {
+		return nil, &Error{KindFailed, "process before a successful init"}
+	}
+	outs, err := a.Process(batch, watermarkMs)
+	if err != nil {
+		return nil, asError(err)
+	}
+	for i, o := range outs {
+		for _, c := range o.Columns {
+			if c.Type.width() == 0 && c.Type != Boolean && len(c.Offsets) != o.rows+1 {
+				return nil, &Error{KindFailed, fmt.Sprintf("output batch %d: column %s has %d values, the batch %d rows", i, c.Name, len(c.Offsets)-1, o.rows)}
+			}
+		}
+	}
+	return outs, nil
+}
+
+// Snapshot runs the aggregate's Snapshot. Called by the glue.
+func Snapshot() ([]byte, *Error) {
+	a, ok := instance.(Aggregate)
+	if !ok {
+		return nil, &Error{KindFailed, "snapshot before a successful init"}
+	}
+	state, err := a.Snapshot()
+	if err != nil {
+		return nil, asError(err)
+	}
+	return state, nil
+}
+
+// Restore runs the aggregate's Restore. Called by the glue.
+func Restore(state []byte) *Error {
+	a, ok := instance.(Aggregate)
+	if !ok {
+		return &Error{KindFailed, "restore before a successful init"}
+	}
+	if err := a.Restore(state); err != nil {
+		return asError(err)
+	}
+	return nil
+}
+
+// NewOutput starts a result batch of rows rows for an aggregate: add its
+// columns with Add.
+func NewOutput(rows int) *Output { return &Output{rows: rows} }
 
 // Output is what a map returns: columns of NumRows rows, and rejections.
 type Output struct {

@@ -26,7 +26,7 @@ func TestFloat64ViewAndSelection(t *testing.T) {
 	if got := sel.Bytes(); len(got) != 1 || got[0] != 0b00100 {
 		t.Fatalf("selection %08b", got)
 	}
-	if _, err := col.Int64(); err == nil || err.Error() != "column `total_amount` is Float64, expected Int64" {
+	if _, err := col.Int64(); err == nil || err.Error() != "expected a Int64 column, found Float64" {
 		t.Fatalf("wrong type: %v", err)
 	}
 }
