@@ -86,8 +86,10 @@ func Init(config string) (reads []string, err *Error) {
 		op, cerr = newMap(config)
 	case newAggregate != nil:
 		op, cerr = newAggregate(config)
+	case newSink != nil:
+		op, cerr = newSink(config)
 	default:
-		return nil, &Error{KindFailed, "no operator registered: call weir.ExportFilter, ExportMap or ExportAggregate from an init function"}
+		return nil, &Error{KindFailed, "no operator registered: call weir.ExportFilter, ExportMap, ExportAggregate or ExportSink from an init function"}
 	}
 	if cerr != nil {
 		return nil, asError(cerr)

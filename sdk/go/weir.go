@@ -1,9 +1,9 @@
-// Package weir writes weir operators (filter, map) in Go.
+// Package weir writes weir operators (filter, map, aggregate, sink) in Go.
 //
-// An operator registers itself from an init function with ExportFilter or
-// ExportMap; the glue in _glue/ (compiled next to the bindings that
-// wit-bindgen-go writes for the operator world) converts the WIT values to
-// the plain types of this package and back. Input columns are Go slices
+// An operator registers itself from an init function with ExportFilter,
+// ExportMap, ExportAggregate or ExportSink; the glue in _glue/ (compiled
+// next to the bindings that wit-bindgen-go writes for the operator world)
+// converts the WIT values to the plain types of this package and back. Input columns are Go slices
 // viewing the Arrow buffers the host copied into guest memory (no per-value
 // conversion; copied once only when a buffer is misaligned).
 //

@@ -2,6 +2,7 @@ package weir
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"testing"
 )
@@ -92,5 +93,44 @@ func TestRustNumberSemantics(t *testing.T) {
 	}
 	if FloatToInt64(math.NaN()) != 0 || FloatToInt64(1e300) != math.MaxInt64 || FloatToInt64(-1e300) != math.MinInt64 || FloatToInt64(-2.5) != -2 {
 		t.Error("FloatToInt64 is not Rust's `as i64`")
+	}
+}
+
+func TestParseURLSplitsLikeTheRustSDK(t *testing.T) {
+	for url, want := range map[string]Request{
+		"http://h:8080/a/b?x=1": {Authority: "h:8080", Path: "/a/b?x=1"},
+		"https://h":             {HTTPS: true, Authority: "h", Path: "/"},
+		"http://h?q":            {Authority: "h", Path: "?q"},
+	} {
+		got, err := ParseURL(url)
+		if err != nil || got.HTTPS != want.HTTPS || got.Authority != want.Authority || got.Path != want.Path {
+			t.Errorf("%s: %+v %v", url, got, err)
+		}
+	}
+	for _, url := range []string{"ftp://h/", "http:///x", "h/x"} {
+		if _, err := ParseURL(url); err == nil || err.Kind != HTTPInvalidRequest {
+			t.Errorf("%s: %v", url, err)
+		}
+	}
+}
+
+func TestSinkErrorsAreClassifiedLikeTheRustSDK(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		kind SinkErrorKind
+		msg  string
+	}{
+		{Retryable("later %d", 1), SinkRetryable, "later 1"},
+		{Permanent("never"), SinkPermanent, "never"},
+		{Failed("boom"), SinkRetryable, "failed: boom"},
+		{InvalidInput("no column"), SinkPermanent, "invalid input: no column"},
+		{errors.New("plain"), SinkRetryable, "failed: plain"},
+	} {
+		if got := asSinkError(c.err); got.Kind != c.kind || got.Message != c.msg {
+			t.Errorf("%v: %+v", c.err, got)
+		}
+	}
+	if got := asSinkError(RejectRows([]Rejection{{Row: 2, Reason: "x"}})); got.Kind != SinkRejectedRows || len(got.Rows) != 1 {
+		t.Errorf("%+v", got)
 	}
 }

@@ -374,12 +374,20 @@ fn posted(path: &std::path::Path, batch: &RecordBatch) -> (String, serde_json::V
 
 #[test]
 fn webhook_alert_posts_the_same_json_as_rust() {
-    let batch = orders(40);
+    let guests: Vec<(&str, PathBuf)> =
+        LANGS.iter().map(|l| (*l, polyglot(&format!("{l}-webhook-alert")))).chain([("c", c_component("webhook-alert"))]).collect();
+    webhook_alert_matches_rust(&orders(40), guests);
+}
+
+/// The webhook-alert ports against the Rust original on `batch`: the same
+/// request line and JSON rows, 5xx retryable, 4xx permanent, a destination
+/// outside the allowlist refused before anything is sent, no request for
+/// an empty batch.
+fn webhook_alert_matches_rust(batch: &RecordBatch, guests: Vec<(&str, PathBuf)>) {
+    let batch = batch.clone();
     let rust_path = PathBuf::from(guests::WEBHOOK_ALERT);
     let (line, expected) = posted(&rust_path, &batch);
     assert_eq!(line, "POST /alerts HTTP/1.1");
-    let guests: Vec<(&str, PathBuf)> =
-        LANGS.iter().map(|l| (*l, polyglot(&format!("{l}-webhook-alert")))).chain([("c", c_component("webhook-alert"))]).collect();
     for (lang, path) in guests {
         let (got_line, got) = posted(&path, &batch);
         assert_eq!(got_line, line, "{lang}");
@@ -1380,5 +1388,59 @@ fn go_count_by_key_matches_rust_including_snapshots() {
             .err()
             .unwrap_or_else(|| panic!("go accepted {config}"));
         assert_eq!(error.kind_str(), "invalid_config", "go {config}: {error}");
+    }
+}
+
+/// Every column type the webhook sink turns into JSON, with nulls: float32,
+/// binary, list<utf8> (with null items), and floats serde_json writes in
+/// exponent form or as null.
+fn typed_rows() -> RecordBatch {
+    use arrow_array::{BinaryArray, Float32Array, builder::{ListBuilder, StringBuilder}};
+    let n = 12;
+    let mut lists = ListBuilder::new(StringBuilder::new());
+    for i in 0..n {
+        if i % 5 == 2 {
+            lists.append(false);
+            continue;
+        }
+        for j in 0..i % 4 {
+            lists.values().append_option((j != 1).then(|| format!("t\"{i}-{j}")));
+        }
+        lists.append(true);
+    }
+    let floats = [0.0, -0.0, 1e21, 1e-7, f64::NAN, f64::INFINITY, 1e300, 1000.0, -1.5, 0.1, 5e-324, f64::MAX];
+    RecordBatch::try_from_iter([
+        ("f64", Arc::new(Float64Array::from_iter((0..n).map(|i| (i != 3).then_some(floats[i])))) as ArrayRef),
+        ("f32", Arc::new(Float32Array::from_iter((0..n).map(|i| (i % 4 != 1).then_some(i as f32 * 0.1 - 0.3))))),
+        ("bin", Arc::new(BinaryArray::from_iter((0..n).map(|i| (i % 3 != 0).then(|| vec![i as u8, 0xab, 0x0f]))))),
+        ("tags", Arc::new(lists.finish())),
+        ("text", Arc::new(StringArray::from_iter((0..n).map(|i| (i % 6 != 5).then(|| format!("<é&\u{1}{i}>")))))),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn go_webhook_alert_posts_the_same_json_as_rust() {
+    let go = || vec![("go", go_component("webhook-alert"))];
+    webhook_alert_matches_rust(&orders(40), go());
+    webhook_alert_matches_rust(&orders(500), go());
+    webhook_alert_matches_rust(&typed_rows(), go());
+    // A required url, strictly parsed, like Rust.
+    for config in ["{}", r#"{"url": 5}"#, r#"{"url": "http://a/", "x": 1}"#] {
+        let rust_error = Operator::new(load(std::path::Path::new(guests::WEBHOOK_ALERT)), config, Default::default()).err().unwrap();
+        assert_eq!(rust_error.kind_str(), "invalid_config", "rust {config}");
+        let error = Operator::new(load(&go_component("webhook-alert")), config, Default::default())
+            .err()
+            .unwrap_or_else(|| panic!("go accepted {config}"));
+        assert_eq!(error.kind_str(), "invalid_config", "go {config}: {error}");
+    }
+    // Nothing listens: a connection error is retryable; a bad scheme is permanent.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    for (url, retryable) in [(format!("http://{closed}/"), true), ("ftp://127.0.0.1/".to_owned(), false)] {
+        let mut op = sink(&go_component("webhook-alert"), &url, &["127.0.0.1"]);
+        let mut want = sink(std::path::Path::new(guests::WEBHOOK_ALERT), &url, &["127.0.0.1"]);
+        let (got, expected) = (op.write(&orders(5)).unwrap(), want.write(&orders(5)).unwrap());
+        assert_eq!(matches!(got, SinkResult::Retryable(_)), retryable, "{url}: {got:?}");
+        assert_eq!(std::mem::discriminant(&got), std::mem::discriminant(&expected), "{url}: {got:?} vs rust {expected:?}");
     }
 }
