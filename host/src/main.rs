@@ -252,6 +252,7 @@ enum Lang {
     Python,
     Js,
     C,
+    Go,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -363,7 +364,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::New { lang, kind, name } => {
             use weir::engine::OperatorKind;
             use weir::scaffold::Language;
-            let language = match lang { Lang::Rust => Language::Rust, Lang::Python => Language::Python, Lang::Js => Language::Js, Lang::C => Language::C };
+            let language = match lang { Lang::Rust => Language::Rust, Lang::Python => Language::Python, Lang::Js => Language::Js, Lang::C => Language::C, Lang::Go => Language::Go };
             let kind = match kind { Kind::Filter => OperatorKind::Filter, Kind::Map => OperatorKind::Map, Kind::Aggregate => OperatorKind::Aggregate, Kind::Sink => OperatorKind::Sink };
             let home = weir::scaffold::default_weir_home();
             for file in weir::scaffold::new_project(language, kind, &name, &home)? {

