@@ -733,6 +733,7 @@ async fn polyglot_chains_in_a_kafka_pipeline_deliver_what_the_rust_chain_deliver
         ("python", polyglot("python-enrich-order"), polyglot("python-high-value-orders")),
         ("js", polyglot("js-enrich-order"), polyglot("js-high-value-orders")),
         ("c", c_component("enrich-order"), c_component("high-value-orders")),
+        ("go", go_component("enrich-order"), go_component("high-value-orders")),
     ];
     for (label, enrich, filter) in chains {
         let got = keyed(run_chain(&cluster, input, label, &chain(&enrich, &filter), "order_id", n).await);
@@ -774,7 +775,7 @@ async fn polyglot_aggregates_in_a_kafka_pipeline_reach_the_rust_totals() {
     };
     let rust = finals(run_chain(&cluster, input, "agg-rust", &operators(std::path::Path::new(guests::COUNT_BY_KEY)), "key", n).await.0);
     assert_eq!(rust.values().map(|(c, _)| c).sum::<i64>(), n as i64);
-    for lang in LANGS {
+    for lang in LANGS.into_iter().chain(["go"]) {
         let got = finals(run_chain(&cluster, input, &format!("agg-{lang}"), &operators(&polyglot(&format!("{lang}-count-by-key"))), "key", n).await.0);
         assert_eq!(got, rust, "{lang}: final totals per key");
     }
@@ -819,6 +820,7 @@ async fn polyglot_webhook_sinks_in_a_kafka_pipeline_post_the_rust_rows() {
         ("sink-python", polyglot("python-webhook-alert")),
         ("sink-js", polyglot("js-webhook-alert")),
         ("sink-c", c_component("webhook-alert")),
+        ("sink-go", go_component("webhook-alert")),
     ] {
         assert_eq!(posted(label, path).await, rust, "{label}: posted rows");
     }
