@@ -1,4 +1,4 @@
-//! Languages x operator kinds (issue: polyglot guests): the Rust, C, Python
+//! Languages x operator kinds (issue: polyglot guests): the Rust, C, Go, Python
 //! and JavaScript versions of the same operators on the same order batches:
 //! per-batch time at 1k and 64k rows, records/s, component size, cold
 //! compile time, cached load time and memory per instance, with a native
@@ -30,7 +30,7 @@ fn subjects(quick: bool) -> Vec<Subject> {
         Subject { lang: "Rust", name: "count-by-key", path: guests::COUNT_BY_KEY.into(), config: count },
     ];
     if !quick {
-        for (lang, prefix) in [("C", "c"), ("Python", "python"), ("JS", "js")] {
+        for (lang, prefix) in [("C", "c"), ("Go", "go"), ("Python", "python"), ("JS", "js")] {
             for (name, config) in [("high-value-orders", "{}"), ("enrich-order", "{}"), ("count-by-key", count)] {
                 let path = polyglot.join(format!("{prefix}-{name}.wasm"));
                 if path.exists() {
