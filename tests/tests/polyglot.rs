@@ -545,35 +545,49 @@ fn c_bad_configs_are_refused_like_rust() {
         ("enrich-order", guests::ENRICH_ORDER, r#"{"tax_rate": true}"#),
         ("enrich-order", guests::ENRICH_ORDER, r#"{"tax_rate": 0.2} x"#),
     ];
-    for (name, rust_path, config) in cases {
+    refuses_configs_like_rust("c", &cases, c_component);
+}
+
+/// Every config in `cases` ((example, Rust guest, config)) is refused with
+/// `invalid_config` by the Rust guest and by `lang`'s component of the
+/// same example; a column name with a JSON escape is decoded like serde.
+fn refuses_configs_like_rust(lang: &str, cases: &[(&str, &str, &str)], component: fn(&str) -> PathBuf) {
+    for &(name, rust_path, config) in cases {
         let error = Operator::new(load(std::path::Path::new(rust_path)), config, Default::default()).err().unwrap();
         assert_eq!(error.kind_str(), "invalid_config", "rust {name} {config}: {error}");
-        let error = Operator::new(load(&c_component(name)), config, Default::default())
+        let error = Operator::new(load(&component(name)), config, Default::default())
             .err()
-            .unwrap_or_else(|| panic!("c {name} accepted {config}"));
-        assert_eq!(error.kind_str(), "invalid_config", "c {name} {config}: {error}");
+            .unwrap_or_else(|| panic!("{lang} {name} accepted {config}"));
+        assert_eq!(error.kind_str(), "invalid_config", "{lang} {name} {config}: {error}");
     }
     // Escapes in strings: the column name is decoded like serde does.
     let batch = orders(100);
     let expected = rust(guests::HIGH_VALUE_ORDERS, "{}").filter(&batch).unwrap();
-    let got = c_guest("high-value-orders", r#"{"column": "total\u005famount"}"#).filter(&batch).unwrap();
+    let got = open(&component("high-value-orders"), r#"{"column": "total\u005famount"}"#).filter(&batch).unwrap();
     assert_eq!(got.batch, expected.batch);
 }
 
-#[test]
-fn c_wrong_column_type_is_invalid_input_like_rust() {
+/// A filter column of the wrong type is `invalid_input` with the Rust
+/// guest's message, not a trap, and the instance keeps working.
+fn filter_column_type_errors_like_rust(lang: &str, component: &std::path::Path) {
     let batch = orders(50);
     let message = |e: &weir::engine::Error| e.to_string().split_once("`evaluate`: ").map(|(_, m)| m.to_owned());
     for column in ["order_id", "express"] {
         let config = format!(r#"{{"column": "{column}"}}"#);
         let expected = rust(guests::HIGH_VALUE_ORDERS, &config).filter(&batch).unwrap_err();
         assert_eq!(expected.kind_str(), "invalid_input");
-        let mut op = c_guest("high-value-orders", &config);
+        let mut op = open(component, &config);
         let error = op.filter(&batch).unwrap_err();
-        assert_eq!(error.kind_str(), "invalid_input", "c: {error}");
-        assert_eq!(message(&error), message(&expected), "c: same message");
-        assert_eq!(op.stats().traps, 0, "c: an operator error is not a trap");
+        assert_eq!(error.kind_str(), "invalid_input", "{lang}: {error}");
+        assert_eq!(message(&error), message(&expected), "{lang}: same message");
+        assert_eq!(op.stats().traps, 0, "{lang}: an operator error is not a trap");
+        assert!(op.filter(&batch).is_err(), "{lang}: the instance lives on");
     }
+}
+
+#[test]
+fn c_wrong_column_type_is_invalid_input_like_rust() {
+    filter_column_type_errors_like_rust("c", &c_component("high-value-orders"));
     let expected = rust(guests::ENRICH_ORDER, "{}").map(&RecordBatch::try_from_iter([(
         "total_amount",
         Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef,
@@ -1259,37 +1273,13 @@ fn go_bad_configs_are_refused_like_rust() {
         "null",
         "not json",
     ];
-    for config in configs {
-        let error = Operator::new(load(std::path::Path::new(guests::HIGH_VALUE_ORDERS)), config, Default::default()).err().unwrap();
-        assert_eq!(error.kind_str(), "invalid_config", "rust {config}: {error}");
-        let error = Operator::new(load(&go_component("high-value-orders")), config, Default::default())
-            .err()
-            .unwrap_or_else(|| panic!("go accepted {config}"));
-        assert_eq!(error.kind_str(), "invalid_config", "go {config}: {error}");
-    }
-    // Escapes in strings: the column name is decoded like serde does.
-    let batch = orders(100);
-    let expected = rust(guests::HIGH_VALUE_ORDERS, "{}").filter(&batch).unwrap();
-    let got = open(&go_component("high-value-orders"), r#"{"column": "total\u005famount"}"#).filter(&batch).unwrap();
-    assert_eq!(got.batch, expected.batch);
+    let cases: Vec<(&str, &str, &str)> = configs.iter().map(|c| ("high-value-orders", guests::HIGH_VALUE_ORDERS, *c)).collect();
+    refuses_configs_like_rust("go", &cases, go_component);
 }
 
 #[test]
 fn go_wrong_column_type_is_invalid_input_like_rust() {
-    let batch = orders(50);
-    let message = |e: &weir::engine::Error| e.to_string().split_once("`evaluate`: ").map(|(_, m)| m.to_owned());
-    for column in ["order_id", "express"] {
-        let config = format!(r#"{{"column": "{column}"}}"#);
-        let expected = rust(guests::HIGH_VALUE_ORDERS, &config).filter(&batch).unwrap_err();
-        assert_eq!(expected.kind_str(), "invalid_input");
-        let mut op = open(&go_component("high-value-orders"), &config);
-        let error = op.filter(&batch).unwrap_err();
-        assert_eq!(error.kind_str(), "invalid_input", "go: {error}");
-        assert_eq!(message(&error), message(&expected), "go: same message");
-        assert_eq!(op.stats().traps, 0, "go: an operator error is not a trap");
-        // The instance keeps working after an operator error.
-        assert!(op.filter(&batch).is_err());
-    }
+    filter_column_type_errors_like_rust("go", &go_component("high-value-orders"));
 }
 
 #[test]
