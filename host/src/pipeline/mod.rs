@@ -230,14 +230,17 @@ fn resolve_plugin(engine: &Engine, registry: &Registry, operator: &crate::config
     Ok((plugin, version.label()))
 }
 
+/// Resumes of a transaction call that timed out retriably.
+const RESUME_ATTEMPTS: u32 = 2;
+
 /// Calls a transaction API again while it fails with a retriable error
 /// (librdkafka: "retry call to resume", e.g. after the coordinator
-/// connection dropped), up to 5 times; other errors are returned.
+/// connection dropped), up to [`RESUME_ATTEMPTS`] times; other errors are returned.
 fn resume_retriable(mut call: impl FnMut() -> rdkafka::error::KafkaResult<()>) -> rdkafka::error::KafkaResult<()> {
     let mut attempts = 0;
     loop {
         match call() {
-            Err(rdkafka::error::KafkaError::Transaction(e)) if e.is_retriable() && attempts < 5 => {
+            Err(rdkafka::error::KafkaError::Transaction(e)) if e.is_retriable() && attempts < RESUME_ATTEMPTS => {
                 attempts += 1;
                 tracing::warn!(error = %e, attempts, "transaction call timed out; resuming");
             }
@@ -886,6 +889,19 @@ impl Worker {
             self.abort_transaction();
             if matches!(&error, PipelineError::Kafka { source: rdkafka::error::KafkaError::Transaction(e), .. } if e.is_fatal()) {
                 return Err(error);
+            }
+            if matches!(&error, PipelineError::Kafka { source: rdkafka::error::KafkaError::Transaction(e), .. } if e.is_retriable()) {
+                // The commit's outcome is unknown after every resume timed
+                // out (a broker that drops the coordinator connection instead
+                // of answering, as tansu does for a fenced producer): halt; a
+                // restart re-initialises transactions, which settles it.
+                return Err(PipelineError::Setup {
+                    pipeline: self.name.clone(),
+                    message: format!(
+                        "the transaction commit did not complete after {} attempts ({error}); this instance may have been fenced by another with the same transactional id: halting (a restart re-initialises transactions)",
+                        RESUME_ATTEMPTS + 1
+                    ),
+                });
             }
             PipelineStats::add(&self.stats.retries, 1);
             self.rewind_to_committed();
