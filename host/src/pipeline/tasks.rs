@@ -169,7 +169,8 @@ impl Tasks {
         let mut rewound: HashSet<(String, i32)> = HashSet::new();
         for record in records.iter() {
             let task = self.tasks.get_mut(&record.partition()).expect("loaded above");
-            if task.checked.insert(record.topic().to_owned())
+            if !task.checked.contains(record.topic())
+                && task.checked.insert(record.topic().to_owned())
                 && let Some(&offset) = task.checkpointed.get(record.topic())
                 && record.offset() > offset
             {
@@ -181,7 +182,10 @@ impl Tasks {
         records.retain(|r| {
             let task = &self.tasks[&r.partition()];
             let covered = task.checkpointed.get(r.topic()).is_some_and(|&next| r.offset() < next);
-            !covered && !rewound.contains(&(r.topic().to_owned(), r.partition())) && !self.poison.contains(&(r.topic().to_owned(), r.partition(), r.offset()))
+            // The sets are almost always empty: skip the key allocation then.
+            !covered
+                && (rewound.is_empty() || !rewound.contains(&(r.topic().to_owned(), r.partition())))
+                && (self.poison.is_empty() || !self.poison.contains(&(r.topic().to_owned(), r.partition(), r.offset())))
         });
         Ok(before - records.len())
     }
@@ -309,8 +313,13 @@ impl Tasks {
     pub fn advance(&mut self, records: &[OwnedMessage], reset: &HashSet<i32>) {
         for record in records.iter().filter(|r| !reset.contains(&r.partition())) {
             if let Some(task) = self.tasks.get_mut(&record.partition()) {
-                let next = task.next.entry(record.topic().to_owned()).or_insert(0);
-                *next = (*next).max(record.offset() + 1);
+                let after = record.offset() + 1;
+                match task.next.get_mut(record.topic()) {
+                    Some(next) => *next = (*next).max(after),
+                    None => {
+                        task.next.insert(record.topic().to_owned(), after);
+                    }
+                }
                 task.dirty = true;
                 self.since_checkpoint += 1;
             }
