@@ -2,10 +2,13 @@
 //! anyone can rerun them; every comparison is measured in the same run and
 //! reported as a ratio.
 
+pub mod contenders;
 pub mod deploy;
 pub mod engine;
 pub mod orders;
+pub mod peers;
 pub mod pipeline;
 pub mod polyglot;
 pub mod report;
 pub mod windows;
+pub mod workload;

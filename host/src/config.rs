@@ -224,6 +224,9 @@ pub enum FormatConfig {
     Json {
         /// Schema file, relative to the config file.
         schema: PathBuf,
+        /// Which fields are decoded (and so checked against the schema).
+        #[serde(default)]
+        decode: DecodeScope,
     },
     /// Raw records: columns key, value, topic, partition, offset, timestamp, headers.
     Raw,
@@ -235,6 +238,23 @@ pub enum FormatConfig {
         #[serde(default)]
         confluent_framing: bool,
     },
+}
+
+/// Which fields of a JSON record are decoded (`format.decode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecodeScope {
+    /// Every schema field: a record that does not fit the whole schema is
+    /// dead-lettered.
+    #[default]
+    Schema,
+    /// Only the fields the operators read, when nothing needs the source rows
+    /// whole: a chain of filters that forwards its records unchanged (no
+    /// sink), or a chain ending in an aggregate, each operator declaring
+    /// `reads`. The other fields are neither decoded nor checked (a record
+    /// is still rejected when it is not a JSON object). Any other chain
+    /// decodes the whole schema.
+    Read,
 }
 
 /// Batching limits: a batch is cut when any is reached.
@@ -386,7 +406,7 @@ impl Config {
     fn resolve_paths(&mut self, base: &Path) {
         for pipeline in self.pipelines.values_mut() {
             match &mut pipeline.format {
-                FormatConfig::Json { schema } | FormatConfig::Avro { schema, .. } => *schema = base.join(&*schema),
+                FormatConfig::Json { schema, .. } | FormatConfig::Avro { schema, .. } => *schema = base.join(&*schema),
                 FormatConfig::Raw => {}
             }
             for operator in &mut pipeline.operators {
@@ -496,7 +516,7 @@ impl PipelineConfig {
             crate::batch::AvroDecoder::new(&text, *confluent_framing)
                 .map_err(|e| ConfigError::new(format!("{at}.format.schema"), e.to_string()))?;
         }
-        if let FormatConfig::Json { schema } = &self.format {
+        if let FormatConfig::Json { schema, .. } = &self.format {
             let text = std::fs::read_to_string(schema).map_err(|e| {
                 ConfigError::new(format!("{at}.format.schema"), format!("cannot read {}: {e}", schema.display()))
             })?;

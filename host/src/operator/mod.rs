@@ -108,6 +108,11 @@ impl Operator {
         self.plugin.kind()
     }
 
+    /// Columns the operator reads (none: all), from its live instance.
+    pub fn reads(&mut self) -> Option<Vec<String>> {
+        self.instance().ok()?.reads().map(<[String]>::to_vec)
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> OperatorStats {
         self.stats

@@ -2,7 +2,10 @@
 //! not decode are reported individually; the rest of the batch goes on.
 
 use crate::batch::{AvroDecoder, BatchError, JsonDecoder, SchemaSpec};
-use crate::config::FormatConfig;
+use crate::config::{DecodeScope, FormatConfig, OutputConfig};
+use crate::engine::OperatorKind;
+use crate::operator::Operator;
+use crate::pipeline::output::forwards_sources;
 use arrow_array::builder::{BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use rdkafka::message::{Headers, OwnedMessage};
@@ -38,7 +41,7 @@ impl RecordDecoder {
     /// The decoder for a format (reads the schema file).
     pub fn new(format: &FormatConfig) -> Result<RecordDecoder, BatchError> {
         Ok(match format {
-            FormatConfig::Json { schema } => {
+            FormatConfig::Json { schema, .. } => {
                 let text = std::fs::read_to_string(schema)
                     .map_err(|e| BatchError::Schema(format!("{}: {e}", schema.display())))?;
                 RecordDecoder::Json(JsonDecoder::new(SchemaSpec::from_json(&text)?.to_arrow()?))
@@ -50,6 +53,43 @@ impl RecordDecoder {
                 RecordDecoder::Avro(AvroDecoder::new(&text, *confluent_framing)?)
             }
         })
+    }
+
+    /// The decoder for a pipeline's chain. With `decode = "read"`, when every
+    /// operator declares `reads` and no step needs the source rows whole (a
+    /// chain of filters whose records are forwarded unchanged to the output,
+    /// with no sink; or a chain ending in an aggregate), only the schema
+    /// fields the operators read plus `host_columns` (event time, output
+    /// key); the whole schema otherwise.
+    pub fn for_chain(
+        format: &FormatConfig,
+        output: Option<&OutputConfig>,
+        operators: &mut [Operator],
+        sink: bool,
+        host_columns: &[&str],
+    ) -> Result<RecordDecoder, BatchError> {
+        let decoder = RecordDecoder::new(format)?;
+        let (RecordDecoder::Json(json), FormatConfig::Json { decode: DecodeScope::Read, .. }) = (&decoder, format) else {
+            return Ok(decoder);
+        };
+        let ends_in_aggregate = operators.last().is_some_and(|o| o.kind() == OperatorKind::Aggregate);
+        let forwarded = !sink && output.is_some_and(|output| forwards_sources(format, output, operators.iter().map(Operator::kind)));
+        if !(ends_in_aggregate || forwarded) {
+            return Ok(decoder);
+        }
+        let mut read: std::collections::BTreeSet<String> = host_columns.iter().map(|c| c.to_string()).collect();
+        for operator in operators.iter_mut() {
+            match operator.reads() {
+                Some(columns) => read.extend(columns),
+                None => return Ok(decoder),
+            }
+        }
+        let schema = json.schema();
+        let indices: Option<Vec<usize>> = schema.fields().iter().enumerate().filter(|(_, f)| read.contains(f.name())).map(|(i, _)| Some(i)).collect();
+        match indices {
+            Some(indices) if indices.len() == read.len() => Ok(RecordDecoder::Json(JsonDecoder::new(Arc::new(schema.project(&indices)?)))),
+            _ => Ok(decoder),
+        }
     }
 
     /// Decodes `records`, splitting large batches across the machine's

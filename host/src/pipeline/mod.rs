@@ -236,6 +236,12 @@ const RESUME_ATTEMPTS: u32 = 2;
 /// Calls a transaction API again while it fails with a retriable error
 /// (librdkafka: "retry call to resume", e.g. after the coordinator
 /// connection dropped), up to [`RESUME_ATTEMPTS`] times; other errors are returned.
+/// Columns the host itself reads from every batch: the event time, the output key.
+fn host_columns(config: &PipelineConfig) -> Vec<&str> {
+    let event_time = config.event_time.iter().map(|e| e.column.as_str());
+    event_time.chain(config.output.iter().filter_map(|o| o.key_column.as_deref())).collect()
+}
+
 fn resume_retriable(mut call: impl FnMut() -> rdkafka::error::KafkaResult<()>) -> rdkafka::error::KafkaResult<()> {
     let mut attempts = 0;
     loop {
@@ -314,7 +320,6 @@ impl Worker {
         commands: mpsc::Receiver<PipelineCommand>,
     ) -> Result<Worker, PipelineError> {
         let setup = |message: String| PipelineError::Setup { pipeline: name.to_owned(), message };
-        let decoder = RecordDecoder::new(&config.format).map_err(|e| setup(e.to_string()))?;
         let mut chain = Vec::new();
         let mut sink = None;
         let count = config.operators.len();
@@ -337,6 +342,8 @@ impl Worker {
                 chain.push(live);
             }
         }
+        let host_columns = host_columns(&config);
+        let decoder = RecordDecoder::for_chain(&config.format, config.output.as_ref(), &mut chain, sink.is_some(), &host_columns).map_err(|e| setup(e.to_string()))?;
         let kafka = |source| PipelineError::Kafka { pipeline: name.to_owned(), source };
         let consumer = source::create_consumer(name, &config.source, stats.clone(), config.state.is_some()).map_err(kafka)?;
         let transactional_id = (config.guarantee == Guarantee::ExactlyOnce)
@@ -598,6 +605,12 @@ impl Worker {
             .find(|o| o.plugin().name() == name)
             .expect("found above");
         let old = std::mem::replace(slot, replacement);
+        // The new version may read other columns.
+        let host_columns = host_columns(&self.config);
+        match RecordDecoder::for_chain(&self.config.format, self.config.output.as_ref(), self.chain.operators_mut(), self.sink.is_some(), &host_columns) {
+            Ok(decoder) => self.decoder = decoder,
+            Err(error) => tracing::warn!(pipeline = %self.name, %error, "keeping the previous decoder after the swap"),
+        }
         let pause_us = started.elapsed().as_micros() as u64;
         drop(old);
         self.stats.set_plugin_version(name, &label);
@@ -1200,10 +1213,15 @@ impl Worker {
         let dead_records: std::collections::HashSet<usize> = dead.iter().map(|(r, _)| *r).collect();
         let mut out_records: Vec<OutRecord> = Vec::new();
         if let Some(output) = &self.config.output {
+            let forward = output::forwards_sources(&self.config.format, output, self.chain.operators().iter().map(Operator::kind));
             for (batch, sources) in &results {
                 let key_of = |i: usize| records[i].key().map(<[u8]>::to_vec);
-                let encoded = output::encode(batch, sources.as_deref(), output, &key_of)
-                    .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: format!("encoding output: {e}") })?;
+                let value_of = |i: usize| records[i].payload().unwrap_or_default().to_vec();
+                let encoded = match sources.as_deref() {
+                    Some(sources) if forward => output::forward(batch, sources, output, &key_of, &value_of),
+                    sources => output::encode(batch, sources, output, &key_of),
+                }
+                .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: format!("encoding output: {e}") })?;
                 // Rows a sink rejected are dead letters, not outputs.
                 out_records.extend(encoded.into_iter().filter(|r| r.source.is_none_or(|s| !dead_records.contains(&s))));
             }

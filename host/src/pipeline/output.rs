@@ -3,7 +3,8 @@
 //! carried over from the source record.
 
 use crate::batch::{BatchError, write_json_lines};
-use crate::config::{Encoding, OutputConfig, SourceConfig};
+use crate::config::{Encoding, FormatConfig, OutputConfig, SourceConfig};
+use crate::engine::OperatorKind;
 use arrow_array::RecordBatch;
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
@@ -57,6 +58,44 @@ pub fn encode(
             Ok(records)
         }
     }
+}
+
+/// Whether a pipeline forwards its source records unchanged instead of
+/// encoding result rows: JSON in, JSON out and only filters in the chain
+/// (their rows are the source records, so the original bytes are exact:
+/// fields outside the schema and the producer's formatting survive).
+pub fn forwards_sources(format: &FormatConfig, output: &OutputConfig, kinds: impl IntoIterator<Item = OperatorKind>) -> bool {
+    matches!(format, FormatConfig::Json { .. })
+        && output.encoding == Encoding::Json
+        && kinds.into_iter().all(|kind| matches!(kind, OperatorKind::Filter | OperatorKind::Sink))
+}
+
+/// Output records for rows that are their source records unchanged (see
+/// [`forwards_sources`]): each row's source value byte for byte, keyed like
+/// [`encode`] keys them.
+pub fn forward(
+    batch: &RecordBatch,
+    sources: &[usize],
+    output: &OutputConfig,
+    source_key: &dyn Fn(usize) -> Option<Vec<u8>>,
+    source_value: &dyn Fn(usize) -> Vec<u8>,
+) -> Result<Vec<OutRecord>, BatchError> {
+    let keys = match &output.key_column {
+        Some(column) => Some(column_keys(batch, column)?),
+        None => None,
+    };
+    Ok(sources
+        .iter()
+        .enumerate()
+        .map(|(row, &source)| OutRecord {
+            key: match &keys {
+                Some(keys) => keys[row].clone(),
+                None => source_key(source),
+            },
+            value: source_value(source),
+            source: Some(source),
+        })
+        .collect())
 }
 
 /// The key column rendered as bytes (strings as they are, others as text).

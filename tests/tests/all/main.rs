@@ -9,6 +9,7 @@ mod console;
 mod event_time;
 mod exactly_once;
 mod filter_and_map;
+mod forwarding;
 mod kafka;
 mod loading;
 mod pipeline;

@@ -1,0 +1,18 @@
+//! Reads the resolved versions of fluvio-smartengine and wasmtime from the
+//! workspace's Cargo.lock so that the driver's report names what it ran.
+
+fn locked_version(lock: &str, name: &str) -> String {
+    let needle = format!("name = \"{name}\"\nversion = \"");
+    lock.find(&needle)
+        .and_then(|at| lock[at + needle.len()..].split('"').next())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+fn main() {
+    let lock_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock");
+    println!("cargo:rerun-if-changed={lock_path}");
+    let lock = std::fs::read_to_string(lock_path).unwrap_or_default();
+    println!("cargo:rustc-env=FLUVIO_SMARTENGINE_VERSION={}", locked_version(&lock, "fluvio-smartengine"));
+    println!("cargo:rustc-env=WASMTIME_VERSION={}", locked_version(&lock, "wasmtime"));
+}

@@ -1,0 +1,292 @@
+//! The in-process contenders of the peer benchmark: native Rust (serde_json
+//! per record, and arrow-json + arrow kernels per batch) as the floor, and
+//! weir's own path (the pipeline's JSON decoder, an operator chain with a
+//! Wasm guest, the pipeline's output encoder). Each turns JSON lines into
+//! JSON lines one batch (call) at a time; [`measure`] times them.
+
+use crate::workload::{FILTER_THRESHOLD, KeyedTotals, TAX_RATE, Workload};
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_schema::{Field, Schema, SchemaRef};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+use weir::batch::{JsonDecoder, SchemaSpec};
+use weir::config::{DecodeScope, Encoding, FormatConfig, OutputConfig};
+use weir::pipeline::decode::RecordDecoder;
+use weir::pipeline::output;
+use weir::engine::{Engine, HttpAllowlist};
+use weir::operator::{Chain, Operator};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// One contender instance (one per thread): JSON lines in, JSON lines out.
+pub trait Contender: Send {
+    /// Processes one batch (one call) of records, appending output lines.
+    fn batch(&mut self, lines: &[&[u8]], out: &mut Vec<u8>) -> Result<(), Error>;
+}
+
+/// Builds a contender instance (called once per thread, outside the timing).
+pub type Factory<'a> = dyn Fn() -> Result<Box<dyn Contender>, Error> + Sync + 'a;
+
+/// Median run time and the output of the last run.
+pub struct Measured {
+    /// Median wall time of one run over all records.
+    pub median: Duration,
+    /// Every timed run.
+    pub runs: Vec<Duration>,
+    /// Output of the last run (thread outputs concatenated in input order).
+    pub output: Vec<u8>,
+}
+
+/// Runs every record through `threads` instances (contiguous slices, started
+/// together) in calls of `batch` records: one warm-up, then `runs` timed runs.
+pub fn measure(factory: &Factory, lines: &[&[u8]], batch: usize, threads: usize, runs: usize) -> Result<Measured, Error> {
+    let threads = threads.max(1);
+    let mut instances: Vec<Box<dyn Contender>> = (0..threads).map(|_| factory()).collect::<Result<_, _>>()?;
+    let slice = lines.len().div_ceil(threads).max(1);
+    let mut times = Vec::new();
+    let mut output = Vec::new();
+    for run in 0..=runs {
+        let barrier = Barrier::new(threads);
+        let results: Vec<Result<(Vec<u8>, Duration), Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = instances
+                .iter_mut()
+                .zip(lines.chunks(slice))
+                .map(|(instance, part)| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let mut out = Vec::with_capacity(part.len() * 256);
+                        barrier.wait();
+                        let started = Instant::now();
+                        for chunk in part.chunks(batch.max(1)) {
+                            instance.batch(chunk, &mut out)?;
+                        }
+                        Ok((out, started.elapsed()))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("contender thread panicked")).collect()
+        });
+        let mut slowest = Duration::ZERO;
+        output.clear();
+        for result in results {
+            let (out, time) = result?;
+            slowest = slowest.max(time);
+            output.extend_from_slice(&out);
+        }
+        if run > 0 {
+            times.push(slowest);
+        }
+    }
+    let mut sorted = times.clone();
+    sorted.sort();
+    Ok(Measured { median: sorted[sorted.len() / 2], runs: times, output })
+}
+
+#[derive(Deserialize)]
+struct Amount {
+    total_amount: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct KeyedAmount<'a> {
+    #[serde(borrow)]
+    customer_id: Cow<'a, str>,
+    total_amount: Option<f64>,
+}
+
+/// Native Rust, one record at a time with serde_json: only the fields the
+/// workload needs are deserialized; filter outputs the record's bytes, map
+/// appends the two fields to them.
+pub struct NativeSerde {
+    workload: Workload,
+    totals: KeyedTotals,
+}
+
+impl NativeSerde {
+    /// A fresh instance.
+    pub fn new(workload: Workload) -> NativeSerde {
+        NativeSerde { workload, totals: KeyedTotals::default() }
+    }
+}
+
+impl Contender for NativeSerde {
+    fn batch(&mut self, lines: &[&[u8]], out: &mut Vec<u8>) -> Result<(), Error> {
+        for line in lines {
+            match self.workload {
+                Workload::Filter => {
+                    let order: Amount = serde_json::from_slice(line)?;
+                    if order.total_amount.is_some_and(|a| a > FILTER_THRESHOLD) {
+                        out.extend_from_slice(line);
+                        out.push(b'\n');
+                    }
+                }
+                Workload::Map => {
+                    let order: Amount = serde_json::from_slice(line)?;
+                    let close = line.iter().rposition(|b| *b == b'}').ok_or("record is not a JSON object")?;
+                    out.extend_from_slice(&line[..close]);
+                    out.extend_from_slice(b",\"amount_bucket\":");
+                    serde_json::to_writer(&mut *out, &order.total_amount.map(|a| (a / 100.0).floor() as i64))?;
+                    out.extend_from_slice(b",\"tax_amount\":");
+                    serde_json::to_writer(&mut *out, &order.total_amount.map(|a| a * TAX_RATE))?;
+                    out.extend_from_slice(b"}\n");
+                }
+                Workload::Aggregate => {
+                    let order: KeyedAmount = serde_json::from_slice(line)?;
+                    self.totals.add(&order.customer_id, order.total_amount);
+                }
+            }
+        }
+        if self.workload == Workload::Aggregate {
+            self.totals.flush(out);
+        }
+        Ok(())
+    }
+}
+
+/// Native Rust with Arrow, one batch at a time: arrow-json decode (of the
+/// whole schema, or with `projected` only the fields the workload reads),
+/// an arrow kernel (comparison + filter, unary arithmetic, a hash map over
+/// the two columns), then the filter forwards the kept lines as they are
+/// (like weir) and the others arrow-json encode their rows.
+pub struct NativeArrow {
+    workload: Workload,
+    schema: SchemaRef,
+    totals: KeyedTotals,
+}
+
+impl NativeArrow {
+    /// A fresh instance for records of `schema_json` (weir's schema format).
+    pub fn new(workload: Workload, schema_json: &str, projected: bool) -> Result<NativeArrow, Error> {
+        let mut schema = SchemaSpec::from_json(schema_json)?.to_arrow()?;
+        if projected {
+            let read: &[&str] = match workload {
+                Workload::Filter => &["total_amount"],
+                Workload::Map => &[],
+                Workload::Aggregate => &["customer_id", "total_amount"],
+            };
+            if !read.is_empty() {
+                let indices: Vec<usize> = read.iter().map(|name| schema.index_of(name)).collect::<Result<_, _>>()?;
+                schema = Arc::new(schema.project(&indices)?);
+            }
+        }
+        Ok(NativeArrow { workload, schema, totals: KeyedTotals::default() })
+    }
+
+    fn decode(&self, lines: &[&[u8]]) -> Result<RecordBatch, Error> {
+        let mut decoder = arrow_json::ReaderBuilder::new(self.schema.clone()).with_batch_size(lines.len().max(1)).build_decoder()?;
+        for line in lines {
+            decoder.decode(line)?;
+        }
+        Ok(decoder.flush()?.ok_or("no rows decoded")?)
+    }
+}
+
+fn amounts(batch: &RecordBatch) -> Result<&Float64Array, Error> {
+    Ok(batch.column_by_name("total_amount").and_then(|c| c.as_any().downcast_ref()).ok_or("no float64 total_amount")?)
+}
+
+fn write_json(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), Error> {
+    let mut writer = arrow_json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow_json::writer::LineDelimited>(out);
+    writer.write(batch)?;
+    writer.finish()?;
+    Ok(())
+}
+
+impl Contender for NativeArrow {
+    fn batch(&mut self, lines: &[&[u8]], out: &mut Vec<u8>) -> Result<(), Error> {
+        let batch = self.decode(lines)?;
+        match self.workload {
+            Workload::Filter => {
+                let mask = arrow_ord::cmp::gt(amounts(&batch)?, &Float64Array::new_scalar(FILTER_THRESHOLD))?;
+                for (line, keep) in lines.iter().zip(mask.iter()) {
+                    if keep == Some(true) {
+                        out.extend_from_slice(line);
+                        out.push(b'\n');
+                    }
+                }
+                Ok(())
+            }
+            Workload::Map => {
+                let amount = amounts(&batch)?;
+                let bucket: ArrayRef = Arc::new(amount.unary::<_, Int64Type>(|a| (a / 100.0).floor() as i64));
+                let tax: ArrayRef = Arc::new(amount.unary::<_, Float64Type>(|a| a * TAX_RATE));
+                let mut fields: Vec<Arc<Field>> = batch.schema().fields().iter().cloned().collect();
+                fields.push(Arc::new(Field::new("amount_bucket", arrow_schema::DataType::Int64, true)));
+                fields.push(Arc::new(Field::new("tax_amount", arrow_schema::DataType::Float64, true)));
+                let mut columns = batch.columns().to_vec();
+                columns.extend([bucket, tax]);
+                write_json(&RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?, out)
+            }
+            Workload::Aggregate => {
+                let keys: &StringArray = batch.column_by_name("customer_id").and_then(|c| c.as_any().downcast_ref()).ok_or("no utf8 customer_id")?;
+                let amount = amounts(&batch)?;
+                for row in 0..batch.num_rows() {
+                    self.totals.add(keys.value(row), amount.is_valid(row).then(|| amount.value(row)));
+                }
+                self.totals.flush(out);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// weir's path without the broker: the pipeline's JSON decoder (for the
+/// chain, so `decode = "read"` projects like the pipeline does), a chain with
+/// one Wasm operator, the pipeline's output step (source records forwarded
+/// byte for byte by a filter-only chain, result rows encoded otherwise).
+pub struct Weir {
+    decoder: JsonDecoder,
+    chain: Chain,
+    output: OutputConfig,
+    forward: bool,
+}
+
+impl Weir {
+    /// A fresh instance of the guest at `guest` (instantiated here, outside the timing).
+    pub fn new(engine: &Engine, guest: &std::path::Path, config: &str, schema: &std::path::Path, decode: DecodeScope) -> Result<Weir, Error> {
+        let format = FormatConfig::Json { schema: schema.to_owned(), decode };
+        let operator = Operator::new(engine.load_file(guest)?, config, HttpAllowlist::default())?;
+        let mut operators = vec![operator];
+        let output = OutputConfig {
+            topic: "out".into(),
+            key_column: None,
+            encoding: Encoding::Json,
+            bootstrap_servers: None,
+            properties: Default::default(),
+            plugin_version_header: false,
+        };
+        let RecordDecoder::Json(decoder) = RecordDecoder::for_chain(&format, Some(&output), &mut operators, false, &[])? else {
+            return Err("not a JSON decoder".into());
+        };
+        let forward = output::forwards_sources(&format, &output, operators.iter().map(Operator::kind));
+        Ok(Weir { decoder, chain: Chain::new(operators), output, forward })
+    }
+}
+
+impl Contender for Weir {
+    fn batch(&mut self, lines: &[&[u8]], out: &mut Vec<u8>) -> Result<(), Error> {
+        let decoded = self.decoder.decode_lines(lines)?;
+        if !decoded.rejected.is_empty() {
+            return Err(format!("{} records did not decode: {}", decoded.rejected.len(), decoded.rejected[0].reason).into());
+        }
+        let result = self.chain.run(decoded.batch, None)?;
+        if let Some(rejection) = result.rejected.first() {
+            return Err(format!("operator rejected a row: {}", rejection.reason).into());
+        }
+        for (batch, rows) in result.batches.iter().zip(&result.input_rows) {
+            let sources: Option<Vec<usize>> = rows.as_ref().map(|r| r.iter().map(|&i| decoded.line_of_row[i as usize]).collect());
+            let records = match sources.as_deref() {
+                Some(sources) if self.forward => output::forward(batch, sources, &self.output, &|_| None, &|i| lines[i].to_vec())?,
+                sources => output::encode(batch, sources, &self.output, &|_| None)?,
+            };
+            for record in records {
+                out.extend_from_slice(&record.value);
+                out.push(b'\n');
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! A chain of filters forwards the records it keeps byte for byte (fields
+//! outside the schema and the producer's formatting survive), and with
+//! `format.decode = "read"` decodes only the fields its filters read: a
+//! record whose unread field breaks the schema is then forwarded instead of
+//! dead-lettered, while a bad read field or broken JSON still is.
+
+use super::kafka::{MockTopics, Read, produce, random_topic, read_all};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use weir::config::Config;
+use weir_tests::guests;
+
+const SCHEMA: &str = r#"{"fields":[
+    {"name":"order_id","type":"utf8","nullable":false},
+    {"name":"customer_id","type":"utf8"},
+    {"name":"total_amount","type":"float64"}]}"#;
+
+/// (key, value) inputs: kept, filtered, and three kinds of bad record.
+fn inputs() -> Vec<(String, Vec<u8>)> {
+    let mut records = Vec::new();
+    for i in 0..60 {
+        let id = format!("o-{i:03}");
+        let value = match i % 10 {
+            // Odd formatting, key order and a nested field outside the schema.
+            0 => format!("{{ \"total_amount\" : 250.50,\"order_id\":\"{id}\", \"note\": {{\"gift\": [1, 2], \"text\": \"für dich\"}} }}"),
+            1 => format!(r#"{{"order_id":"{id}","customer_id":"c-1","total_amount":99.0}}"#),
+            2 => format!(r#"{{"order_id":"{id}","total_amount":"lots"}}"#),
+            3 => format!(r#"{{"order_id":"{id}","total_amount":"#),
+            4 => format!(r#"{{"order_id":"{id}","customer_id":42,"total_amount":700}}"#),
+            _ => format!(r#"{{"order_id":"{id}","customer_id":"c-{i}","total_amount":{}.25}}"#, 100 + i * 10),
+        };
+        records.push((id, value.into_bytes()));
+    }
+    records
+}
+
+fn config(topics: &MockTopics, dir: &std::path::Path, output: &str, dlq: &str, decode: &str) -> weir::config::PipelineConfig {
+    std::fs::write(dir.join("orders.schema.json"), SCHEMA).unwrap();
+    let toml = format!(
+        r#"
+        [pipelines.forward.source]
+        bootstrap_servers = "{bootstrap}"
+        group_id = "{group}"
+        topics = ["{input}"]
+        properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+        [pipelines.forward.format]
+        type = "json"
+        schema = "orders.schema.json"
+        decode = "{decode}"
+        [pipelines.forward.batch]
+        max_records = 16
+        max_wait_ms = 50
+        [[pipelines.forward.operators]]
+        plugin = "{filter}"
+        config = {{ threshold = 100.0 }}
+        [pipelines.forward.output]
+        topic = "{output}"
+        [pipelines.forward.errors]
+        dead_letter_topic = "{dlq}"
+        "#,
+        bootstrap = topics.bootstrap,
+        group = random_topic("group"),
+        input = topics.input,
+        filter = guests::HIGH_VALUE_ORDERS,
+    );
+    std::fs::write(dir.join("pipeline.toml"), toml).unwrap();
+    Config::load(&dir.join("pipeline.toml")).unwrap().pipelines["forward"].clone()
+}
+
+/// Runs the pipeline over the inputs; returns outputs and dead letters by key.
+async fn run(topics: &MockTopics, decode: &str, kept: usize, dead: usize) -> (BTreeMap<String, Read>, BTreeMap<String, Read>) {
+    let (output, dlq) = (random_topic("out"), random_topic("dlq"));
+    topics.create_topic(&output, 2);
+    topics.create_topic(&dlq, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let handle = weir::pipeline::start("forward", config(topics, dir.path(), &output, &dlq, decode), super::pipeline::engine()).unwrap();
+    let outputs = read_all(&topics.bootstrap, &output, kept, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let letters = read_all(&topics.bootstrap, &dlq, dead, Duration::from_millis(500), Duration::from_secs(60)).await;
+    handle.shutdown();
+    handle.join().await.unwrap();
+    let by_key = |reads: Vec<Read>| reads.into_iter().map(|r| (r.key_str(), r)).collect::<BTreeMap<_, _>>();
+    (by_key(outputs), by_key(letters))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_chains_forward_records_byte_for_byte_and_decode_only_what_they_read() {
+    let topics = MockTopics::new();
+    let records = inputs();
+    produce(&topics.bootstrap, &topics.input, &records).await;
+    let originals: BTreeMap<&str, &[u8]> = records.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let kind = |i: usize| i % 10;
+    let expect = |read_mode: bool| -> (Vec<String>, Vec<String>) {
+        let mut kept = Vec::new();
+        let mut dead = Vec::new();
+        for (i, (id, _)) in records.iter().enumerate() {
+            match kind(i) {
+                1 => {}
+                2 | 3 => dead.push(id.clone()),
+                4 if !read_mode => dead.push(id.clone()),
+                _ => kept.push(id.clone()),
+            }
+        }
+        (kept, dead)
+    };
+
+    for (decode, read_mode) in [("schema", false), ("read", true)] {
+        let (kept, dead) = expect(read_mode);
+        let (outputs, letters) = run(&topics, decode, kept.len(), dead.len()).await;
+        assert_eq!(outputs.keys().cloned().collect::<Vec<_>>(), kept, "decode = {decode}: kept records");
+        assert_eq!(letters.keys().cloned().collect::<Vec<_>>(), dead, "decode = {decode}: dead letters");
+        for (id, read) in &outputs {
+            assert_eq!(read.value.as_deref(), Some(originals[id.as_str()]), "decode = {decode}: {id} forwarded byte for byte");
+            assert_eq!(read.header("trace-id"), format!("t-{id}"), "headers carried over");
+        }
+        for (id, letter) in &letters {
+            assert_eq!(letter.header("weir.error.kind"), "decode", "{id}");
+        }
+    }
+}
