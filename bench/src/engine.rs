@@ -292,7 +292,8 @@ fn rss_bytes() -> usize {
     pages * 4096
 }
 
-fn memory_per_instance(engine: &Engine, count: usize) -> Result<Table, Error> {
+/// RSS and linear memory per idle instance, instance creation time.
+pub(crate) fn memory_per_instance(engine: &Engine, count: usize) -> Result<Table, Error> {
     let mut table = Table::new(
         "Memory per idle instance (after init)",
         &["guest", "instances", "RSS per instance", "linear memory per instance", "instance creation"],

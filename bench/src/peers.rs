@@ -297,6 +297,8 @@ pub fn run(quick: bool) -> Result<String, Error> {
     tables.push(batch_sizes(&suite)?);
     tables.push(threads(&suite)?);
     tables.push(widths(&suite)?);
+    let instances = if quick { 20 } else { 500 };
+    tables.push(crate::engine::memory_per_instance(&suite.engine, instances).map_err(|e| e.to_string())?);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (end_to_end, ratio) = runtime.block_on(crate::pipeline::throughput(suite.plan.pipeline_records)).map_err(|e| e.to_string())?;
     summary.end_to_end = Some(ratio);

@@ -34,7 +34,7 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
     records
 }
 
-fn config(topics: &MockTopics, dir: &std::path::Path, output: &str, dlq: &str, decode: &str) -> weir::config::PipelineConfig {
+fn config(topics: &MockTopics, dir: &std::path::Path, output: &str, dlq: &str, decode: &str, operator: (&str, &str)) -> weir::config::PipelineConfig {
     std::fs::write(dir.join("orders.schema.json"), SCHEMA).unwrap();
     let toml = format!(
         r#"
@@ -51,8 +51,8 @@ fn config(topics: &MockTopics, dir: &std::path::Path, output: &str, dlq: &str, d
         max_records = 16
         max_wait_ms = 50
         [[pipelines.forward.operators]]
-        plugin = "{filter}"
-        config = {{ threshold = 100.0 }}
+        plugin = "{plugin}"
+        config = {operator_config}
         [pipelines.forward.output]
         topic = "{output}"
         [pipelines.forward.errors]
@@ -61,25 +61,29 @@ fn config(topics: &MockTopics, dir: &std::path::Path, output: &str, dlq: &str, d
         bootstrap = topics.bootstrap,
         group = random_topic("group"),
         input = topics.input,
-        filter = guests::HIGH_VALUE_ORDERS,
+        plugin = operator.0,
+        operator_config = operator.1,
     );
     std::fs::write(dir.join("pipeline.toml"), toml).unwrap();
     Config::load(&dir.join("pipeline.toml")).unwrap().pipelines["forward"].clone()
 }
 
 /// Runs the pipeline over the inputs; returns outputs and dead letters by key.
-async fn run(topics: &MockTopics, decode: &str, kept: usize, dead: usize) -> (BTreeMap<String, Read>, BTreeMap<String, Read>) {
+async fn run(topics: &MockTopics, decode: &str, operator: (&str, &str), kept: usize, dead: usize) -> (Vec<Read>, BTreeMap<String, Read>) {
     let (output, dlq) = (random_topic("out"), random_topic("dlq"));
     topics.create_topic(&output, 2);
     topics.create_topic(&dlq, 1);
     let dir = tempfile::tempdir().unwrap();
-    let handle = weir::pipeline::start("forward", config(topics, dir.path(), &output, &dlq, decode), super::pipeline::engine()).unwrap();
+    let handle = weir::pipeline::start("forward", config(topics, dir.path(), &output, &dlq, decode, operator), super::pipeline::engine()).unwrap();
     let outputs = read_all(&topics.bootstrap, &output, kept, Duration::from_millis(500), Duration::from_secs(60)).await;
     let letters = read_all(&topics.bootstrap, &dlq, dead, Duration::from_millis(500), Duration::from_secs(60)).await;
     handle.shutdown();
     handle.join().await.unwrap();
-    let by_key = |reads: Vec<Read>| reads.into_iter().map(|r| (r.key_str(), r)).collect::<BTreeMap<_, _>>();
-    (by_key(outputs), by_key(letters))
+    (outputs, by_key(letters))
+}
+
+fn by_key(reads: Vec<Read>) -> BTreeMap<String, Read> {
+    reads.into_iter().map(|r| (r.key_str(), r)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +109,8 @@ async fn filter_chains_forward_records_byte_for_byte_and_decode_only_what_they_r
 
     for (decode, read_mode) in [("schema", false), ("read", true)] {
         let (kept, dead) = expect(read_mode);
-        let (outputs, letters) = run(&topics, decode, kept.len(), dead.len()).await;
+        let (outputs, letters) = run(&topics, decode, (guests::HIGH_VALUE_ORDERS, "{ threshold = 100.0 }"), kept.len(), dead.len()).await;
+        let outputs = by_key(outputs);
         assert_eq!(outputs.keys().cloned().collect::<Vec<_>>(), kept, "decode = {decode}: kept records");
         assert_eq!(letters.keys().cloned().collect::<Vec<_>>(), dead, "decode = {decode}: dead letters");
         for (id, read) in &outputs {
@@ -115,5 +120,38 @@ async fn filter_chains_forward_records_byte_for_byte_and_decode_only_what_they_r
         for (id, letter) in &letters {
             assert_eq!(letter.header("weir.error.kind"), "decode", "{id}");
         }
+    }
+}
+
+/// A chain ending in an aggregate needs no whole rows either: with
+/// `decode = "read"` only its key and value columns are decoded, so a record
+/// whose other fields break the schema is counted instead of dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregate_chain_with_decode_read_folds_records_whose_unread_fields_break_the_schema() {
+    let topics = MockTopics::new();
+    let records = inputs();
+    produce(&topics.bootstrap, &topics.input, &records).await;
+    let count_by_key = (guests::COUNT_BY_KEY, r#"{ key = "order_id", value = "total_amount" }"#);
+    for (decode, read_mode) in [("schema", false), ("read", true)] {
+        let expected: Vec<&str> = records
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !matches!(i % 10, 2 | 3) && (read_mode || i % 10 != 4))
+            .map(|(_, (id, _))| id.as_str())
+            .collect();
+        let dead = records.len() - expected.len();
+        // One output row per key (each order id once).
+        let (outputs, letters) = run(&topics, decode, count_by_key, expected.len(), dead).await;
+        let mut counted: Vec<String> = outputs
+            .iter()
+            .map(|r| {
+                let row: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+                assert_eq!(row["count"], 1, "{row}");
+                row["key"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        counted.sort();
+        assert_eq!(counted, expected, "decode = {decode}: folded records");
+        assert_eq!(letters.len(), dead, "decode = {decode}: dead letters");
     }
 }

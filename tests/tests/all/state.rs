@@ -106,7 +106,9 @@ async fn a_failing_task_is_reset_to_its_checkpoint_and_replayed_without_double_c
 async fn a_snapshot_over_max_bytes_pauses_the_pipeline_without_committing() {
     let kafka = MockTopics::new();
     kafka.create_topic("counts.state", 1);
-    let keys: Vec<String> = (0..600).map(|i| format!("key-number-{i:05}")).collect();
+    // Every key is longer than max_bytes, so no snapshot with a record in it
+    // fits, whenever a checkpoint is due (by records or by time).
+    let keys: Vec<String> = (0..600).map(|i| format!("key-number-{i:05}-{}", "x".repeat(2100))).collect();
     produce_keys(&kafka.bootstrap, &kafka.input, &keys).await;
     let dir = tempfile::tempdir().unwrap();
     let handle = weir::pipeline::start("counts", config(&kafka, dir.path(), "checkpoint_records = 100, max_bytes = 2048"), engine()).unwrap();
