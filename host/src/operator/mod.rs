@@ -156,8 +156,13 @@ impl Operator {
             let input = instance.prepare(batch)?;
             instance.evaluate(&input)
         })?;
-        let kept = arrow_select::filter::filter_record_batch(batch, &mask).map_err(BatchError::from)?;
         let input_rows = set_bits(&mask);
+        // Nothing or everything kept (always so for one-row batches): no copy.
+        let kept = match input_rows.len() {
+            0 => batch.slice(0, 0),
+            n if n == batch.num_rows() => batch.clone(),
+            _ => arrow_select::filter::filter_record_batch(batch, &mask).map_err(BatchError::from)?,
+        };
         Ok(StepOutput { batch: kept, input_rows, rejected: Vec::new() })
     }
 

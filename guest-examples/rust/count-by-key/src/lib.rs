@@ -10,7 +10,9 @@
 //! Build: cargo build --release --target wasm32-wasip2 -p count-by-key
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use serde::Deserialize;
 use weir_sdk::{Aggregate, Batch, Column, DataType, Error, Field, StringBuilder};
@@ -31,9 +33,22 @@ impl Default for Config {
     }
 }
 
+/// Running totals of one key, and the call that last touched it.
+#[derive(Default)]
+struct Total {
+    count: i64,
+    sum: f64,
+    call: u64,
+}
+
+/// Fixed-key SipHash (no randomness needed from the sandbox). Iteration order
+/// is never observable: outputs are in first-seen order, snapshots sorted.
+type Totals = HashMap<String, Total, BuildHasherDefault<DefaultHasher>>;
+
 struct CountByKey {
     config: Config,
-    totals: BTreeMap<String, (i64, f64)>,
+    totals: Totals,
+    calls: u64,
 }
 
 impl Aggregate for CountByKey {
@@ -42,7 +57,8 @@ impl Aggregate for CountByKey {
     fn init(config: Config) -> Result<Self, Error> {
         Ok(CountByKey {
             config,
-            totals: BTreeMap::new(),
+            totals: Totals::default(),
+            calls: 0,
         })
     }
 
@@ -70,18 +86,20 @@ impl Aggregate for CountByKey {
             }
         };
         let values = vcol.f64_values()?;
-        let mut seen = HashSet::new();
+        self.calls += 1;
+        let call = self.calls;
         let mut touched = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let Some(key) = key.as_deref() else { continue };
             let add = if vcol.is_valid(i) { values[i] } else { 0.0 };
-            let entry = match self.totals.get_mut(key) {
-                Some(e) => e,
+            let total = match self.totals.get_mut(key) {
+                Some(total) => total,
                 None => self.totals.entry(key.to_owned()).or_default(),
             };
-            entry.0 += 1;
-            entry.1 += add;
-            if seen.insert(key) {
+            total.count += 1;
+            total.sum += add;
+            if total.call != call {
+                total.call = call;
                 touched.push(key);
             }
         }
@@ -89,12 +107,12 @@ impl Aggregate for CountByKey {
             return Ok(Vec::new());
         }
         let mut out_keys = StringBuilder::new();
-        let (mut counts, mut sums) = (Vec::new(), Vec::new());
+        let (mut counts, mut sums) = (Vec::with_capacity(touched.len()), Vec::with_capacity(touched.len()));
         for key in touched {
-            let (count, sum) = self.totals[key];
+            let total = &self.totals[key];
             out_keys.push_str(key);
-            counts.push(count);
-            sums.push(sum);
+            counts.push(total.count);
+            sums.push(total.sum);
         }
         let fields = vec![
             Field::new("key", DataType::Utf8, false),
@@ -108,8 +126,10 @@ impl Aggregate for CountByKey {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, Error> {
-        let mut out = (self.totals.len() as u64).to_le_bytes().to_vec();
-        for (key, (count, sum)) in &self.totals {
+        let mut sorted: Vec<(&String, &Total)> = self.totals.iter().collect();
+        sorted.sort_unstable_by_key(|(key, _)| *key);
+        let mut out = (sorted.len() as u64).to_le_bytes().to_vec();
+        for (key, Total { count, sum, .. }) in sorted {
             out.extend_from_slice(&(key.len() as u32).to_le_bytes());
             out.extend_from_slice(key.as_bytes());
             out.extend_from_slice(&count.to_le_bytes());
@@ -126,15 +146,16 @@ impl Aggregate for CountByKey {
             rest = tail;
             Ok(head)
         };
-        let mut totals = BTreeMap::new();
+        let mut totals = Totals::default();
         for _ in 0..u64::from_le_bytes(take(8)?.try_into().unwrap()) {
             let len = u32::from_le_bytes(take(4)?.try_into().unwrap()) as usize;
             let key = String::from_utf8(take(len)?.to_vec()).map_err(|_| bad())?;
             let count = i64::from_le_bytes(take(8)?.try_into().unwrap());
             let sum = f64::from_le_bytes(take(8)?.try_into().unwrap());
-            totals.insert(key, (count, sum));
+            totals.insert(key, Total { count, sum, call: 0 });
         }
         self.totals = totals;
+        self.calls = 0;
         Ok(())
     }
 }
