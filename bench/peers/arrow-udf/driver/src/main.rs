@@ -7,9 +7,9 @@
 //! arrow-json decode of the lines into a `RecordBatch` (the whole schema),
 //! `Runtime::call` of the workload's UDF(s) on a batch holding only the
 //! `total_amount` column (each call copies the batch in and out of the guest
-//! as Arrow IPC), then `filter_record_batch` with the mask (filter) or
-//! appending the two result columns (map), and arrow-json encode of the
-//! output rows (explicit nulls) into an in-memory buffer. Reading and
+//! as Arrow IPC), then forwarding the lines the mask keeps (filter, as weir
+//! does) or appending the two result columns and arrow-json encoding the
+//! rows (map, explicit nulls) into an in-memory buffer. Reading and
 //! splitting the input file, compiling the module (`load_s`) and looking the
 //! functions up are not timed. With `--threads T` every thread takes a
 //! contiguous slice of the input; all start together at a barrier and a run
@@ -28,7 +28,6 @@ use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_json::writer::LineDelimited;
 use arrow_json::{ReaderBuilder, WriterBuilder};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use arrow_select::filter::{filter_record_batch, prep_null_mask_filter};
 use arrow_udf_wasm::{FunctionHandle, Runtime};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
@@ -199,36 +198,39 @@ impl Shared {
         })
     }
 
-    /// UDF call(s), then the filter kernel or the column append, then JSON
-    /// encode into `out`. Returns the output rows.
-    fn process(&self, batch: RecordBatch, out: &mut Vec<u8>) -> Result<usize> {
+    /// UDF call(s), then the filter forwards the kept `lines` as they are
+    /// (as weir and the other filters do) or the map appends the two result
+    /// columns and JSON-encodes the rows into `out`. Returns the output rows.
+    fn process(&self, batch: RecordBatch, lines: &[&[u8]], out: &mut Vec<u8>) -> Result<usize> {
+        ensure!(batch.num_rows() == lines.len(), "decoded {} rows from {} lines", batch.num_rows(), lines.len());
         let mut results = self.call_udfs(&self.args(&batch)?)?;
-        let output = match &self.udfs {
+        match &self.udfs {
             Udfs::Filter { .. } => {
                 let mask = results[0]
                     .as_any()
                     .downcast_ref::<BooleanArray>()
                     .context("high_value did not return booleans")?;
                 // A null amount gives a null result: drop the row.
-                if mask.null_count() > 0 {
-                    filter_record_batch(&batch, &prep_null_mask_filter(mask))?
-                } else {
-                    filter_record_batch(&batch, mask)?
+                let mut rows = 0;
+                for (line, keep) in lines.iter().zip(mask.iter()) {
+                    if keep == Some(true) {
+                        out.extend_from_slice(line);
+                        out.push(b'\n');
+                        rows += 1;
+                    }
                 }
+                Ok(rows)
             }
             Udfs::Map { .. } => {
                 let mut columns = batch.columns().to_vec();
                 columns.append(&mut results);
-                RecordBatch::try_new(self.map_schema.clone(), columns)?
+                let output = RecordBatch::try_new(self.map_schema.clone(), columns)?;
+                let mut writer = WriterBuilder::new().with_explicit_nulls(true).build::<_, LineDelimited>(&mut *out);
+                writer.write(&output)?;
+                writer.finish()?;
+                Ok(output.num_rows())
             }
-        };
-        let rows = output.num_rows();
-        if rows > 0 {
-            let mut writer = WriterBuilder::new().with_explicit_nulls(true).build::<_, LineDelimited>(&mut *out);
-            writer.write(&output)?;
-            writer.finish()?;
         }
-        Ok(rows)
     }
 }
 
@@ -281,7 +283,7 @@ fn run_slice(
     let mut produced = 0;
     for (index, chunk) in lines.chunks(batch).enumerate() {
         decode(decoder, span(data, chunk), |decoded| {
-            produced += shared.process(decoded, out)?;
+            produced += shared.process(decoded, chunk, out)?;
             Ok(())
         })
         .with_context(|| {
