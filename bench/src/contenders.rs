@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use weir::batch::{JsonDecoder, SchemaSpec};
 use weir::config::{DecodeScope, Encoding, FormatConfig, OutputConfig};
 use weir::pipeline::decode::RecordDecoder;
-use weir::pipeline::output;
+use weir::pipeline::output::{self, Emit};
 use weir::engine::{Engine, HttpAllowlist};
 use weir::operator::{Chain, Operator};
 
@@ -149,11 +149,13 @@ impl Contender for NativeSerde {
 /// Native Rust with Arrow, one batch at a time: arrow-json decode (of the
 /// whole schema, or with `projected` only the fields the workload reads),
 /// an arrow kernel (comparison + filter, unary arithmetic, a hash map over
-/// the two columns), then the filter forwards the kept lines as they are
-/// (like weir) and the others arrow-json encode their rows.
+/// the two columns), then the filter forwards the kept lines as they are,
+/// the map appends its two fields to them when projected (both like weir)
+/// or encodes its rows, and the aggregate encodes its totals.
 pub struct NativeArrow {
     workload: Workload,
     schema: SchemaRef,
+    projected: bool,
     totals: KeyedTotals,
 }
 
@@ -164,15 +166,13 @@ impl NativeArrow {
         if projected {
             let read: &[&str] = match workload {
                 Workload::Filter => &["total_amount"],
-                Workload::Map => &[],
+                Workload::Map => &["total_amount"],
                 Workload::Aggregate => &["customer_id", "total_amount"],
             };
-            if !read.is_empty() {
-                let indices: Vec<usize> = read.iter().map(|name| schema.index_of(name)).collect::<Result<_, _>>()?;
-                schema = Arc::new(schema.project(&indices)?);
-            }
+            let indices: Vec<usize> = read.iter().map(|name| schema.index_of(name)).collect::<Result<_, _>>()?;
+            schema = Arc::new(schema.project(&indices)?);
         }
-        Ok(NativeArrow { workload, schema, totals: KeyedTotals::default() })
+        Ok(NativeArrow { workload, schema, projected, totals: KeyedTotals::default() })
     }
 
     fn decode(&self, lines: &[&[u8]]) -> Result<RecordBatch, Error> {
@@ -218,7 +218,18 @@ impl Contender for NativeArrow {
                 fields.push(Arc::new(Field::new("tax_amount", arrow_schema::DataType::Float64, true)));
                 let mut columns = batch.columns().to_vec();
                 columns.extend([bucket, tax]);
-                write_json(&RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?, out)
+                let mapped = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+                if !self.projected {
+                    return write_json(&mapped, out);
+                }
+                // Only total_amount was decoded: append the two fields to the source bytes.
+                let rows: Vec<usize> = (0..lines.len()).collect();
+                let added = ["amount_bucket".to_owned(), "tax_amount".to_owned()];
+                for record in output::splice(&mapped, &rows, &added, &json_output(), &|_| None, &|i| lines[i])? {
+                    out.extend_from_slice(&record.value);
+                    out.push(b'\n');
+                }
+                Ok(())
             }
             Workload::Aggregate => {
                 let keys: &StringArray = batch.column_by_name("customer_id").and_then(|c| c.as_any().downcast_ref()).ok_or("no utf8 customer_id")?;
@@ -233,15 +244,28 @@ impl Contender for NativeArrow {
     }
 }
 
+/// An output config for JSON values (topic and key unused here).
+fn json_output() -> OutputConfig {
+    OutputConfig {
+        topic: "out".into(),
+        key_column: None,
+        encoding: Encoding::Json,
+        bootstrap_servers: None,
+        properties: Default::default(),
+        plugin_version_header: false,
+    }
+}
+
 /// weir's path without the broker: the pipeline's JSON decoder (for the
 /// chain, so `decode = "read"` projects like the pipeline does), a chain with
 /// one Wasm operator, the pipeline's output step (source records forwarded
-/// byte for byte by a filter-only chain, result rows encoded otherwise).
+/// by a filter-only chain, or with the map's fields spliced in under
+/// `decode = "read"`; result rows encoded otherwise).
 pub struct Weir {
     decoder: JsonDecoder,
     chain: Chain,
     output: OutputConfig,
-    forward: bool,
+    emit: Emit,
 }
 
 impl Weir {
@@ -250,19 +274,11 @@ impl Weir {
         let format = FormatConfig::Json { schema: schema.to_owned(), decode };
         let operator = Operator::new(engine.load_file(guest)?, config, HttpAllowlist::default())?;
         let mut operators = vec![operator];
-        let output = OutputConfig {
-            topic: "out".into(),
-            key_column: None,
-            encoding: Encoding::Json,
-            bootstrap_servers: None,
-            properties: Default::default(),
-            plugin_version_header: false,
-        };
-        let RecordDecoder::Json(decoder) = RecordDecoder::for_chain(&format, Some(&output), &mut operators, false, &[])? else {
+        let output = json_output();
+        let (RecordDecoder::Json(decoder), emit) = RecordDecoder::for_chain(&format, Some(&output), &mut operators, false, &[])? else {
             return Err("not a JSON decoder".into());
         };
-        let forward = output::forwards_sources(&format, &output, operators.iter().map(Operator::kind));
-        Ok(Weir { decoder, chain: Chain::new(operators), output, forward })
+        Ok(Weir { decoder, chain: Chain::new(operators), output, emit })
     }
 }
 
@@ -278,9 +294,15 @@ impl Contender for Weir {
         }
         for (batch, rows) in result.batches.iter().zip(&result.input_rows) {
             let sources: Option<Vec<usize>> = rows.as_ref().map(|r| r.iter().map(|&i| decoded.line_of_row[i as usize]).collect());
-            let records = match sources.as_deref() {
-                Some(sources) if self.forward => output::forward(batch, sources, &self.output, &|_| None, &|i| lines[i].to_vec())?,
-                sources => output::encode(batch, sources, &self.output, &|_| None)?,
+            let records = match (&self.emit, sources.as_deref()) {
+                (Emit::Forward, Some(sources)) => output::forward(batch, sources, &self.output, &|_| None, &|i| bytes::Bytes::copy_from_slice(lines[i]))?,
+                (Emit::Splice { schema_fields }, Some(sources)) => {
+                    if let Some(column) = result.map_columns.iter().find(|c| schema_fields.contains(c)) {
+                        return Err(output::SpliceConflict(column.clone()).into());
+                    }
+                    output::splice(batch, sources, &result.map_columns, &self.output, &|_| None, &|i| lines[i])?
+                }
+                (_, sources) => output::encode(batch, sources, &self.output, &|_| None)?,
             };
             for record in records {
                 out.extend_from_slice(&record.value);

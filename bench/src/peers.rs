@@ -207,8 +207,8 @@ struct WeirGuest {
 }
 
 /// The weir guests per workload: the Rust guest with the whole schema
-/// decoded (the default) and with `decode = "read"` where the chain allows
-/// it, then the C (filter, map) or Go (aggregate) guest.
+/// decoded (the default) and with `decode = "read"`, then the C (filter,
+/// map) or Go (aggregate) guest with `decode = "read"`.
 fn weir_guests(workload: Workload) -> Vec<WeirGuest> {
     let polyglot = weir_tests::repo_root().join("target/guests/polyglot");
     let (rust, other, lang, config) = match workload {
@@ -216,15 +216,12 @@ fn weir_guests(workload: Workload) -> Vec<WeirGuest> {
         Workload::Map => (guests::ENRICH_ORDER, "c-enrich-order.wasm", "C", r#"{"tax_rate": 0.2}"#),
         Workload::Aggregate => (guests::COUNT_BY_KEY, "go-count-by-key.wasm", "Go", r#"{"key": "customer_id", "value": "total_amount"}"#),
     };
-    let projects = workload != Workload::Map;
-    let mut list = vec![WeirGuest { label: "weir, Rust guest".into(), path: rust.into(), config, decode: DecodeScope::Schema }];
-    let best = if projects { DecodeScope::Read } else { DecodeScope::Schema };
-    if projects {
-        list.push(WeirGuest { label: "weir, Rust guest, decode = \"read\"".into(), path: rust.into(), config, decode: best });
-    }
-    let suffix = if projects { ", decode = \"read\"" } else { "" };
-    list.push(WeirGuest { label: format!("weir, {lang} guest{suffix}"), path: polyglot.join(other), config, decode: best });
-    list
+    let read = DecodeScope::Read;
+    vec![
+        WeirGuest { label: "weir, Rust guest".into(), path: rust.into(), config, decode: DecodeScope::Schema },
+        WeirGuest { label: "weir, Rust guest, decode = \"read\"".into(), path: rust.into(), config, decode: read },
+        WeirGuest { label: format!("weir, {lang} guest, decode = \"read\""), path: polyglot.join(other), config, decode: read },
+    ]
 }
 
 const WEIR_ENGINE: &str = "wasmtime 48.0.8";
@@ -303,6 +300,7 @@ pub fn run(quick: bool) -> Result<String, Error> {
     let (end_to_end, ratio) = runtime.block_on(crate::pipeline::throughput(suite.plan.pipeline_records)).map_err(|e| e.to_string())?;
     summary.end_to_end = Some(ratio);
     tables.push(end_to_end);
+    tables.push(runtime.block_on(crate::pipeline::scale_out(suite.plan.pipeline_records)).map_err(|e| e.to_string())?);
     tables.insert(0, summary.table());
 
     let mut markdown = format!(
@@ -357,12 +355,16 @@ impl Summary {
             if let Some((weir, native)) = row.weir_read {
                 table.row(vec![format!("weir {name} time / native arrow (`decode = \"read\"`: read fields only)"), bound.into(), slower(weir, native)]);
             }
+            let both = |peer: Duration| match row.weir_read {
+                Some((read, _)) => format!("{} (default), {} (decode = \"read\")", speedup(row.weir, peer), speedup(read, peer)),
+                None => speedup(row.weir, peer),
+            };
             if let Some(fluvio) = row.fluvio {
                 let target = if row.workload == Workload::Filter { ">= 5x" } else { "-" };
-                table.row(vec![format!("weir {name} records/s vs Fluvio SmartModule (10k per call)"), target.into(), speedup(row.weir, fluvio)]);
+                table.row(vec![format!("weir {name} records/s vs Fluvio SmartModule (10k per call)"), target.into(), both(fluvio)]);
             }
             if let Some(arrow_udf) = row.arrow_udf {
-                table.row(vec![format!("weir {name} records/s vs arrow-udf-wasm"), ">= 1x".into(), speedup(row.weir, arrow_udf)]);
+                table.row(vec![format!("weir {name} records/s vs arrow-udf-wasm"), ">= 1x".into(), both(arrow_udf)]);
             }
         }
         if let Some(ratio) = self.end_to_end {
@@ -379,8 +381,7 @@ fn same_work(suite: &Suite, workload: Workload, summary: &mut Summary) -> Result
     eprintln!("bench: {} ...", workload.name());
     let (serde, reference) = suite.serde(workload, &lines, 1)?;
     let arrow = suite.arrow(workload, &lines, BATCH, 1, false, &reference)?;
-    let projects = workload != Workload::Map;
-    let arrow_read = if projects { Some(suite.arrow(workload, &lines, BATCH, 1, true, &reference)?) } else { None };
+    let arrow_read = suite.arrow(workload, &lines, BATCH, 1, true, &reference)?;
     let mut table = Table::new(
         &format!("{}: JSON lines in -> JSON lines out, {records} records, {BATCH} per call, one thread", workload.describe()),
         &["contender", "engine", "records/s", "time / native arrow (same fields decoded)", "notes"],
@@ -399,9 +400,7 @@ fn same_work(suite: &Suite, workload: Workload, summary: &mut Summary) -> Result
     };
     row(&mut table, "native Rust, serde_json per record (reads only the fields it needs)".into(), "-", records, serde.median, arrow.median, "vs the whole-schema floor".into());
     row(&mut table, "native Rust, arrow-json (whole schema) + arrow kernels".into(), "-", records, arrow.median, arrow.median, "floor".into());
-    if let Some(read) = &arrow_read {
-        row(&mut table, "native Rust, arrow-json (read fields only) + arrow kernels".into(), "-", records, read.median, read.median, "floor for decode = \"read\"".into());
-    }
+    row(&mut table, "native Rust, arrow-json (read fields only) + arrow kernels".into(), "-", records, arrow_read.median, arrow_read.median, "floor for decode = \"read\"".into());
     let mut summary_row = SummaryRow { workload, weir: Duration::MAX, native: arrow.median, weir_read: None, fluvio: None, arrow_udf: None };
     for guest in weir_guests(workload) {
         if !guest.path.exists() {
@@ -409,10 +408,7 @@ fn same_work(suite: &Suite, workload: Workload, summary: &mut Summary) -> Result
             continue;
         }
         let measured = suite.weir(workload, &guest, &lines, BATCH, 1, &reference)?;
-        let floor = match (&arrow_read, guest.decode) {
-            (Some(read), DecodeScope::Read) => read.median,
-            _ => arrow.median,
-        };
+        let floor = if guest.decode == DecodeScope::Read { arrow_read.median } else { arrow.median };
         if guest.label == "weir, Rust guest" {
             summary_row.weir = measured.median;
         } else if guest.decode == DecodeScope::Read && summary_row.weir_read.is_none() {

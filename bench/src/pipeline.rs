@@ -137,38 +137,93 @@ async fn run_weir_with(
     max_records: usize,
     guarantee: &str,
 ) -> Result<Duration, Error> {
+    run_weir_group(bootstrap, input, output, plugin, config, records, max_records, guarantee, 1).await
+}
+
+/// `instances` pipelines in one consumer group (as separate `weir run`
+/// processes would be) until they committed `records` together; the time
+/// from the first consumed record to the last commit.
+#[allow(clippy::too_many_arguments)]
+async fn run_weir_group(
+    bootstrap: &str,
+    input: &str,
+    output: &str,
+    plugin: &str,
+    config: &str,
+    records: u64,
+    max_records: usize,
+    guarantee: &str,
+    instances: usize,
+) -> Result<Duration, Error> {
     let dir = tempfile::tempdir()?;
     let group = format!("weir-{output}");
-    let toml = pipeline_toml(dir.path(), bootstrap, input, output, &group, plugin, config)
-        .replace("max_records = 10000", &format!("max_records = {max_records}"))
-        .replacen(
-            "[pipelines.bench.source]",
-            &format!("[pipelines.bench]\n        guarantee = \"{guarantee}\"\n        exactly_once = {{ instance_id = \"{output}\" }}\n        [pipelines.bench.source]"),
-            1,
-        );
-    std::fs::write(dir.path().join("p.toml"), toml)?;
-    let config = Config::load(&dir.path().join("p.toml"))?;
-    let engine = Engine::new(EngineConfig::default())?;
-    let handle = weir::pipeline::start("bench", config.pipelines["bench"].clone(), engine)?;
+    let mut handles = Vec::new();
+    for instance in 0..instances {
+        let toml = pipeline_toml(dir.path(), bootstrap, input, output, &group, plugin, config)
+            .replace("max_records = 10000", &format!("max_records = {max_records}"))
+            .replacen(
+                "[pipelines.bench.source]",
+                &format!("[pipelines.bench]\n        guarantee = \"{guarantee}\"\n        exactly_once = {{ instance_id = \"{output}-{instance}\" }}\n        [pipelines.bench.source]"),
+                1,
+            );
+        std::fs::write(dir.path().join("p.toml"), toml)?;
+        let config = Config::load(&dir.path().join("p.toml"))?;
+        handles.push(weir::pipeline::start("bench", config.pipelines["bench"].clone(), Engine::new(EngineConfig::default())?)?);
+    }
     let mut started = None;
     loop {
-        let stats = handle.stats().snapshot();
-        if stats.records_in > 0 && started.is_none() {
-            started = Some(Instant::now());
+        // A partition that moved between instances counts once, at its furthest commit.
+        let mut committed = std::collections::BTreeMap::new();
+        for handle in &handles {
+            let stats = handle.stats().snapshot();
+            if stats.records_in > 0 && started.is_none() {
+                started = Some(Instant::now());
+            }
+            for (partition, offset) in stats.committed {
+                let entry = committed.entry(partition).or_insert(0i64);
+                *entry = (*entry).max(offset);
+            }
+            if handle.is_finished() {
+                return Err(format!("pipeline stopped: {:?}", stats.state).into());
+            }
         }
-        let committed: i64 = stats.committed.values().sum();
-        if committed as u64 >= records {
+        if committed.values().sum::<i64>() as u64 >= records {
             break;
-        }
-        if handle.is_finished() {
-            return Err(format!("pipeline stopped: {:?}", stats.state).into());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
-    handle.shutdown();
-    handle.join().await?;
+    for handle in &handles {
+        handle.shutdown();
+    }
+    for handle in handles {
+        handle.join().await?;
+    }
     Ok(elapsed)
+}
+
+/// Kafka's scale-out on this 2-core machine: one weir instance vs two in one
+/// consumer group sharing the partitions, identity map, same broker.
+pub(crate) async fn scale_out(records: u64) -> Result<Table, Error> {
+    let cluster = MockCluster::new(1)?;
+    let bootstrap = cluster.bootstrap_servers();
+    let partitions = (records / 15_000).max(2) as i32;
+    for topic in ["in", "out-1", "out-2"] {
+        cluster.create_topic(topic, partitions, 1)?;
+    }
+    fill(&bootstrap, "in", records).await?;
+    let mut table = Table::new(
+        &format!("Scale-out: weir instances in one consumer group, identity Wasm map, {partitions} partitions, 10k-record batches"),
+        &["instances", "records/s", "speed-up"],
+    );
+    let mut one = None;
+    for instances in [1, 2] {
+        let time = run_weir_group(&bootstrap, "in", &format!("out-{instances}"), guests::IDENTITY, "{}", records, 10_000, "at-least-once", instances).await?;
+        eprintln!("bench: {instances} instance(s) {time:?}");
+        let base = *one.get_or_insert(time);
+        table.row(vec![instances.to_string(), rate(records as usize, time), format!("{:.2}x", base.as_secs_f64() / time.as_secs_f64())]);
+    }
+    Ok(table)
 }
 
 /// Raw rdkafka: consume, batch the same way, produce each value, await acks, commit.

@@ -30,6 +30,8 @@ pub struct ChainOutput {
     pub rejected: Vec<ChainRejection>,
     /// What each sink call returned.
     pub sink_results: Vec<SinkResult>,
+    /// Columns the maps returned (added or replaced), in first-seen order.
+    pub map_columns: Vec<String>,
 }
 
 /// Operators applied in order.
@@ -106,6 +108,11 @@ impl Chain {
                         }
                         if operator.kind() == OperatorKind::Filter {
                             out.filtered += batch.num_rows() - step.batch.num_rows();
+                        }
+                        for column in &step.returned {
+                            if !out.map_columns.contains(column) {
+                                out.map_columns.push(column.clone());
+                            }
                         }
                         let new_rows = rows.as_ref().map(|r| step.input_rows.iter().map(|&i| r[i as usize]).collect());
                         reject(&mut out, step.rejected);

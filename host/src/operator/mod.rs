@@ -26,6 +26,8 @@ pub struct StepOutput {
     pub input_rows: Vec<u32>,
     /// Rows the operator rejected (input row indices) with reasons.
     pub rejected: Vec<RowRejection>,
+    /// Columns a map returned (added, or replacing same-named input columns).
+    pub returned: Vec<String>,
 }
 
 /// Counters of one operator.
@@ -163,7 +165,7 @@ impl Operator {
             n if n == batch.num_rows() => batch.clone(),
             _ => arrow_select::filter::filter_record_batch(batch, &mask).map_err(BatchError::from)?,
         };
-        Ok(StepOutput { batch: kept, input_rows, rejected: Vec::new() })
+        Ok(StepOutput { batch: kept, input_rows, rejected: Vec::new(), returned: Vec::new() })
     }
 
     /// Map: the transformed rows, minus the ones the operator rejected.
@@ -173,10 +175,11 @@ impl Operator {
             Ok((instance.process_map(&input)?, instance.reads().is_some()))
         })?;
         let MapResult { batch: output, rejected } = result;
+        let returned = output.schema().fields().iter().map(|f| f.name().clone()).collect();
         let merged = if projected { merge_columns(batch, &output)? } else { output };
         if rejected.is_empty() {
             let input_rows = (0..batch.num_rows() as u32).collect();
-            return Ok(StepOutput { batch: merged, input_rows, rejected });
+            return Ok(StepOutput { batch: merged, input_rows, rejected, returned });
         }
         let mut keep = vec![true; batch.num_rows()];
         for rejection in &rejected {
@@ -184,7 +187,7 @@ impl Operator {
         }
         let mask = BooleanArray::from(keep);
         let kept = arrow_select::filter::filter_record_batch(&merged, &mask).map_err(BatchError::from)?;
-        Ok(StepOutput { batch: kept, input_rows: set_bits(&mask), rejected })
+        Ok(StepOutput { batch: kept, input_rows: set_bits(&mask), rejected, returned })
     }
 
     /// Aggregate: folds the batch in; returns result batches.

@@ -5,7 +5,7 @@ use crate::batch::{AvroDecoder, BatchError, JsonDecoder, SchemaSpec};
 use crate::config::{DecodeScope, FormatConfig, OutputConfig};
 use crate::engine::OperatorKind;
 use crate::operator::Operator;
-use crate::pipeline::output::forwards_sources;
+use crate::pipeline::output::Emit;
 use arrow_array::builder::{BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use rdkafka::message::{Headers, OwnedMessage};
@@ -55,41 +55,46 @@ impl RecordDecoder {
         })
     }
 
-    /// The decoder for a pipeline's chain. With `decode = "read"`, when every
-    /// operator declares `reads` and no step needs the source rows whole (a
-    /// chain of filters whose records are forwarded unchanged to the output,
-    /// with no sink; or a chain ending in an aggregate), only the schema
-    /// fields the operators read plus `host_columns` (event time, output
-    /// key); the whole schema otherwise.
+    /// The decoder and output mode for a pipeline's chain. With `decode =
+    /// "read"` and every operator declaring `reads`, when no step needs the
+    /// source rows whole (a chain of filters and maps whose output is the
+    /// source record forwarded or with the maps' fields spliced in, with no
+    /// sink; or a chain ending in an aggregate), only the schema fields the
+    /// operators read plus `host_columns` (event time, output key) are
+    /// decoded; the whole schema otherwise.
     pub fn for_chain(
         format: &FormatConfig,
         output: Option<&OutputConfig>,
         operators: &mut [Operator],
         sink: bool,
         host_columns: &[&str],
-    ) -> Result<RecordDecoder, BatchError> {
+    ) -> Result<(RecordDecoder, Emit), BatchError> {
         let decoder = RecordDecoder::new(format)?;
-        let (RecordDecoder::Json(json), FormatConfig::Json { decode: DecodeScope::Read, .. }) = (&decoder, format) else {
-            return Ok(decoder);
+        let kinds: Vec<OperatorKind> = operators.iter().map(Operator::kind).collect();
+        let RecordDecoder::Json(json) = &decoder else {
+            return Ok((decoder, Emit::for_chain(format, output, &kinds, sink, None)));
         };
-        let ends_in_aggregate = operators.last().is_some_and(|o| o.kind() == OperatorKind::Aggregate);
-        let forwarded = !sink && output.is_some_and(|output| forwards_sources(format, output, operators.iter().map(Operator::kind)));
-        if !(ends_in_aggregate || forwarded) {
-            return Ok(decoder);
-        }
         let mut read: std::collections::BTreeSet<String> = host_columns.iter().map(|c| c.to_string()).collect();
-        for operator in operators.iter_mut() {
-            match operator.reads() {
-                Some(columns) => read.extend(columns),
-                None => return Ok(decoder),
+        let mut every_operator_reads = matches!(format, FormatConfig::Json { decode: DecodeScope::Read, .. });
+        if every_operator_reads {
+            for operator in operators.iter_mut() {
+                match operator.reads() {
+                    Some(columns) => read.extend(columns),
+                    None => every_operator_reads = false,
+                }
             }
         }
-        let schema = json.schema();
-        let indices: Option<Vec<usize>> = schema.fields().iter().enumerate().filter(|(_, f)| read.contains(f.name())).map(|(i, _)| Some(i)).collect();
-        match indices {
-            Some(indices) if indices.len() == read.len() => Ok(RecordDecoder::Json(JsonDecoder::new(Arc::new(schema.project(&indices)?)))),
-            _ => Ok(decoder),
+        let schema = json.schema().clone();
+        let schema_fields: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let emit = Emit::for_chain(format, output, &kinds, sink, every_operator_reads.then(|| schema_fields.clone()));
+        let ends_in_aggregate = kinds.last() == Some(&OperatorKind::Aggregate);
+        let whole_rows_unused = ends_in_aggregate || matches!(emit, Emit::Forward | Emit::Splice { .. });
+        // Columns a map adds are read by later operators but are not in the schema.
+        let indices: Vec<usize> = (0..schema_fields.len()).filter(|&i| read.contains(&schema_fields[i])).collect();
+        if !every_operator_reads || !whole_rows_unused || indices.is_empty() {
+            return Ok((decoder, emit));
         }
+        Ok((RecordDecoder::Json(JsonDecoder::new(Arc::new(schema.project(&indices)?))), emit))
     }
 
     /// Decodes `records`, splitting large batches across the machine's

@@ -279,6 +279,8 @@ struct Worker {
     config: PipelineConfig,
     stats: Arc<PipelineStats>,
     decoder: RecordDecoder,
+    /// How result rows become output values (follows the chain, like `decoder`).
+    emit: output::Emit,
     chain: Chain,
     sink: Option<Operator>,
     consumer: SourceConsumer,
@@ -343,7 +345,7 @@ impl Worker {
             }
         }
         let host_columns = host_columns(&config);
-        let decoder = RecordDecoder::for_chain(&config.format, config.output.as_ref(), &mut chain, sink.is_some(), &host_columns).map_err(|e| setup(e.to_string()))?;
+        let (decoder, emit) = RecordDecoder::for_chain(&config.format, config.output.as_ref(), &mut chain, sink.is_some(), &host_columns).map_err(|e| setup(e.to_string()))?;
         let kafka = |source| PipelineError::Kafka { pipeline: name.to_owned(), source };
         let consumer = source::create_consumer(name, &config.source, stats.clone(), config.state.is_some()).map_err(kafka)?;
         let transactional_id = (config.guarantee == Guarantee::ExactlyOnce)
@@ -396,6 +398,7 @@ impl Worker {
             config,
             stats,
             decoder,
+            emit,
             chain: Chain::new(chain),
             sink,
             consumer,
@@ -608,7 +611,7 @@ impl Worker {
         // The new version may read other columns.
         let host_columns = host_columns(&self.config);
         match RecordDecoder::for_chain(&self.config.format, self.config.output.as_ref(), self.chain.operators_mut(), self.sink.is_some(), &host_columns) {
-            Ok(decoder) => self.decoder = decoder,
+            Ok((decoder, emit)) => (self.decoder, self.emit) = (decoder, emit),
             Err(error) => tracing::warn!(pipeline = %self.name, %error, "keeping the previous decoder after the swap"),
         }
         let pause_us = started.elapsed().as_micros() as u64;
@@ -1122,7 +1125,7 @@ impl Worker {
                     )),
                     LatePolicy::Topic => late_out.push(OutRecord {
                         key: records[record].key().map(<[u8]>::to_vec),
-                        value: records[record].payload().unwrap_or_default().to_vec(),
+                        value: bytes::Bytes::copy_from_slice(records[record].payload().unwrap_or_default()),
                         source: Some(record),
                     }),
                 }
@@ -1166,7 +1169,13 @@ impl Worker {
             dead.push((record, DeadLetter { kind: error.kind_str().to_owned(), message: error.to_string(), operator, plugin_version, attempts }));
         }
         let mut results: Results = Vec::new();
+        let mut map_columns: Vec<String> = Vec::new();
         for (output, rows) in isolated.outputs {
+            for column in output.map_columns {
+                if !map_columns.contains(&column) {
+                    map_columns.push(column);
+                }
+            }
             PipelineStats::add(&stats.records_filtered, output.filtered as u64);
             let mut accounted = output.filtered + output.rejected.len();
             for rejection in output.rejected {
@@ -1213,13 +1222,18 @@ impl Worker {
         let dead_records: std::collections::HashSet<usize> = dead.iter().map(|(r, _)| *r).collect();
         let mut out_records: Vec<OutRecord> = Vec::new();
         if let Some(output) = &self.config.output {
-            let forward = output::forwards_sources(&self.config.format, output, self.chain.operators().iter().map(Operator::kind));
+            if let output::Emit::Splice { schema_fields } = &self.emit
+                && let Some(column) = map_columns.iter().find(|c| schema_fields.contains(c))
+            {
+                return Err(PipelineError::Setup { pipeline: self.name.clone(), message: output::SpliceConflict(column.clone()).to_string() });
+            }
             for (batch, sources) in &results {
                 let key_of = |i: usize| records[i].key().map(<[u8]>::to_vec);
-                let value_of = |i: usize| records[i].payload().unwrap_or_default().to_vec();
-                let encoded = match sources.as_deref() {
-                    Some(sources) if forward => output::forward(batch, sources, output, &key_of, &value_of),
-                    sources => output::encode(batch, sources, output, &key_of),
+                let payload_of = |i: usize| records[i].payload().unwrap_or_default();
+                let encoded = match (&self.emit, sources.as_deref()) {
+                    (output::Emit::Forward, Some(sources)) => output::forward(batch, sources, output, &key_of, &|i| bytes::Bytes::copy_from_slice(payload_of(i))),
+                    (output::Emit::Splice { .. }, Some(sources)) => output::splice(batch, sources, &map_columns, output, &key_of, &payload_of),
+                    (_, sources) => output::encode(batch, sources, output, &key_of),
                 }
                 .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: format!("encoding output: {e}") })?;
                 // Rows a sink rejected are dead letters, not outputs.
@@ -1301,7 +1315,7 @@ impl Sender {
                 let record = &out[i];
                 let headers = headers_of(record);
                 async move {
-                    let mut future = FutureRecord::<[u8], [u8]>::to(topic).payload(&record.value);
+                    let mut future = FutureRecord::<[u8], [u8]>::to(topic).payload(&record.value[..]);
                     if let Some(key) = &record.key {
                         future = future.key(key);
                     }

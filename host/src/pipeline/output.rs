@@ -6,6 +6,7 @@ use crate::batch::{BatchError, write_json_lines};
 use crate::config::{Encoding, FormatConfig, OutputConfig, SourceConfig};
 use crate::engine::OperatorKind;
 use arrow_array::RecordBatch;
+use bytes::Bytes;
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 
@@ -14,8 +15,8 @@ use rdkafka::producer::FutureProducer;
 pub struct OutRecord {
     /// Record key.
     pub key: Option<Vec<u8>>,
-    /// Record value.
-    pub value: Vec<u8>,
+    /// Record value (a slice of the batch's encoded output: no copy per record).
+    pub value: Bytes,
     /// Index of the source record in the batch (headers are copied from it).
     pub source: Option<usize>,
 }
@@ -37,7 +38,7 @@ pub fn encode(
             writer.write(batch)?;
             writer.finish()?;
             drop(writer);
-            Ok(vec![OutRecord { key: None, value, source: None }])
+            Ok(vec![OutRecord { key: None, value: value.into(), source: None }])
         }
         Encoding::Json => {
             let mut text = Vec::with_capacity(batch.num_rows() * 128);
@@ -46,39 +47,125 @@ pub fn encode(
                 Some(column) => Some(column_keys(batch, column)?),
                 None => None,
             };
+            let text = Bytes::from(text);
             let mut records = Vec::with_capacity(batch.num_rows());
-            for (row, line) in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+            let mut start = 0;
+            for (row, end) in memchr::memchr_iter(b'\n', &text).enumerate() {
                 let source = sources.map(|s| s[row]);
                 let key = match &keys {
                     Some(keys) => keys[row].clone(),
                     None => source.and_then(source_key),
                 };
-                records.push(OutRecord { key, value: line.to_vec(), source });
+                records.push(OutRecord { key, value: text.slice(start..end), source });
+                start = end + 1;
             }
             Ok(records)
         }
     }
 }
 
-/// Whether a pipeline forwards its source records unchanged instead of
-/// encoding result rows: JSON in, JSON out and only filters in the chain
-/// (their rows are the source records, so the original bytes are exact:
-/// fields outside the schema and the producer's formatting survive).
-pub fn forwards_sources(format: &FormatConfig, output: &OutputConfig, kinds: impl IntoIterator<Item = OperatorKind>) -> bool {
-    matches!(format, FormatConfig::Json { .. })
-        && output.encoding == Encoding::Json
-        && kinds.into_iter().all(|kind| matches!(kind, OperatorKind::Filter | OperatorKind::Sink))
+/// How a pipeline's result rows become output record values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Emit {
+    /// Encode each result row (JSON or Arrow IPC per `output.encoding`).
+    Encode,
+    /// Forward each row's source record byte for byte: a chain of filters
+    /// (its rows are the source records, so the original bytes are exact:
+    /// fields outside the schema and the producer's formatting survive).
+    Forward,
+    /// The source record with the fields the maps added appended
+    /// (`decode = "read"`, a chain of filters and maps that all declare
+    /// `reads`): the unread fields are never decoded, so they cannot be
+    /// re-encoded. `schema_fields` are every field of the format's schema: a
+    /// map returning one of them would leave the source's old value beside
+    /// the new one, so such a batch fails instead.
+    Splice {
+        /// Names of the schema's fields.
+        schema_fields: Vec<String>,
+    },
+}
+
+impl Emit {
+    /// The mode for a chain: JSON in, JSON out, no sink, and only filters
+    /// forward; filters and maps splice when `splice` (decode = "read" with
+    /// every operator declaring `reads`); anything else encodes.
+    pub fn for_chain(format: &FormatConfig, output: Option<&OutputConfig>, kinds: &[OperatorKind], sink: bool, splice: Option<Vec<String>>) -> Emit {
+        let json = matches!(format, FormatConfig::Json { .. }) && output.is_some_and(|o| o.encoding == Encoding::Json);
+        if !json || sink {
+            return Emit::Encode;
+        }
+        if kinds.iter().all(|k| *k == OperatorKind::Filter) {
+            return Emit::Forward;
+        }
+        match splice {
+            Some(schema_fields) if kinds.iter().all(|k| matches!(k, OperatorKind::Filter | OperatorKind::Map)) => Emit::Splice { schema_fields },
+            _ => Emit::Encode,
+        }
+    }
+}
+
+/// A map returned a column the source record may already hold.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "decode = \"read\": a map returned column `{0}`, which the schema also has; the source record's own `{0}` would stay beside it. \
+     Use decode = \"schema\" (the rows are then re-encoded) or give the column another name"
+)]
+pub struct SpliceConflict(pub String);
+
+/// Output records for rows that are their source records with `added`
+/// columns (see [`Emit::Splice`]): the source value with those fields
+/// appended to the object, keyed like [`encode`] keys them.
+pub fn splice<'a>(
+    batch: &RecordBatch,
+    sources: &[usize],
+    added: &[String],
+    output: &OutputConfig,
+    source_key: &dyn Fn(usize) -> Option<Vec<u8>>,
+    source_value: &dyn Fn(usize) -> &'a [u8],
+) -> Result<Vec<OutRecord>, BatchError> {
+    let indices: Vec<usize> = added.iter().map(|name| batch.schema().index_of(name)).collect::<Result<_, _>>()?;
+    let fields = batch.project(&indices)?;
+    let mut text = Vec::with_capacity(batch.num_rows() * 32);
+    write_json_lines(&fields, &mut text)?;
+    let keys = match &output.key_column {
+        Some(column) => Some(column_keys(batch, column)?),
+        None => None,
+    };
+    let mut records = Vec::with_capacity(sources.len());
+    let mut start = 0;
+    for (row, end) in memchr::memchr_iter(b'\n', &text).enumerate() {
+        // `{"a":1,"b":2}` -> `"a":1,"b":2`
+        let members = &text[start + 1..end - 1];
+        start = end + 1;
+        let source = sources[row];
+        let value = source_value(source);
+        let close = value.iter().rposition(|b| !b.is_ascii_whitespace()).filter(|&i| value[i] == b'}').ok_or(BatchError::Json("source record is not a JSON object".into()))?;
+        let empty = value[..close].iter().rposition(|b| !b.is_ascii_whitespace()).is_some_and(|i| value[i] == b'{');
+        let mut spliced = Vec::with_capacity(close + members.len() + 2);
+        spliced.extend_from_slice(&value[..close]);
+        if !empty && !members.is_empty() {
+            spliced.push(b',');
+        }
+        spliced.extend_from_slice(members);
+        spliced.push(b'}');
+        let key = match &keys {
+            Some(keys) => keys[row].clone(),
+            None => source_key(source),
+        };
+        records.push(OutRecord { key, value: spliced.into(), source: Some(source) });
+    }
+    Ok(records)
 }
 
 /// Output records for rows that are their source records unchanged (see
-/// [`forwards_sources`]): each row's source value byte for byte, keyed like
+/// [`Emit::Forward`]): each row's source value byte for byte, keyed like
 /// [`encode`] keys them.
 pub fn forward(
     batch: &RecordBatch,
     sources: &[usize],
     output: &OutputConfig,
     source_key: &dyn Fn(usize) -> Option<Vec<u8>>,
-    source_value: &dyn Fn(usize) -> Vec<u8>,
+    source_value: &dyn Fn(usize) -> Bytes,
 ) -> Result<Vec<OutRecord>, BatchError> {
     let keys = match &output.key_column {
         Some(column) => Some(column_keys(batch, column)?),

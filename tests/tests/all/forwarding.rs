@@ -155,3 +155,49 @@ async fn an_aggregate_chain_with_decode_read_folds_records_whose_unread_fields_b
         assert_eq!(letters.len(), dead, "decode = {decode}: dead letters");
     }
 }
+
+/// With `decode = "read"` a map's output is the source record with the
+/// map's fields appended (unread fields are never decoded, so they cannot be
+/// re-encoded); a map returning a field the schema also has halts the
+/// pipeline with a message naming it, and nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_chain_with_decode_read_appends_its_fields_to_the_source_record() {
+    let topics = MockTopics::new();
+    let records: Vec<(String, Vec<u8>)> = inputs().into_iter().enumerate().filter(|(i, _)| !matches!(i % 10, 2 | 3)).map(|(_, r)| r).collect();
+    produce(&topics.bootstrap, &topics.input, &records).await;
+    let enrich = (guests::ENRICH_ORDER, "{ tax_rate = 0.5 }");
+    let (outputs, letters) = run(&topics, "read", enrich, records.len(), 0).await;
+    assert!(letters.is_empty(), "no dead letters: {:?}", letters.keys());
+    let outputs = by_key(outputs);
+    assert_eq!(outputs.len(), records.len());
+    for (id, original) in &records {
+        let value = outputs[id].value.as_deref().unwrap();
+        let text = std::str::from_utf8(value).unwrap();
+        let original = std::str::from_utf8(original).unwrap();
+        let close = original.rfind('}').unwrap();
+        assert!(text.starts_with(&original[..close]), "{id}: the source bytes come first: {text}");
+        let row: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{id}: {e}: {text}"));
+        let source: serde_json::Value = serde_json::from_str(original).unwrap();
+        let amount = source["total_amount"].as_f64().unwrap();
+        assert_eq!(row["amount_bucket"], (amount / 100.0).floor() as i64, "{text}");
+        assert_eq!(row["tax_amount"].as_f64().unwrap(), amount * 0.5, "{text}");
+        for (field, value) in source.as_object().unwrap() {
+            assert_eq!(&row[field], value, "{id}: {field} kept");
+        }
+    }
+
+    // The schema also has tax_amount: splicing would leave two.
+    let (output, dlq) = (random_topic("out"), random_topic("dlq"));
+    topics.create_topic(&output, 2);
+    topics.create_topic(&dlq, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&topics, dir.path(), &output, &dlq, "read", enrich);
+    std::fs::write(dir.path().join("orders.schema.json"), SCHEMA.replace(r#"{"name":"total_amount","type":"float64"}"#, r#"{"name":"total_amount","type":"float64"},{"name":"tax_amount","type":"float64"}"#)).unwrap();
+    if let weir::config::FormatConfig::Json { schema, .. } = &mut config.format {
+        *schema = dir.path().join("orders.schema.json");
+    }
+    let handle = weir::pipeline::start("forward", config, super::pipeline::engine()).unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(60), handle.join()).await.expect("the pipeline halts").unwrap_err().to_string();
+    assert!(error.contains("`tax_amount`") && error.contains("decode = \"schema\""), "{error}");
+    assert!(read_all(&topics.bootstrap, &output, 0, Duration::from_secs(1), Duration::from_secs(1)).await.is_empty(), "nothing produced");
+}
