@@ -249,11 +249,11 @@ pub enum DecodeScope {
     #[default]
     Schema,
     /// Only the fields the operators read, when nothing needs the source rows
-    /// whole: a chain of filters that forwards its records unchanged (no
-    /// sink), or a chain ending in an aggregate, each operator declaring
-    /// `reads`. The other fields are neither decoded nor checked (a record
-    /// is still rejected when it is not a JSON object). Any other chain
-    /// decodes the whole schema.
+    /// whole: a chain of filters and maps with no sink (outputs are the
+    /// source records, with the maps' fields appended), or a chain ending in
+    /// an aggregate, each operator declaring `reads`. The other fields are
+    /// neither decoded nor checked (a record is still rejected when it is not
+    /// a JSON object). Any other chain decodes the whole schema.
     Read,
 }
 
