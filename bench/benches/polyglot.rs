@@ -4,5 +4,5 @@
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick") || std::env::var_os("WEIR_BENCH_QUICK").is_some();
-    println!("{}", weir_bench::polyglot::run(quick).expect("benchmark failed"));
+    weir_bench::polyglot::run(quick).expect("benchmark failed");
 }

@@ -43,24 +43,55 @@ pub struct Measured {
 /// Runs every record through `threads` instances (contiguous slices, started
 /// together) in calls of `batch` records: one warm-up, then `runs` timed runs.
 pub fn measure(factory: &Factory, lines: &[&[u8]], batch: usize, threads: usize, runs: usize) -> Result<Measured, Error> {
-    let threads = threads.max(1);
-    let mut instances: Vec<Box<dyn Contender>> = (0..threads).map(|_| factory()).collect::<Result<_, _>>()?;
-    let slice = lines.len().div_ceil(threads).max(1);
+    let mut prepared = Prepared::new(factory, lines, batch, threads)?;
     let mut times = Vec::new();
     let mut output = Vec::new();
-    for run in 0..=runs {
+    for _ in 0..runs.max(1) {
+        let (time, out) = prepared.run()?;
+        times.push(time);
+        output = out;
+    }
+    let mut sorted = times.clone();
+    sorted.sort();
+    Ok(Measured { median: sorted[sorted.len() / 2], runs: times, output })
+}
+
+/// Contender instances built and warmed up, ready for timed runs (so runs
+/// of several contenders can be interleaved).
+pub struct Prepared<'a> {
+    instances: Vec<Box<dyn Contender>>,
+    lines: &'a [&'a [u8]],
+    batch: usize,
+}
+
+impl<'a> Prepared<'a> {
+    /// One instance per thread, then one untimed warm-up run.
+    pub fn new(factory: &Factory, lines: &'a [&'a [u8]], batch: usize, threads: usize) -> Result<Prepared<'a>, Error> {
+        let instances = (0..threads.max(1)).map(|_| factory()).collect::<Result<_, _>>()?;
+        let mut prepared = Prepared { instances, lines, batch: batch.max(1) };
+        prepared.run()?;
+        Ok(prepared)
+    }
+
+    /// One timed run over every record (threads start together; the run
+    /// lasts until the slowest ends); its output, thread outputs in input order.
+    pub fn run(&mut self) -> Result<(Duration, Vec<u8>), Error> {
+        let threads = self.instances.len();
+        let slice = self.lines.len().div_ceil(threads).max(1);
+        let batch = self.batch;
         let barrier = Barrier::new(threads);
         let results: Vec<Result<(Vec<u8>, Duration), Error>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = instances
+            let handles: Vec<_> = self
+                .instances
                 .iter_mut()
-                .zip(lines.chunks(slice))
+                .zip(self.lines.chunks(slice))
                 .map(|(instance, part)| {
                     let barrier = &barrier;
                     scope.spawn(move || {
                         let mut out = Vec::with_capacity(part.len() * 256);
                         barrier.wait();
                         let started = Instant::now();
-                        for chunk in part.chunks(batch.max(1)) {
+                        for chunk in part.chunks(batch) {
                             instance.batch(chunk, &mut out)?;
                         }
                         Ok((out, started.elapsed()))
@@ -70,19 +101,14 @@ pub fn measure(factory: &Factory, lines: &[&[u8]], batch: usize, threads: usize,
             handles.into_iter().map(|h| h.join().expect("contender thread panicked")).collect()
         });
         let mut slowest = Duration::ZERO;
-        output.clear();
+        let mut output = Vec::new();
         for result in results {
             let (out, time) = result?;
             slowest = slowest.max(time);
             output.extend_from_slice(&out);
         }
-        if run > 0 {
-            times.push(slowest);
-        }
+        Ok((slowest, output))
     }
-    let mut sorted = times.clone();
-    sorted.sort();
-    Ok(Measured { median: sorted[sorted.len() / 2], runs: times, output })
 }
 
 #[derive(Deserialize)]

@@ -27,16 +27,8 @@ pub fn run(quick: bool) -> Result<String, Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let swaps = if quick { 20 } else { 200 };
     let tables = runtime.block_on(async { Ok::<_, Error>(vec![swap_pause(swaps).await?, upload_to_live(quick).await?]) })?;
-    let mut markdown = format!("## Hot-swap benchmarks ({swaps} swaps{})\n\n", if quick { ", quick mode" } else { "" });
-    for table in &tables {
-        markdown.push_str(&table.markdown());
-        markdown.push('\n');
-    }
-    let dir = weir_tests::repo_root().join("target/bench-results");
-    std::fs::create_dir_all(&dir)?;
-    let json = serde_json::json!({"swaps": swaps, "quick": quick, "tables": tables.iter().map(Table::json).collect::<Vec<_>>()});
-    std::fs::write(dir.join("deploy.json"), serde_json::to_vec_pretty(&json)?)?;
-    Ok(markdown)
+    let heading = format!("Hot-swap benchmarks ({swaps} swaps{})", if quick { ", quick mode" } else { "" });
+    Ok(crate::report::publish("deploy", &heading, &tables, serde_json::json!({"swaps": swaps, "quick": quick}), "")?)
 }
 
 /// A pipeline (`stage` = Rust identity map) on a mock cluster, served by the admin API.

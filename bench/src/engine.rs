@@ -29,20 +29,8 @@ pub fn run(quick: bool) -> Result<(), Error> {
     tables.push(load_times()?);
     tables.push(memory_per_instance(&engine, if quick { 50 } else { 1000 })?);
 
-    let mut markdown = format!(
-        "## Engine benchmarks ({} rows of the order schema{})\n\n",
-        total,
-        if quick { ", quick mode" } else { "" }
-    );
-    for table in &tables {
-        markdown.push_str(&table.markdown());
-        markdown.push('\n');
-    }
-    println!("{markdown}");
-    let dir = weir_tests::repo_root().join("target/bench-results");
-    std::fs::create_dir_all(&dir)?;
-    let json = serde_json::json!({"total_rows": total, "quick": quick, "tables": tables.iter().map(Table::json).collect::<Vec<_>>()});
-    std::fs::write(dir.join("engine.json"), serde_json::to_vec_pretty(&json)?)?;
+    let heading = format!("Engine benchmarks ({total} rows of the order schema{})", if quick { ", quick mode" } else { "" });
+    crate::report::publish("engine", &heading, &tables, serde_json::json!({"total_rows": total, "quick": quick}), "")?;
     Ok(())
 }
 

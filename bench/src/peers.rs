@@ -49,7 +49,7 @@ impl Plan {
         } else {
             Plan {
                 records: 1_000_000,
-                runs: 3,
+                runs: 5,
                 batch_sizes: vec![1, 10, 100, 1_000, 10_000, 65_536],
                 widths: vec![0, 8, 32],
                 pipeline_records: 200_000,
@@ -156,26 +156,30 @@ fn run_peer(
     batch: usize,
     threads: usize,
     runs: usize,
-    expected: &Digest,
+    expected: Option<&Digest>,
 ) -> Result<(DriverReport, Duration), Error> {
     let guest = (peer.guest)(workload).ok_or(peer.missing)?;
     let out = tempfile::NamedTempFile::new()?;
     let driver = peers_target().join("release").join(peer.driver);
-    let output = Command::new(&driver)
+    let mut command = Command::new(&driver);
+    command
         .args(["--input".as_ref(), input.as_os_str()])
         .args(["--workload", workload.name()])
         .args(["--wasm".as_ref(), peers_target().join(guest).as_os_str()])
         .args(["--batch", &batch.to_string(), "--runs", &runs.to_string(), "--threads", &threads.to_string()])
         .args(["--max-records", &records.to_string()])
-        .args(["--out".as_ref(), out.path().as_os_str()])
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .map_err(|e| format!("{}: {e}", driver.display()))?;
+        .env_remove("RUST_BACKTRACE");
+    if expected.is_some() {
+        command.args(["--out".as_ref(), out.path().as_os_str()]);
+    }
+    let output = command.output().map_err(|e| format!("{}: {e}", driver.display()))?;
     if !output.status.success() {
         return Err(format!("{} failed: {}", peer.driver, String::from_utf8_lossy(&output.stderr).trim()).into());
     }
     let report: DriverReport = serde_json::from_slice(&output.stdout).map_err(|e| format!("{} printed no report ({e})", peer.driver))?;
-    workload::check(expected, &workload::digest(workload, &std::fs::read(out.path())?)?).map_err(|e| format!("{}: {e}", peer.name))?;
+    if let Some(expected) = expected {
+        workload::check(expected, &workload::digest(workload, &std::fs::read(out.path())?)?).map_err(|e| format!("{}: {e}", peer.name))?;
+    }
     let median = Duration::from_secs_f64(report.median_s);
     Ok((report, median))
 }
@@ -262,7 +266,7 @@ impl Suite {
 
     #[allow(clippy::too_many_arguments)]
     fn peer(&self, peer: &Peer, workload: Workload, records: usize, batch: usize, threads: usize, expected: &Digest) -> Result<(DriverReport, Duration), Error> {
-        run_peer(peer, workload, &self.input, records, batch, threads, self.plan.runs, expected)
+        run_peer(peer, workload, &self.input, records, batch, threads, self.plan.runs, Some(expected))
     }
 }
 
@@ -303,21 +307,8 @@ pub fn run(quick: bool) -> Result<String, Error> {
     tables.push(runtime.block_on(crate::pipeline::scale_out(suite.plan.pipeline_records)).map_err(|e| e.to_string())?);
     tables.insert(0, summary.table());
 
-    let mut markdown = format!(
-        "## Peer benchmarks ({} seed orders as JSON lines, {BATCH} records per call{})\n\n",
-        suite.plan.records,
-        if quick { ", quick mode" } else { "" }
-    );
-    for table in &tables {
-        markdown.push_str(&table.markdown());
-        markdown.push('\n');
-    }
-    println!("{markdown}");
-    let dir = weir_tests::repo_root().join("target/bench-results");
-    std::fs::create_dir_all(&dir)?;
-    let json = serde_json::json!({"records": suite.plan.records, "quick": quick, "tables": tables.iter().map(Table::json).collect::<Vec<_>>()});
-    std::fs::write(dir.join("peers.json"), serde_json::to_vec_pretty(&json)?)?;
-    Ok(markdown)
+    let heading = format!("Peer benchmarks ({} seed orders as JSON lines, {BATCH} records per call{})", suite.plan.records, if quick { ", quick mode" } else { "" });
+    Ok(crate::report::publish("peers", &heading, &tables, serde_json::json!({"records": suite.plan.records, "quick": quick}), "")?)
 }
 
 /// One workload's times against which the targets are read.
@@ -374,77 +365,135 @@ impl Summary {
     }
 }
 
+/// One timed run of a contender; with `true`, its output is also checked.
+type TimedRun<'a> = Box<dyn FnMut(bool) -> Result<Duration, Error> + 'a>;
+
+/// One contender of the main table: how to time one run of it.
+struct Entry<'a> {
+    contender: String,
+    engine: String,
+    notes: String,
+    records: usize,
+    /// Divided by the native figure that decodes the same fields.
+    reads_only: bool,
+    run: TimedRun<'a>,
+    times: Vec<Duration>,
+}
+
+impl Entry<'_> {
+    fn median(&self) -> Duration {
+        let mut sorted = self.times.clone();
+        sorted.sort();
+        sorted[sorted.len() / 2]
+    }
+}
+
+/// An in-process contender, warmed up, as an [`Entry`] runner.
+fn local<'a>(factory: &contenders::Factory, lines: &'a [&'a [u8]], workload: Workload, reference: &'a Digest) -> Result<TimedRun<'a>, Error> {
+    let mut prepared = contenders::Prepared::new(factory, lines, BATCH, 1)?;
+    Ok(Box::new(move |check| {
+        let (time, output) = prepared.run()?;
+        if check {
+            workload::check(reference, &workload::digest(workload, &output)?)?;
+        }
+        Ok(time)
+    }))
+}
+
 /// One workload, every contender, [`BATCH`] records per call, one thread.
+/// The runs are interleaved (every contender once per round, `runs` rounds)
+/// so a slow spell of the shared machine hits all of them alike; each
+/// output is checked against native in the first round.
 fn same_work(suite: &Suite, workload: Workload, summary: &mut Summary) -> Result<Table, Error> {
     let lines = suite.lines();
     let records = lines.len();
     eprintln!("bench: {} ...", workload.name());
-    let (serde, reference) = suite.serde(workload, &lines, 1)?;
-    let arrow = suite.arrow(workload, &lines, BATCH, 1, false, &reference)?;
-    let arrow_read = suite.arrow(workload, &lines, BATCH, 1, true, &reference)?;
-    let mut table = Table::new(
-        &format!("{}: JSON lines in -> JSON lines out, {records} records, {BATCH} per call, one thread", workload.describe()),
-        &["contender", "engine", "records/s", "time / native arrow (same fields decoded)", "notes"],
-    );
-    let row = |table: &mut Table, contender: String, engine: &str, records: usize, time: Duration, floor: Duration, notes: String| {
-        table.row(vec![
-            contender,
-            engine.to_owned(),
-            crate::report::rate(records, time),
-            format!("{:.2}x", time.as_secs_f64() / records as f64 / (floor.as_secs_f64() / lines.len() as f64)),
-            notes,
-        ]);
+    let (_, reference) = suite.serde(workload, &lines, 1)?;
+    let reference = &reference;
+    let lines = &lines;
+    let schema = &suite.schema;
+    let entry = |contender: &str, engine: &str, notes: &str, records: usize, reads_only: bool, run| Entry {
+        contender: contender.into(),
+        engine: engine.into(),
+        notes: notes.into(),
+        records,
+        reads_only,
+        run,
+        times: Vec::new(),
     };
-    let missing = |table: &mut Table, contender: String, engine: &str, notes: String| {
-        table.row(vec![contender, engine.to_owned(), "-".into(), "-".into(), notes]);
-    };
-    row(&mut table, "native Rust, serde_json per record (reads only the fields it needs)".into(), "-", records, serde.median, arrow.median, "vs the whole-schema floor".into());
-    row(&mut table, "native Rust, arrow-json (whole schema) + arrow kernels".into(), "-", records, arrow.median, arrow.median, "floor".into());
-    row(&mut table, "native Rust, arrow-json (read fields only) + arrow kernels".into(), "-", records, arrow_read.median, arrow_read.median, "floor for decode = \"read\"".into());
-    let mut summary_row = SummaryRow { workload, weir: Duration::MAX, native: arrow.median, weir_read: None, fluvio: None, arrow_udf: None };
+    let mut entries = vec![
+        entry("native Rust, serde_json per record (reads only the fields it needs)", "-", "vs the whole-schema floor", records, false, local(&|| Ok(Box::new(NativeSerde::new(workload))), lines, workload, reference)?),
+        entry("native Rust, arrow-json (whole schema) + arrow kernels", "-", "floor", records, false, local(&|| Ok(Box::new(NativeArrow::new(workload, schema, false)?)), lines, workload, reference)?),
+        entry("native Rust, arrow-json (read fields only) + arrow kernels", "-", "floor for decode = \"read\"", records, true, local(&|| Ok(Box::new(NativeArrow::new(workload, schema, true)?)), lines, workload, reference)?),
+    ];
+    let mut missing = Vec::new();
     for guest in weir_guests(workload) {
         if !guest.path.exists() {
-            missing(&mut table, guest.label, WEIR_ENGINE, format!("not built ({})", guest.path.display()));
+            missing.push((guest.label, WEIR_ENGINE.to_owned(), format!("not built ({})", guest.path.display())));
             continue;
         }
-        let measured = suite.weir(workload, &guest, &lines, BATCH, 1, &reference)?;
-        let floor = if guest.decode == DecodeScope::Read { arrow_read.median } else { arrow.median };
-        if guest.label == "weir, Rust guest" {
-            summary_row.weir = measured.median;
-        } else if guest.decode == DecodeScope::Read && summary_row.weir_read.is_none() {
-            summary_row.weir_read = Some((measured.median, floor));
-        }
-        row(&mut table, guest.label, WEIR_ENGINE, records, measured.median, floor, String::new());
+        let factory = |guest: &WeirGuest| -> Result<Box<dyn Contender>, Error> { Ok(Box::new(contenders::Weir::new(&suite.engine, &guest.path, guest.config, &suite.schema_path, guest.decode)?)) };
+        let run = local(&|| factory(&guest), lines, workload, reference)?;
+        entries.push(entry(&guest.label, WEIR_ENGINE, "", records, guest.decode == DecodeScope::Read, run));
     }
     for built in &suite.built {
         let peer = built.peer;
         if let Err(error) = &built.built {
-            missing(&mut table, peer.name.into(), "-", format!("could not be built here: {}", error_line(error)));
+            missing.push((peer.name.into(), "-".into(), format!("could not be built here: {}", error_line(error))));
             continue;
         }
         if (peer.guest)(workload).is_none() {
-            missing(&mut table, peer.name.into(), "-", format!("n/a: {}", peer.missing));
+            missing.push((peer.name.into(), "-".into(), format!("n/a: {}", peer.missing)));
             continue;
         }
-        let (report, median) = suite.peer(peer, workload, records, BATCH, 1, &reference)?;
+        // A first untimed call names the engine (and the UDF-only time).
+        let (report, _) = run_peer(peer, workload, &suite.input, records, BATCH, 1, 1, None)?;
         let engine = format!("{} ({} {})", report.engine, peer.dir, report.version);
-        let notes = match report.udf_s {
-            Some(udf) => format!("UDF calls alone: {}", crate::report::rate(records, Duration::from_secs_f64(udf))),
-            None => String::new(),
-        };
-        match peer.dir {
-            "fluvio" => summary_row.fluvio = Some(median),
-            _ => summary_row.arrow_udf = Some(median),
-        }
-        row(&mut table, peer.name.into(), &engine, records, median, arrow.median, notes);
+        let notes = report.udf_s.map(|udf| format!("UDF calls alone: {}", crate::report::rate(records, Duration::from_secs_f64(udf)))).unwrap_or_default();
+        let input = &suite.input;
+        entries.push(entry(peer.name, &engine, &notes, records, false, Box::new(move |check| Ok(run_peer(peer, workload, input, records, BATCH, 1, 1, check.then_some(reference))?.1))));
         if peer.dir == "fluvio" {
             // One record per call: how a SmartModule sees a record stream at worst.
             let first = records.min(200_000);
-            let (_, single) = suite.peer(peer, workload, first, 1, 1, &subset_reference(workload, &lines, first)?)?;
-            row(&mut table, format!("{}, 1 record per call", peer.name), &engine, first, single, arrow.median, format!("first {first} records"));
+            let subset = subset_reference(workload, lines, first)?;
+            let name = format!("{}, 1 record per call", peer.name);
+            entries.push(entry(&name, &engine, &format!("first {first} records"), first, false, Box::new(move |check| Ok(run_peer(peer, workload, input, first, 1, 1, 1, check.then_some(&subset))?.1))));
         }
     }
-    summary.rows.push(summary_row);
+    for round in 0..suite.plan.runs.max(1) {
+        for entry in &mut entries {
+            let time = (entry.run)(round == 0).map_err(|e| format!("{}: {e}", entry.contender))?;
+            entry.times.push(time);
+        }
+    }
+
+    let per_record = |entry: &Entry| entry.median().as_secs_f64() / entry.records as f64;
+    let floor = |reads_only: bool| per_record(&entries[if reads_only { 2 } else { 1 }]);
+    let find = |prefix: &str, reads_only: bool| entries.iter().find(|e| e.contender.starts_with(prefix) && e.reads_only == reads_only && !e.contender.contains("1 record")).map(|e| e.median());
+    summary.rows.push(SummaryRow {
+        workload,
+        weir: find("weir, Rust guest", false).unwrap_or(Duration::MAX),
+        native: entries[1].median(),
+        weir_read: find("weir, Rust guest", true).map(|weir| (weir, entries[2].median())),
+        fluvio: find("Fluvio", false),
+        arrow_udf: find("arrow-udf", false),
+    });
+    let mut table = Table::new(
+        &format!("{}: JSON lines in -> JSON lines out, {records} records, {BATCH} per call, one thread", workload.describe()),
+        &["contender", "engine", "records/s", "time / native arrow (same fields decoded)", "notes"],
+    );
+    for entry in &entries {
+        table.row(vec![
+            entry.contender.clone(),
+            entry.engine.clone(),
+            crate::report::rate(entry.records, entry.median()),
+            format!("{:.2}x", per_record(entry) / floor(entry.reads_only)),
+            entry.notes.clone(),
+        ]);
+    }
+    for (contender, engine, notes) in missing {
+        table.row(vec![contender, engine, "-".into(), "-".into(), notes]);
+    }
     Ok(table)
 }
 

@@ -47,17 +47,9 @@ pub fn run(quick: bool) -> Result<(), Error> {
     tables.push(decode_rate(records as usize)?);
     tables.push(runtime.block_on(guarantee_cost(if quick { 5_000 } else { 100_000 }))?);
     tables.push(runtime.block_on(latency(if quick { 2_000 } else { 20_000 }, if quick { 2_000 } else { 10_000 }, if quick { &[50][..] } else { &[10, 50, 200][..] }))?);
-    let mut markdown = format!("## Pipeline benchmarks ({records} records{})\n\n", if quick { ", quick mode" } else { "" });
-    for table in &tables {
-        markdown.push_str(&table.markdown());
-        markdown.push('\n');
-    }
-    markdown.push_str(&format!("Peak RSS of the benchmark process (mock broker included): {} MiB\n", peak_rss_mib()));
-    println!("{markdown}");
-    let dir = weir_tests::repo_root().join("target/bench-results");
-    std::fs::create_dir_all(&dir)?;
-    let json = serde_json::json!({"records": records, "quick": quick, "tables": tables.iter().map(Table::json).collect::<Vec<_>>()});
-    std::fs::write(dir.join("pipeline.json"), serde_json::to_vec_pretty(&json)?)?;
+    let heading = format!("Pipeline benchmarks ({records} records{})", if quick { ", quick mode" } else { "" });
+    let footer = format!("Peak RSS of the benchmark process (mock broker included): {} MiB\n", peak_rss_mib());
+    crate::report::publish("pipeline", &heading, &tables, serde_json::json!({"records": records, "quick": quick}), &footer)?;
     Ok(())
 }
 
@@ -122,22 +114,7 @@ fn pipeline_toml(dir: &std::path::Path, bootstrap: &str, input: &str, output: &s
 /// Runs a weir pipeline until it consumed `records`; returns the time from
 /// the first consumed record to the last commit.
 async fn run_weir(bootstrap: &str, input: &str, output: &str, plugin: &str, config: &str, records: u64) -> Result<Duration, Error> {
-    run_weir_with(bootstrap, input, output, plugin, config, records, 10_000, "at-least-once").await
-}
-
-/// [`run_weir`] with a batch (and so transaction) size and a guarantee.
-#[allow(clippy::too_many_arguments)]
-async fn run_weir_with(
-    bootstrap: &str,
-    input: &str,
-    output: &str,
-    plugin: &str,
-    config: &str,
-    records: u64,
-    max_records: usize,
-    guarantee: &str,
-) -> Result<Duration, Error> {
-    run_weir_group(bootstrap, input, output, plugin, config, records, max_records, guarantee, 1).await
+    run_weir_group(bootstrap, input, output, plugin, config, records, 10_000, "at-least-once", 1).await
 }
 
 /// `instances` pipelines in one consumer group (as separate `weir run`
@@ -329,7 +306,7 @@ async fn guarantee_cost(records: u64) -> Result<Table, Error> {
         for guarantee in ["at-least-once", "exactly-once"] {
             let output = format!("g-out-{size}-{guarantee}");
             cluster.create_topic(&output, partitions, 1)?;
-            times.push(run_weir_with(&bootstrap, "g-in", &output, guests::IDENTITY, "{}", records, size, guarantee).await?);
+            times.push(run_weir_group(&bootstrap, "g-in", &output, guests::IDENTITY, "{}", records, size, guarantee, 1).await?);
         }
         table.row(vec![
             size.to_string(),

@@ -126,17 +126,13 @@ pub fn run(quick: bool) -> Result<String, Error> {
             format!("{} KiB", memory),
         ]);
     }
-    let mut markdown = format!("## Polyglot operators{}\n\n", if quick { " (quick mode: Rust only)" } else { "" });
-    markdown.push_str(&table.markdown());
-    markdown.push_str(&format!(
-        "\nNative baseline (host Rust, arrow-rs kernels) on the 64k-row batch: filter {:.2} ms, map {:.2} ms.\n",
+    let heading = format!("Polyglot operators{}", if quick { " (quick mode: Rust only)" } else { "" });
+    let footer = format!(
+        "Native baseline (host Rust, arrow-rs kernels) on the 64k-row batch: filter {:.2} ms, map {:.2} ms.\n",
         native_filter.as_secs_f64() * 1e3,
         native_map.as_secs_f64() * 1e3
-    ));
-    let dir = weir_tests::repo_root().join("target/bench-results");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("polyglot.json"), serde_json::to_vec_pretty(&table.json())?)?;
-    Ok(markdown)
+    );
+    Ok(crate::report::publish("polyglot", &heading, std::slice::from_ref(&table), serde_json::json!({"quick": quick}), &footer)?)
 }
 
 #[cfg(test)]

@@ -64,3 +64,21 @@ pub fn micros(time: Duration) -> String {
 pub fn ratio(a: Duration, b: Duration) -> String {
     format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
 }
+
+/// Prints a finished suite's tables under `## {heading}` (then `footer`) as
+/// markdown and writes them with `meta` to `target/bench-results/{name}.json`;
+/// returns the markdown.
+pub fn publish(name: &str, heading: &str, tables: &[Table], mut meta: serde_json::Value, footer: &str) -> std::io::Result<String> {
+    let mut markdown = format!("## {heading}\n\n");
+    for table in tables {
+        markdown.push_str(&table.markdown());
+        markdown.push('\n');
+    }
+    markdown.push_str(footer);
+    println!("{markdown}");
+    let dir = weir_tests::repo_root().join("target/bench-results");
+    std::fs::create_dir_all(&dir)?;
+    meta["tables"] = tables.iter().map(Table::json).collect();
+    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_vec_pretty(&meta)?)?;
+    Ok(markdown)
+}

@@ -34,16 +34,8 @@ pub fn run(quick: bool) -> Result<(), Error> {
     tables.push(runtime.block_on(alert_latency(if quick { 60 } else { 1_000 }, if quick { 10 } else { 100 }, if quick { 2_000 } else { 5_000 }))?);
     tables.push(runtime.block_on(checkpoint_cost(if quick { &[50, 200][..] } else { &[200, 1_000, 3_000][..] }))?);
     tables.push(runtime.block_on(recovery(users))?);
-    let mut markdown = format!("## Windowed aggregation benchmarks (fraud pipeline{})\n\n", if quick { ", quick mode" } else { "" });
-    for table in &tables {
-        markdown.push_str(&table.markdown());
-        markdown.push('\n');
-    }
-    println!("{markdown}");
-    let dir = weir_tests::repo_root().join("target/bench-results");
-    std::fs::create_dir_all(&dir)?;
-    let json = serde_json::json!({"quick": quick, "tables": tables.iter().map(Table::json).collect::<Vec<_>>()});
-    std::fs::write(dir.join("windows.json"), serde_json::to_vec_pretty(&json)?)?;
+    let heading = format!("Windowed aggregation benchmarks (fraud pipeline{})", if quick { ", quick mode" } else { "" });
+    crate::report::publish("windows", &heading, &tables, serde_json::json!({"quick": quick}), "")?;
     Ok(())
 }
 
