@@ -42,8 +42,8 @@ pub struct Measured {
 
 /// Runs every record through `threads` instances (contiguous slices, started
 /// together) in calls of `batch` records: one warm-up, then `runs` timed runs.
-pub fn measure(factory: &Factory, lines: &[&[u8]], batch: usize, threads: usize, runs: usize) -> Result<Measured, Error> {
-    let mut prepared = Prepared::new(factory, lines, batch, threads)?;
+pub fn measure<'a>(factory: &'a Factory<'a>, lines: &'a [&'a [u8]], batch: usize, threads: usize, runs: usize) -> Result<Measured, Error> {
+    let prepared = Prepared::new(Box::new(factory), lines, batch, threads)?;
     let mut times = Vec::new();
     let mut output = Vec::new();
     for _ in 0..runs.max(1) {
@@ -56,33 +56,35 @@ pub fn measure(factory: &Factory, lines: &[&[u8]], batch: usize, threads: usize,
     Ok(Measured { median: sorted[sorted.len() / 2], runs: times, output })
 }
 
-/// Contender instances built and warmed up, ready for timed runs (so runs
-/// of several contenders can be interleaved).
+/// A contender warmed up and ready for timed runs (so runs of several
+/// contenders can be interleaved). Every run starts on fresh instances, built
+/// untimed: an aggregate's totals then cover one pass over the input, as
+/// the reference does.
 pub struct Prepared<'a> {
-    instances: Vec<Box<dyn Contender>>,
+    factory: Box<Factory<'a>>,
+    threads: usize,
     lines: &'a [&'a [u8]],
     batch: usize,
 }
 
 impl<'a> Prepared<'a> {
-    /// One instance per thread, then one untimed warm-up run.
-    pub fn new(factory: &Factory, lines: &'a [&'a [u8]], batch: usize, threads: usize) -> Result<Prepared<'a>, Error> {
-        let instances = (0..threads.max(1)).map(|_| factory()).collect::<Result<_, _>>()?;
-        let mut prepared = Prepared { instances, lines, batch: batch.max(1) };
+    /// `threads` instances per run; one untimed warm-up run now.
+    pub fn new(factory: Box<Factory<'a>>, lines: &'a [&'a [u8]], batch: usize, threads: usize) -> Result<Prepared<'a>, Error> {
+        let prepared = Prepared { factory, threads: threads.max(1), lines, batch: batch.max(1) };
         prepared.run()?;
         Ok(prepared)
     }
 
     /// One timed run over every record (threads start together; the run
     /// lasts until the slowest ends); its output, thread outputs in input order.
-    pub fn run(&mut self) -> Result<(Duration, Vec<u8>), Error> {
-        let threads = self.instances.len();
+    pub fn run(&self) -> Result<(Duration, Vec<u8>), Error> {
+        let threads = self.threads;
+        let mut instances: Vec<Box<dyn Contender>> = (0..threads).map(|_| (self.factory)()).collect::<Result<_, _>>()?;
         let slice = self.lines.len().div_ceil(threads).max(1);
         let batch = self.batch;
         let barrier = Barrier::new(threads);
         let results: Vec<Result<(Vec<u8>, Duration), Error>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .instances
+            let handles: Vec<_> = instances
                 .iter_mut()
                 .zip(self.lines.chunks(slice))
                 .map(|(instance, part)| {

@@ -389,8 +389,8 @@ impl Entry<'_> {
 }
 
 /// An in-process contender, warmed up, as an [`Entry`] runner.
-fn local<'a>(factory: &contenders::Factory, lines: &'a [&'a [u8]], workload: Workload, reference: &'a Digest) -> Result<TimedRun<'a>, Error> {
-    let mut prepared = contenders::Prepared::new(factory, lines, BATCH, 1)?;
+fn local<'a>(factory: Box<contenders::Factory<'a>>, lines: &'a [&'a [u8]], workload: Workload, reference: &'a Digest) -> Result<TimedRun<'a>, Error> {
+    let prepared = contenders::Prepared::new(factory, lines, BATCH, 1)?;
     Ok(Box::new(move |check| {
         let (time, output) = prepared.run()?;
         if check {
@@ -422,9 +422,9 @@ fn same_work(suite: &Suite, workload: Workload, summary: &mut Summary) -> Result
         times: Vec::new(),
     };
     let mut entries = vec![
-        entry("native Rust, serde_json per record (reads only the fields it needs)", "-", "vs the whole-schema floor", records, false, local(&|| Ok(Box::new(NativeSerde::new(workload))), lines, workload, reference)?),
-        entry("native Rust, arrow-json (whole schema) + arrow kernels", "-", "floor", records, false, local(&|| Ok(Box::new(NativeArrow::new(workload, schema, false)?)), lines, workload, reference)?),
-        entry("native Rust, arrow-json (read fields only) + arrow kernels", "-", "floor for decode = \"read\"", records, true, local(&|| Ok(Box::new(NativeArrow::new(workload, schema, true)?)), lines, workload, reference)?),
+        entry("native Rust, serde_json per record (reads only the fields it needs)", "-", "vs the whole-schema floor", records, false, local(Box::new(move || Ok(Box::new(NativeSerde::new(workload)))), lines, workload, reference)?),
+        entry("native Rust, arrow-json (whole schema) + arrow kernels", "-", "floor", records, false, local(Box::new(move || Ok(Box::new(NativeArrow::new(workload, schema, false)?))), lines, workload, reference)?),
+        entry("native Rust, arrow-json (read fields only) + arrow kernels", "-", "floor for decode = \"read\"", records, true, local(Box::new(move || Ok(Box::new(NativeArrow::new(workload, schema, true)?))), lines, workload, reference)?),
     ];
     let mut missing = Vec::new();
     for guest in weir_guests(workload) {
@@ -432,9 +432,11 @@ fn same_work(suite: &Suite, workload: Workload, summary: &mut Summary) -> Result
             missing.push((guest.label, WEIR_ENGINE.to_owned(), format!("not built ({})", guest.path.display())));
             continue;
         }
-        let factory = |guest: &WeirGuest| -> Result<Box<dyn Contender>, Error> { Ok(Box::new(contenders::Weir::new(&suite.engine, &guest.path, guest.config, &suite.schema_path, guest.decode)?)) };
-        let run = local(&|| factory(&guest), lines, workload, reference)?;
-        entries.push(entry(&guest.label, WEIR_ENGINE, "", records, guest.decode == DecodeScope::Read, run));
+        let (label, reads_only) = (guest.label.clone(), guest.decode == DecodeScope::Read);
+        let factory = move || -> Result<Box<dyn Contender>, Error> {
+            Ok(Box::new(contenders::Weir::new(&suite.engine, &guest.path, guest.config, &suite.schema_path, guest.decode)?))
+        };
+        entries.push(entry(&label, WEIR_ENGINE, "", records, reads_only, local(Box::new(factory), lines, workload, reference)?));
     }
     for built in &suite.built {
         let peer = built.peer;
