@@ -306,7 +306,9 @@ impl Weir {
         let (RecordDecoder::Json(decoder), emit) = RecordDecoder::for_chain(&format, Some(&output), &mut operators, false, &[])? else {
             return Err("not a JSON decoder".into());
         };
-        Ok(Weir { decoder, chain: Chain::new(operators), output, emit })
+        let mut chain = Chain::new(operators);
+        chain.set_rows_only_tail(emit == Emit::Forward);
+        Ok(Weir { decoder, chain, output, emit })
     }
 }
 

@@ -1,7 +1,7 @@
 //! A chain of operators run in order on each batch.
 
 use super::shadow::Shadow;
-use super::{Operator, RowRejection};
+use super::{Operator, RowRejection, StepOutput};
 use crate::engine::{OperatorKind, Result, SinkResult};
 use arrow_array::RecordBatch;
 
@@ -38,12 +38,13 @@ pub struct ChainOutput {
 pub struct Chain {
     operators: Vec<Operator>,
     shadow: Option<Shadow>,
+    rows_only_tail: bool,
 }
 
 impl Chain {
     /// A chain of `operators`; sinks may only come last.
     pub fn new(operators: Vec<Operator>) -> Chain {
-        Chain { operators, shadow: None }
+        Chain { operators, shadow: None, rows_only_tail: false }
     }
 
     /// The same operators with instances of their own (no shadow run).
@@ -57,6 +58,14 @@ impl Chain {
         if let Some(old) = std::mem::replace(&mut self.shadow, shadow) {
             old.finish();
         }
+    }
+
+    /// With `true`, a filter at the end of the chain reports only which rows
+    /// it kept (an empty batch with their input rows), copying no columns: for
+    /// a pipeline that forwards its source records and reads nothing from the
+    /// result rows. Ignored while a shadow run compares the outputs.
+    pub fn set_rows_only_tail(&mut self, rows_only: bool) {
+        self.rows_only_tail = rows_only;
     }
 
     /// Whether a shadow run is active.
@@ -79,6 +88,7 @@ impl Chain {
         let mut out = ChainOutput::default();
         let rows: Option<Vec<u32>> = Some((0..batch.num_rows() as u32).collect());
         let mut current = vec![(batch, rows)];
+        let count = self.operators.len();
         for (index, operator) in self.operators.iter_mut().enumerate() {
             let mut next = Vec::new();
             for (batch, rows) in current {
@@ -94,10 +104,14 @@ impl Chain {
                 match operator.kind() {
                     OperatorKind::Filter | OperatorKind::Map => {
                         let started = std::time::Instant::now();
-                        let step = if operator.kind() == OperatorKind::Filter {
-                            operator.filter(&batch)?
-                        } else {
-                            operator.map(&batch)?
+                        let last = index + 1 == count;
+                        let step = match operator.kind() {
+                            OperatorKind::Filter if last && self.rows_only_tail && self.shadow.is_none() => {
+                                let input_rows = operator.select(&batch)?;
+                                StepOutput { batch: batch.slice(0, 0), input_rows, rejected: Vec::new(), returned: Vec::new() }
+                            }
+                            OperatorKind::Filter => operator.filter(&batch)?,
+                            _ => operator.map(&batch)?,
                         };
                         if let Some(shadow) = self.shadow.as_mut().filter(|s| s.name() == operator.plugin().name()) {
                             shadow.observe(&batch, &step, started.elapsed());
@@ -107,7 +121,7 @@ impl Chain {
                             }
                         }
                         if operator.kind() == OperatorKind::Filter {
-                            out.filtered += batch.num_rows() - step.batch.num_rows();
+                            out.filtered += batch.num_rows() - step.input_rows.len();
                         }
                         for column in &step.returned {
                             if !out.map_columns.contains(column) {

@@ -152,12 +152,21 @@ impl Operator {
         result
     }
 
-    /// Filter: the rows the operator keeps.
-    pub fn filter(&mut self, batch: &RecordBatch) -> Result<StepOutput> {
-        let mask = self.with_instance(|instance| {
+    fn mask(&mut self, batch: &RecordBatch) -> Result<BooleanArray> {
+        self.with_instance(|instance| {
             let input = instance.prepare(batch)?;
             instance.evaluate(&input)
-        })?;
+        })
+    }
+
+    /// Filter: the indices of the rows the operator keeps (no rows copied).
+    pub fn select(&mut self, batch: &RecordBatch) -> Result<Vec<u32>> {
+        Ok(set_bits(&self.mask(batch)?))
+    }
+
+    /// Filter: the rows the operator keeps.
+    pub fn filter(&mut self, batch: &RecordBatch) -> Result<StepOutput> {
+        let mask = self.mask(batch)?;
         let input_rows = set_bits(&mask);
         // Nothing or everything kept (always so for one-row batches): no copy.
         let kept = match input_rows.len() {

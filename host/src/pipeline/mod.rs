@@ -346,6 +346,9 @@ impl Worker {
         }
         let host_columns = host_columns(&config);
         let (decoder, emit) = RecordDecoder::for_chain(&config.format, config.output.as_ref(), &mut chain, sink.is_some(), &host_columns).map_err(|e| setup(e.to_string()))?;
+        let mut chain = Chain::new(chain);
+        // Forwarded records need only which rows the last filter kept.
+        chain.set_rows_only_tail(emit == output::Emit::Forward && config.output.as_ref().is_some_and(|o| o.key_column.is_none()));
         let kafka = |source| PipelineError::Kafka { pipeline: name.to_owned(), source };
         let consumer = source::create_consumer(name, &config.source, stats.clone(), config.state.is_some()).map_err(kafka)?;
         let transactional_id = (config.guarantee == Guarantee::ExactlyOnce)
@@ -375,7 +378,7 @@ impl Worker {
             .event_time
             .as_ref()
             .map(|e| watermark::Watermarks::new(e.allowed_lateness_ms as i64, Duration::from_millis(e.idle_timeout_ms)));
-        let has_aggregate = chain.iter().any(|o: &Operator| o.kind() == OperatorKind::Aggregate);
+        let has_aggregate = chain.operators().iter().any(|o: &Operator| o.kind() == OperatorKind::Aggregate);
         let tasks = match (&config.state, config.state_topic(name)) {
             (Some(state), Some(topic)) => {
                 if !has_aggregate {
@@ -399,7 +402,7 @@ impl Worker {
             stats,
             decoder,
             emit,
-            chain: Chain::new(chain),
+            chain,
             sink,
             consumer,
             sender,
