@@ -242,29 +242,34 @@ struct Suite {
 }
 
 impl Suite {
+    /// The input's records.
     fn lines(&self) -> Vec<&[u8]> {
         workload::lines(&self.input_bytes)
     }
 
+    /// The peers that built.
     fn peers(&self) -> impl Iterator<Item = &'static Peer> + '_ {
         self.built.iter().filter(|b| b.built.is_ok()).map(|b| b.peer)
     }
 
+    /// Native serde_json: its time and its output, the reference of the others.
     fn serde(&self, workload: Workload, lines: &[&[u8]], threads: usize) -> Result<(Measured, Digest), Error> {
         run_local(&|| Ok(Box::new(NativeSerde::new(workload))), lines, BATCH, threads, self.plan.runs, workload, None)
     }
 
+    /// Native arrow (whole schema, or read fields only), checked against `expected`.
     fn arrow(&self, workload: Workload, lines: &[&[u8]], batch: usize, threads: usize, projected: bool, expected: &Digest) -> Result<Measured, Error> {
         let schema = &self.schema;
         Ok(run_local(&|| Ok(Box::new(NativeArrow::new(workload, schema, projected)?)), lines, batch, threads, self.plan.runs, workload, Some(expected))?.0)
     }
 
+    /// weir with `guest`, checked against `expected`.
     fn weir(&self, workload: Workload, guest: &WeirGuest, lines: &[&[u8]], batch: usize, threads: usize, expected: &Digest) -> Result<Measured, Error> {
         let factory = || Ok(Box::new(contenders::Weir::new(&self.engine, &guest.path, guest.config, &self.schema_path, guest.decode)?) as Box<dyn Contender>);
         Ok(run_local(&factory, lines, batch, threads, self.plan.runs, workload, Some(expected))?.0)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A peer's driver, checked against `expected`.
     fn peer(&self, peer: &Peer, workload: Workload, records: usize, batch: usize, threads: usize, expected: &Digest) -> Result<(DriverReport, Duration), Error> {
         run_peer(peer, workload, &self.input, records, batch, threads, self.plan.runs, Some(expected))
     }
