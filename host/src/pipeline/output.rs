@@ -43,19 +43,13 @@ pub fn encode(
         Encoding::Json => {
             let mut text = Vec::with_capacity(batch.num_rows() * 128);
             write_json_lines(batch, &mut text)?;
-            let keys = match &output.key_column {
-                Some(column) => Some(column_keys(batch, column)?),
-                None => None,
-            };
+            let keys = OutputKeys::new(batch, output)?;
             let text = Bytes::from(text);
             let mut records = Vec::with_capacity(batch.num_rows());
             let mut start = 0;
             for (row, end) in memchr::memchr_iter(b'\n', &text).enumerate() {
                 let source = sources.map(|s| s[row]);
-                let key = match &keys {
-                    Some(keys) => keys[row].clone(),
-                    None => source.and_then(source_key),
-                };
+                let key = keys.key(row, || source.and_then(source_key));
                 records.push(OutRecord { key, value: text.slice(start..end), source });
                 start = end + 1;
             }
@@ -127,10 +121,7 @@ pub fn splice<'a>(
     let fields = batch.project(&indices)?;
     let mut text = Vec::with_capacity(batch.num_rows() * 32);
     write_json_lines(&fields, &mut text)?;
-    let keys = match &output.key_column {
-        Some(column) => Some(column_keys(batch, column)?),
-        None => None,
-    };
+    let keys = OutputKeys::new(batch, output)?;
     let mut records = Vec::with_capacity(sources.len());
     let mut start = 0;
     for (row, end) in memchr::memchr_iter(b'\n', &text).enumerate() {
@@ -148,10 +139,7 @@ pub fn splice<'a>(
         }
         spliced.extend_from_slice(members);
         spliced.push(b'}');
-        let key = match &keys {
-            Some(keys) => keys[row].clone(),
-            None => source_key(source),
-        };
+        let key = keys.key(row, || source_key(source));
         records.push(OutRecord { key, value: spliced.into(), source: Some(source) });
     }
     Ok(records)
@@ -167,22 +155,33 @@ pub fn forward(
     source_key: &dyn Fn(usize) -> Option<Vec<u8>>,
     source_value: &dyn Fn(usize) -> Bytes,
 ) -> Result<Vec<OutRecord>, BatchError> {
-    let keys = match &output.key_column {
-        Some(column) => Some(column_keys(batch, column)?),
-        None => None,
-    };
+    let keys = OutputKeys::new(batch, output)?;
     Ok(sources
         .iter()
         .enumerate()
         .map(|(row, &source)| OutRecord {
-            key: match &keys {
-                Some(keys) => keys[row].clone(),
-                None => source_key(source),
-            },
+            key: keys.key(row, || source_key(source)),
             value: source_value(source),
             source: Some(source),
         })
         .collect())
+}
+
+/// Output record keys: from `output.key_column` when set, else the source record's.
+struct OutputKeys(Option<Vec<Option<Vec<u8>>>>);
+
+impl OutputKeys {
+    fn new(batch: &RecordBatch, output: &OutputConfig) -> Result<OutputKeys, BatchError> {
+        Ok(OutputKeys(output.key_column.as_deref().map(|column| column_keys(batch, column)).transpose()?))
+    }
+
+    /// The key of result row `row`; `source_key` when no key column is set.
+    fn key(&self, row: usize, source_key: impl FnOnce() -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+        match &self.0 {
+            Some(keys) => keys[row].clone(),
+            None => source_key(),
+        }
+    }
 }
 
 /// The key column rendered as bytes (strings as they are, others as text).
