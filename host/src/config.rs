@@ -126,7 +126,8 @@ pub struct EventTimeConfig {
     /// How far behind the largest event time seen a partition's watermark trails.
     #[serde(default)]
     pub allowed_lateness_ms: u64,
-    /// A partition silent this long stops holding the watermark back.
+    /// A partition consumed up to its end and silent this long stops holding
+    /// the watermark back (never while it still has a backlog).
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
     /// What happens to a record whose event time is behind the watermark

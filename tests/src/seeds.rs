@@ -31,11 +31,13 @@ fn field<'a>(value: &'a Value, name: &str) -> &'a Value {
     value.get(name).unwrap_or(&Value::Null)
 }
 
-/// The on-time inputs (parsed) and each task's final watermark.
-fn on_time(inputs: &[Input], lateness_ms: i64) -> (Vec<(i32, Value, i64)>, HashMap<i32, i64>) {
+/// The on-time inputs (index, partition, parsed value, event time) and each
+/// task's final watermark.
+#[allow(clippy::type_complexity)]
+fn on_time(inputs: &[Input], lateness_ms: i64) -> (Vec<(usize, i32, Value, i64)>, HashMap<i32, i64>) {
     let mut max_seen: HashMap<(String, i32), i64> = HashMap::new();
     let mut kept = Vec::new();
-    for (topic, partition, json) in inputs {
+    for (index, (topic, partition, json)) in inputs.iter().enumerate() {
         let value: Value = serde_json::from_str(json).expect("generated JSON");
         let t = field(&value, "timestamp").as_i64().expect("timestamp");
         let max = max_seen.entry((topic.clone(), *partition)).or_insert(i64::MIN);
@@ -43,7 +45,7 @@ fn on_time(inputs: &[Input], lateness_ms: i64) -> (Vec<(i32, Value, i64)>, HashM
             continue;
         }
         *max = (*max).max(t);
-        kept.push((*partition, value, t));
+        kept.push((index, *partition, value, t));
     }
     let mut watermarks: HashMap<i32, i64> = HashMap::new();
     for ((_, partition), max) in max_seen {
@@ -53,12 +55,21 @@ fn on_time(inputs: &[Input], lateness_ms: i64) -> (Vec<(i32, Value, i64)>, HashM
     (kept, watermarks)
 }
 
-/// Final windows of `size_ms` starting every `slide_ms`, keyed by `key`:
-/// row count, sum of `amount`, exact distinct counts of `distinct` columns.
-pub fn windows(inputs: &[Input], lateness_ms: i64, key: &str, amount: &str, distinct: &[&str], size_ms: i64, slide_ms: i64) -> Windows {
-    let (kept, watermarks) = on_time(inputs, lateness_ms);
+/// Indexes of the late inputs: more than `lateness_ms` behind the largest
+/// event time seen before them on their own partition.
+pub fn late_inputs(inputs: &[Input], lateness_ms: i64) -> BTreeSet<usize> {
+    let (kept, _) = on_time(inputs, lateness_ms);
+    let kept: BTreeSet<usize> = kept.into_iter().map(|(index, ..)| index).collect();
+    (0..inputs.len()).filter(|i| !kept.contains(i)).collect()
+}
+
+/// Every window (closed or not) of `size_ms` starting every `slide_ms` over
+/// the on-time inputs, keyed by `key`: row count, sum of `amount`, exact
+/// distinct counts of `distinct` columns, and the partition of its key.
+pub fn all_windows(inputs: &[Input], lateness_ms: i64, key: &str, amount: &str, distinct: &[&str], size_ms: i64, slide_ms: i64) -> BTreeMap<(String, i64), (Expected, i32)> {
+    let (kept, _) = on_time(inputs, lateness_ms);
     let mut sets: BTreeMap<(String, i64), (u64, f64, Vec<BTreeSet<String>>, i32)> = BTreeMap::new();
-    for (partition, value, t) in kept {
+    for (_, partition, value, t) in kept {
         let k = field(&value, key).as_str().expect("key").to_owned();
         let last_start = t.div_euclid(slide_ms) * slide_ms;
         let mut start = last_start;
@@ -73,8 +84,18 @@ pub fn windows(inputs: &[Input], lateness_ms: i64, key: &str, amount: &str, dist
         }
     }
     sets.into_iter()
-        .filter(|((_, start), (_, _, _, partition))| start + size_ms <= watermarks[partition])
-        .map(|(k, (count, total, sets, _))| (k, Expected { count, total, distinct: sets.iter().map(|s| s.len() as u64).collect() }))
+        .map(|(k, (count, total, sets, partition))| (k, (Expected { count, total, distinct: sets.iter().map(|s| s.len() as u64).collect() }, partition)))
+        .collect()
+}
+
+/// Final windows of `size_ms` starting every `slide_ms`, keyed by `key`:
+/// row count, sum of `amount`, exact distinct counts of `distinct` columns.
+pub fn windows(inputs: &[Input], lateness_ms: i64, key: &str, amount: &str, distinct: &[&str], size_ms: i64, slide_ms: i64) -> Windows {
+    let (_, watermarks) = on_time(inputs, lateness_ms);
+    all_windows(inputs, lateness_ms, key, amount, distinct, size_ms, slide_ms)
+        .into_iter()
+        .filter(|((_, start), (_, partition))| start + size_ms <= watermarks[partition])
+        .map(|(k, (expected, _))| (k, expected))
         .collect()
 }
 
@@ -94,14 +115,34 @@ pub fn final_rows(values: impl IntoIterator<Item = Vec<u8>>) -> BTreeMap<(String
     rows
 }
 
-fn assert_close(what: &str, got: f64, want: f64) {
+/// Panics unless `got` is within a relative 1e-6 of `want`.
+pub fn assert_close(what: &str, got: f64, want: f64) {
     assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{what}: got {got}, want {want}");
 }
 
 /// Panics unless the order-revenue final rows (JSON values of the output
 /// topic) equal the batch computation over `inputs`.
 pub fn check_orders(inputs: &[Input], outputs: &[Vec<u8>]) {
-    let expected = windows(inputs, 600_000, "processing_center", "total_amount", &["customer_id"], 3_600_000, 3_600_000);
+    check_orders_closed_by(inputs, outputs, Watermark::PerTask)
+}
+
+/// Which watermark closes a window in the batch computation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watermark {
+    /// Pipelines with `state`: each task's own (its partitions' minimum).
+    PerTask,
+    /// Pipelines without `state`: one for the pipeline (every partition's minimum).
+    Shared,
+}
+
+/// [`check_orders`] with the windows closed by `watermark`.
+pub fn check_orders_closed_by(inputs: &[Input], outputs: &[Vec<u8>], watermark: Watermark) {
+    let mut expected = windows(inputs, 600_000, "processing_center", "total_amount", &["customer_id"], 3_600_000, 3_600_000);
+    if watermark == Watermark::Shared {
+        let (_, tasks) = on_time(inputs, 600_000);
+        let shared = tasks.values().copied().min().unwrap_or(i64::MIN);
+        expected.retain(|(_, start), _| start + 3_600_000 <= shared);
+    }
     let rows = final_rows(outputs.iter().cloned());
     assert!(expected.len() >= 10, "the generator should close at least 10 windows, closed {}", expected.len());
     assert_eq!(rows.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "final windows differ");

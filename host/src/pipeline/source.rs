@@ -8,7 +8,9 @@ use crate::telemetry::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashSet};
+use super::watermark::Backlog;
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -19,12 +21,19 @@ pub struct SourceContext {
     pipeline: String,
     stats: Arc<PipelineStats>,
     revoked: Mutex<HashSet<(String, i32)>>,
+    /// Partitions assigned since the last [`SourceContext::take_assigned`].
+    assigned: Mutex<Vec<(String, i32)>>,
 }
 
 impl SourceContext {
     /// Takes the partitions revoked since the last call.
     pub fn take_revoked(&self) -> HashSet<(String, i32)> {
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Takes the partitions assigned since the last call.
+    pub fn take_assigned(&self) -> Vec<(String, i32)> {
+        std::mem::take(&mut *self.assigned.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -77,8 +86,10 @@ impl ConsumerContext for SourceContext {
         if let Rebalance::Assign(partitions) = rebalance {
             let mut assigned = self.stats.assigned.lock().unwrap_or_else(|e| e.into_inner());
             let assigned = assigned.get_or_insert_default();
+            let mut new = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
             for element in partitions.elements() {
                 assigned.insert((element.topic().to_owned(), element.partition()));
+                new.push((element.topic().to_owned(), element.partition()));
             }
             tracing::info!(pipeline = %self.pipeline, partitions = partitions.count(), "partitions assigned");
         }
@@ -119,11 +130,71 @@ pub fn create_consumer(
     for (key, value) in &source.properties {
         config.set(key, value);
     }
-    let context = SourceContext { pipeline: pipeline.to_owned(), stats, revoked: Mutex::default() };
+    let context = SourceContext { pipeline: pipeline.to_owned(), stats, revoked: Mutex::default(), assigned: Mutex::default() };
     let consumer: SourceConsumer = config.create_with_context(context)?;
     let topics: Vec<&str> = source.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)
+}
+
+/// The consumer's view of each partition's backlog, for the watermark (see
+/// [`Backlog`]): a partition is caught up when its end offset is known (from
+/// fetch responses; the last stable offset under `read_committed`) and the
+/// records delivered so far, or the consumer's position (which moves past
+/// transaction markers), reach it. An empty partition is caught up; one
+/// not fetched yet is not.
+pub struct ConsumerBacklog<'a> {
+    consumer: &'a SourceConsumer,
+    /// Next offset after the last record delivered, per partition.
+    consumed: &'a HashMap<(String, i32), i64>,
+    /// The consumer's positions, read once per check and only if needed.
+    positions: OnceCell<Option<TopicPartitionList>>,
+}
+
+impl<'a> ConsumerBacklog<'a> {
+    /// A view over `consumer` and the offsets delivered so far.
+    pub fn new(consumer: &'a SourceConsumer, consumed: &'a HashMap<(String, i32), i64>) -> ConsumerBacklog<'a> {
+        ConsumerBacklog { consumer, consumed, positions: OnceCell::new() }
+    }
+}
+
+impl Backlog for ConsumerBacklog<'_> {
+    fn caught_up(&self, topic: &str, partition: i32) -> bool {
+        let Some((low, high)) = cached_watermarks(self.consumer, topic, partition) else { return false };
+        if high < 0 {
+            return false;
+        }
+        if low >= high {
+            return true;
+        }
+        let delivered = self.consumed.get(&(topic.to_owned(), partition)).copied();
+        let position = self
+            .positions
+            .get_or_init(|| self.consumer.position().ok())
+            .as_ref()
+            .and_then(|list| list.find_partition(topic, partition))
+            .and_then(|element| match element.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            });
+        delivered.max(position).is_some_and(|at| at >= high)
+    }
+}
+
+/// The low and high offsets librdkafka last saw for a partition in fetch
+/// responses (no broker round trip; the high one is the last stable offset
+/// under `read_committed`). None when unknown.
+fn cached_watermarks(consumer: &SourceConsumer, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; the topic
+    // is a NUL-terminated string that outlives the call; `low` and `high`
+    // are valid for writes. rust-rdkafka exposes only the querying variant
+    // (`fetch_watermarks`, a broker round trip).
+    let error = unsafe {
+        rdkafka_sys::rd_kafka_get_watermark_offsets(consumer.client().native_ptr(), topic.as_ptr(), partition, &mut low, &mut high)
+    };
+    (error == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR).then_some((low, high))
 }
 
 /// Why batch collection ended.

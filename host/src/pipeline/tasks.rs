@@ -15,7 +15,7 @@
 
 use super::source::SourceConsumer;
 use super::state::{Checkpoint, OperatorState, StateError, StateStore};
-use super::watermark::Watermarks;
+use super::watermark::{Backlog, Trackers, Watermarks};
 use crate::config::StateConfig;
 use crate::delivery::isolate::{Isolated, is_isolatable, run_isolated};
 use crate::engine::{Error, OperatorKind};
@@ -106,9 +106,14 @@ impl Tasks {
         self.tasks.get_mut(&task).and_then(|t| t.watermarks.as_mut())
     }
 
-    /// Advances every task's watermark to now; returns the smallest (for status).
-    pub fn advance_watermarks(&mut self, now: Instant) -> Option<i64> {
-        self.tasks.values_mut().filter_map(|t| t.watermarks.as_mut().and_then(|w| w.current(now))).min()
+    /// Declares newly assigned partitions to the tasks already loaded (a task
+    /// loaded later declares every assigned partition of its own).
+    pub fn expect(&mut self, assigned: &[(String, i32)], now: Instant) {
+        for (topic, partition) in assigned {
+            if let Some(watermarks) = self.watermarks_mut(*partition) {
+                watermarks.expect(topic, *partition, now);
+            }
+        }
     }
 
     /// The state store.
@@ -397,5 +402,16 @@ impl Tasks {
 fn seek(consumer: &SourceConsumer, topic: &str, partition: i32, offset: rdkafka::Offset) {
     if let Err(error) = consumer.seek(topic, partition, offset, Duration::from_secs(5)) {
         tracing::warn!(topic, partition, ?offset, %error, "seek failed");
+    }
+}
+
+impl Trackers for Tasks {
+    fn tracker(&mut self, partition: i32) -> Option<&mut Watermarks> {
+        self.watermarks_mut(partition)
+    }
+
+    /// Advances every task's watermark; returns the smallest (for status).
+    fn advance(&mut self, now: Instant, backlog: &dyn Backlog) -> Option<i64> {
+        self.tasks.values_mut().filter_map(|t| t.watermarks.as_mut().and_then(|w| w.current(now, backlog))).min()
     }
 }

@@ -1,15 +1,17 @@
 //! Event time and watermarks. Each input partition's watermark is the
 //! largest event time seen on it minus the allowed lateness; the pipeline's
 //! watermark is the minimum over its active partitions, so a slow partition
-//! holds results back until it catches up. A partition that has sent nothing
-//! for the idle timeout stops holding the watermark back. The watermark never
+//! holds results back until it catches up. A partition stops holding the
+//! watermark back only when it is idle: consumed up to its end and silent for
+//! the idle timeout (never while it still has a backlog). The watermark never
 //! moves backwards; aggregate operators receive it with every batch.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
-use std::collections::HashMap;
+use super::decode::Decoded;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 /// Why event times could not be read.
@@ -26,6 +28,9 @@ pub enum EventTimeError {
         /// Its type.
         found: DataType,
     },
+    /// Taking the late rows out of the batch failed.
+    #[error("removing late rows: {0}")]
+    Filter(arrow_schema::ArrowError),
 }
 
 /// Event time of each row of `batch` in Unix milliseconds (None for nulls).
@@ -59,13 +64,40 @@ pub fn event_times_ms(batch: &RecordBatch, column: &str) -> Result<Vec<Option<i6
     })
 }
 
+/// Where consumption stands on each input partition, as far as the
+/// watermark needs it: whether everything the partition held has been
+/// delivered to the pipeline. A partition with a backlog never counts as
+/// idle, however slowly its fetches arrive.
+pub trait Backlog {
+    /// Whether this process has consumed the partition up to its end (last
+    /// stable offset under `read_committed`). Unknown means not caught up.
+    fn caught_up(&self, topic: &str, partition: i32) -> bool;
+}
+
+/// A backlog that is always caught up: idleness is wall-clock silence alone
+/// (sources that have no notion of a backlog, and tests).
+pub struct NoBacklog;
+
+impl Backlog for NoBacklog {
+    fn caught_up(&self, _topic: &str, _partition: i32) -> bool {
+        true
+    }
+}
+
 struct PartitionClock {
     /// Largest event time seen; none for an assigned partition without data yet.
     max_event_ms: Option<i64>,
+    /// When the partition last delivered a record (or was assigned).
     last_seen: Instant,
 }
 
 /// Per-partition event-time progress and the pipeline watermark.
+///
+/// The rule, the same with or without `state` and under either guarantee
+/// (docs/event-time.md): an assigned partition holds the watermark until it
+/// has delivered data; it stops holding it only when it is idle, meaning
+/// the consumer has caught up with it (see [`Backlog`]) and nothing arrived
+/// from it for the idle timeout.
 pub struct Watermarks {
     allowed_lateness_ms: i64,
     idle_timeout: Duration,
@@ -79,10 +111,16 @@ impl Watermarks {
         Watermarks { allowed_lateness_ms, idle_timeout, partitions: HashMap::new(), emitted: None }
     }
 
-    /// Declares an assigned partition: until it sends data (or stays silent
-    /// for the idle timeout) it holds the watermark where it is.
+    /// Declares an assigned partition: until it delivers data (or is idle:
+    /// caught up and silent for the idle timeout) it holds the watermark
+    /// where it is. Declaring a known partition changes nothing.
     pub fn expect(&mut self, topic: &str, partition: i32, now: Instant) {
         self.partitions.entry((topic.to_owned(), partition)).or_insert(PartitionClock { max_event_ms: None, last_seen: now });
+    }
+
+    /// Whether a partition is tracked (assigned and not forgotten).
+    pub fn tracks(&self, topic: &str, partition: i32) -> bool {
+        self.partitions.contains_key(&(topic.to_owned(), partition))
     }
 
     /// Records an event time seen on a partition.
@@ -95,6 +133,14 @@ impl Watermarks {
             None => {
                 self.partitions.insert((topic.to_owned(), partition), PartitionClock { max_event_ms: Some(event_ms), last_seen: now });
             }
+        }
+    }
+
+    /// Notes that a partition delivered records (with or without usable
+    /// event times): it is not idle.
+    pub fn touch(&mut self, topic: &str, partition: i32, now: Instant) {
+        if let Some(clock) = self.partitions.get_mut(&(topic.to_owned(), partition)) {
+            clock.last_seen = now;
         }
     }
 
@@ -137,12 +183,21 @@ impl Watermarks {
         self.emitted
     }
 
-    /// The watermark now: min over active partitions of (max event time -
-    /// allowed lateness); idle partitions are skipped unless all are idle,
-    /// and an active partition without data holds it. Never smaller than a
-    /// watermark returned before; None before any event.
-    pub fn current(&mut self, now: Instant) -> Option<i64> {
-        let active: Vec<Option<i64>> = self.partitions.values().filter(|c| now.duration_since(c.last_seen) < self.idle_timeout).map(|c| c.max_event_ms).collect();
+    /// The watermark now: min over the partitions that are not idle of (max
+    /// event time - allowed lateness); a partition that is not idle and has
+    /// no data yet holds it where it is. When every partition is idle, the
+    /// largest. Never smaller than a watermark returned before; None before
+    /// any event.
+    pub fn current(&mut self, now: Instant, backlog: &dyn Backlog) -> Option<i64> {
+        let idle_timeout = self.idle_timeout;
+        // Asking the backlog costs a look-up: only partitions silent for the
+        // idle timeout can be idle.
+        let active: Vec<Option<i64>> = self
+            .partitions
+            .iter()
+            .filter(|((topic, partition), c)| now.saturating_duration_since(c.last_seen) < idle_timeout || !backlog.caught_up(topic, *partition))
+            .map(|(_, c)| c.max_event_ms)
+            .collect();
         let computed = if active.is_empty() {
             self.partitions.values().filter_map(|c| c.max_event_ms).max()
         } else if active.iter().any(Option::is_none) {
@@ -158,6 +213,98 @@ impl Watermarks {
     }
 }
 
+/// A row taken out of a batch because it arrived behind the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LateRow {
+    /// Index of its source record in the batch's records.
+    pub record: usize,
+    /// Its event time (Unix ms).
+    pub event_ms: i64,
+    /// The mark it was behind (see [`Watermarks::late_mark`]).
+    pub mark_ms: i64,
+}
+
+/// The trackers a batch's rows are judged by: the pipeline's one
+/// [`Watermarks`] (no `state`), or one per task (with `state`, keyed by
+/// partition number; see `pipeline::tasks`).
+pub trait Trackers {
+    /// The tracker of a row from this partition; none if it is not loaded.
+    fn tracker(&mut self, partition: i32) -> Option<&mut Watermarks>;
+    /// Advances every tracker to `now`; returns the smallest watermark.
+    fn advance(&mut self, now: Instant, backlog: &dyn Backlog) -> Option<i64>;
+}
+
+impl Trackers for Watermarks {
+    fn tracker(&mut self, _partition: i32) -> Option<&mut Watermarks> {
+        Some(self)
+    }
+
+    fn advance(&mut self, now: Instant, backlog: &dyn Backlog) -> Option<i64> {
+        self.current(now, backlog)
+    }
+}
+
+impl Trackers for BTreeMap<i32, Watermarks> {
+    fn tracker(&mut self, partition: i32) -> Option<&mut Watermarks> {
+        self.get_mut(&partition)
+    }
+
+    fn advance(&mut self, now: Instant, backlog: &dyn Backlog) -> Option<i64> {
+        self.values_mut().filter_map(|w| w.current(now, backlog)).min()
+    }
+}
+
+/// The event-time step of a batch, the same in every mode: takes the rows
+/// behind their partition's late mark out of `decoded` (in row order, so
+/// lateness depends only on each partition's order), folds the others'
+/// event times into their trackers, then advances the watermark. `source`
+/// gives the topic and partition of a record index. Returns the watermark
+/// the aggregates get with this batch and the late rows.
+pub fn split_late<'r>(
+    decoded: &mut Decoded,
+    column: &str,
+    source: impl Fn(usize) -> (&'r str, i32),
+    trackers: &mut dyn Trackers,
+    now: Instant,
+    backlog: &dyn Backlog,
+) -> Result<(Option<i64>, Vec<LateRow>), EventTimeError> {
+    let times = event_times_ms(&decoded.batch, column)?;
+    let mut late = Vec::new();
+    let mut keep = Vec::with_capacity(times.len());
+    for (row, time) in times.into_iter().enumerate() {
+        let record = decoded.record_of_row[row];
+        let (topic, partition) = source(record);
+        let Some(watermarks) = trackers.tracker(partition) else {
+            keep.push(true);
+            continue;
+        };
+        match time {
+            Some(event_ms) => match watermarks.late_mark(topic, partition) {
+                Some(mark_ms) if event_ms < mark_ms => {
+                    watermarks.touch(topic, partition, now);
+                    late.push(LateRow { record, event_ms, mark_ms });
+                    keep.push(false);
+                }
+                _ => {
+                    watermarks.observe(topic, partition, event_ms, now);
+                    keep.push(true);
+                }
+            },
+            None => {
+                watermarks.touch(topic, partition, now);
+                keep.push(true);
+            }
+        }
+    }
+    if !late.is_empty() {
+        let mask = arrow_array::BooleanArray::from(keep.clone());
+        decoded.batch = arrow_select::filter::filter_record_batch(&decoded.batch, &mask).map_err(EventTimeError::Filter)?;
+        let mut rows = keep.iter();
+        decoded.record_of_row.retain(|_| *rows.next().expect("one flag per row"));
+    }
+    Ok((trackers.advance(now, backlog), late))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,15 +315,15 @@ mod tests {
     fn the_slowest_active_partition_holds_the_watermark() {
         let t0 = Instant::now();
         let mut marks = Watermarks::new(1_000, Duration::from_secs(30));
-        assert_eq!(marks.current(t0), None);
+        assert_eq!(marks.current(t0, &NoBacklog), None);
         marks.observe("orders", 0, 10_000, t0);
         marks.observe("orders", 1, 4_000, t0);
-        assert_eq!(marks.current(t0), Some(3_000));
+        assert_eq!(marks.current(t0, &NoBacklog), Some(3_000));
         marks.observe("orders", 1, 12_000, t0);
-        assert_eq!(marks.current(t0), Some(9_000));
+        assert_eq!(marks.current(t0, &NoBacklog), Some(9_000));
         // Out-of-order events do not move it back.
         marks.observe("orders", 0, 2_000, t0);
-        assert_eq!(marks.current(t0), Some(9_000));
+        assert_eq!(marks.current(t0, &NoBacklog), Some(9_000));
     }
 
     #[test]
@@ -185,14 +332,14 @@ mod tests {
         let mut marks = Watermarks::new(0, Duration::from_secs(5));
         marks.observe("t", 0, 1_000, t0);
         marks.observe("t", 1, 50_000, t0);
-        assert_eq!(marks.current(t0), Some(1_000));
+        assert_eq!(marks.current(t0, &NoBacklog), Some(1_000));
         let later = t0 + Duration::from_secs(6);
         marks.observe("t", 1, 60_000, later);
-        assert_eq!(marks.current(later), Some(60_000), "partition 0 is idle");
+        assert_eq!(marks.current(later, &NoBacklog), Some(60_000), "partition 0 is idle");
         marks.observe("t", 0, 2_000, later);
-        assert_eq!(marks.current(later), Some(60_000), "a resumed slow partition does not move it back");
+        assert_eq!(marks.current(later, &NoBacklog), Some(60_000), "a resumed slow partition does not move it back");
         marks.forget([("t".to_owned(), 1)]);
-        assert_eq!(marks.current(later), Some(60_000));
+        assert_eq!(marks.current(later, &NoBacklog), Some(60_000));
     }
 
     #[test]
@@ -201,9 +348,9 @@ mod tests {
         let mut marks = Watermarks::new(5_000, Duration::from_secs(5));
         marks.expect("high-value", 0, t0);
         marks.observe("regular", 0, 50_000, t0);
-        assert_eq!(marks.current(t0), None, "high-value/0 has not reported yet");
+        assert_eq!(marks.current(t0, &NoBacklog), None, "high-value/0 has not reported yet");
         marks.observe("high-value", 0, 10_000, t0);
-        assert_eq!(marks.current(t0), Some(5_000));
+        assert_eq!(marks.current(t0, &NoBacklog), Some(5_000));
         // Lateness is per partition: 46 s is fine on regular/0 (max 50 s) ...
         assert!(!marks.is_late("regular", 0, 46_000));
         // ... 44 s is not, although the pipeline watermark is only 5 s.
@@ -213,7 +360,68 @@ mod tests {
         assert!(marks.is_late("high-value", 0, 6_000));
         let later = t0 + Duration::from_secs(6);
         marks.expect("other", 0, t0);
-        assert_eq!(marks.current(later), Some(45_000), "every partition idle: the largest wins");
+        assert_eq!(marks.current(later, &NoBacklog), Some(45_000), "every partition idle: the largest wins");
+    }
+
+    /// Caught up on exactly the partitions listed.
+    struct CaughtUp(Vec<(&'static str, i32)>);
+
+    impl Backlog for CaughtUp {
+        fn caught_up(&self, topic: &str, partition: i32) -> bool {
+            self.0.iter().any(|(t, p)| *t == topic && *p == partition)
+        }
+    }
+
+    #[test]
+    fn a_partition_with_a_backlog_holds_the_watermark_however_long_its_fetches_take() {
+        let t0 = Instant::now();
+        let mut marks = Watermarks::new(0, Duration::from_secs(5));
+        marks.observe("t", 0, 1_000, t0);
+        marks.observe("t", 1, 50_000, t0);
+        let later = t0 + Duration::from_secs(60);
+        marks.observe("t", 1, 90_000, later);
+        // Partition 0 has been silent for a minute but is still behind its end.
+        assert_eq!(marks.current(later, &CaughtUp(vec![("t", 1)])), Some(1_000));
+        // Caught up and silent: idle, it stops holding the watermark.
+        assert_eq!(marks.current(later, &CaughtUp(vec![("t", 0), ("t", 1)])), Some(90_000));
+    }
+
+    #[test]
+    fn an_assigned_partition_without_data_holds_until_it_is_caught_up_and_silent() {
+        let t0 = Instant::now();
+        let mut marks = Watermarks::new(0, Duration::from_secs(5));
+        marks.expect("t", 0, t0);
+        marks.expect("t", 1, t0);
+        marks.observe("t", 1, 50_000, t0);
+        let later = t0 + Duration::from_secs(6);
+        assert_eq!(marks.current(later, &CaughtUp(vec![])), None, "partition 0 has not been fetched yet");
+        assert_eq!(marks.current(t0, &CaughtUp(vec![("t", 0)])), None, "empty, but not silent for the idle timeout yet");
+        assert_eq!(marks.current(later, &CaughtUp(vec![("t", 0)])), Some(50_000), "empty and silent: idle");
+    }
+
+    #[test]
+    fn rows_are_late_by_their_own_partition_order_in_every_mode() {
+        let t0 = Instant::now();
+        let batch = RecordBatch::try_from_iter([("ts", Arc::new(Int64Array::from(vec![Some(10_000), Some(1_000), Some(8_500), None, Some(9_000)])) as ArrayRef)]).unwrap();
+        let partitions = [0, 1, 0, 1, 0];
+        let decode = || Decoded { batch: batch.clone(), record_of_row: (0..5).collect(), failed: Vec::new() };
+        // One tracker for the pipeline: partition 1 (1 s) does not make
+        // partition 0's 8.5 s late; 8.5 s is 1.5 s behind 10 s on partition 0.
+        let mut shared = Watermarks::new(1_000, Duration::from_secs(30));
+        shared.expect("t", 0, t0);
+        shared.expect("t", 1, t0);
+        let mut decoded = decode();
+        let (watermark, late) = split_late(&mut decoded, "ts", |r| ("t", partitions[r]), &mut shared, t0, &NoBacklog).unwrap();
+        assert_eq!(late, vec![LateRow { record: 2, event_ms: 8_500, mark_ms: 9_000 }]);
+        assert_eq!(decoded.record_of_row, vec![0, 1, 3, 4]);
+        assert_eq!(watermark, Some(0), "min over partitions (1 s) minus the lateness");
+        // One tracker per task decides the same rows.
+        let mut tasks: BTreeMap<i32, Watermarks> = [(0, Watermarks::new(1_000, Duration::from_secs(30))), (1, Watermarks::new(1_000, Duration::from_secs(30)))].into();
+        let mut decoded = decode();
+        let (watermark, late_by_task) = split_late(&mut decoded, "ts", |r| ("t", partitions[r]), &mut tasks, t0, &NoBacklog).unwrap();
+        assert_eq!(late_by_task, late);
+        assert_eq!(watermark, Some(0));
+        assert_eq!(tasks[&0].peek(), Some(9_000));
     }
 
     #[test]

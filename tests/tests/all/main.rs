@@ -3,6 +3,7 @@
 
 mod admin;
 mod aggregate;
+mod backlog;
 mod bad_guests;
 mod cache;
 mod console;
@@ -13,6 +14,7 @@ mod forwarding;
 mod kafka;
 mod loading;
 mod pipeline;
+mod replay;
 mod sink;
 mod state;
 mod support;

@@ -27,19 +27,27 @@ pub async fn produce_events(bootstrap: &str, events: &[Event]) {
     }
 }
 
-fn inputs(events: &[Event]) -> Vec<Input> {
+pub fn inputs(events: &[Event]) -> Vec<Input> {
     events.iter().map(|e| (e.topic.to_owned(), e.partition, e.value.clone())).collect()
 }
 
 /// A stateful pipeline config: `operator` with `config` over `topics`.
 #[allow(clippy::too_many_arguments)]
 fn pipeline_config(dir: &Path, bootstrap: &str, group: &str, topics: &[&str], schema: &str, operator: &str, config: &str, lateness_ms: u64, output: &str, dlq: &str) -> weir::config::PipelineConfig {
+    seed_config(dir, bootstrap, group, topics, schema, operator, config, lateness_ms, output, dlq, true)
+}
+
+/// A seed pipeline config: `operator` with `config` over `topics`, with or
+/// without `state` (checkpoints every 700 records or second).
+#[allow(clippy::too_many_arguments)]
+pub fn seed_config(dir: &Path, bootstrap: &str, group: &str, topics: &[&str], schema: &str, operator: &str, config: &str, lateness_ms: u64, output: &str, dlq: &str, state: bool) -> weir::config::PipelineConfig {
     std::fs::write(dir.join("schema.json"), schema).unwrap();
+    let state = if state { "state = { checkpoint_records = 700, checkpoint_interval_ms = 1000 }" } else { "" };
     let toml = format!(
         r#"
         [pipelines.seed]
         event_time = {{ column = "timestamp", allowed_lateness_ms = {lateness_ms}, idle_timeout_ms = 600000, late = "dlq" }}
-        state = {{ checkpoint_records = 700, checkpoint_interval_ms = 1000 }}
+        {state}
         [pipelines.seed.source]
         bootstrap_servers = "{bootstrap}"
         group_id = "{group}"

@@ -1,0 +1,80 @@
+//! At-least-once with `state`: checkpoints of the tasks' aggregate state to
+//! the state topic, and offsets committed only once the checkpoints that
+//! cover them are durable (docs/state.md).
+
+use super::*;
+
+impl Worker {
+    /// Creates the state topic of a stateful pipeline unless it exists.
+    pub(super) async fn ensure_state_topic(&mut self) -> Result<(), PipelineError> {
+        let (Some(tasks), Some(state)) = (&self.tasks, &self.config.state) else { return Ok(()) };
+        let created = tasks.store().ensure_topic(state.max_bytes);
+        let topic = tasks.store().topic().to_owned();
+        created.await.map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
+        tracing::info!(pipeline = %self.name, %topic, "aggregate state is checkpointed to the state topic");
+        Ok(())
+    }
+
+    /// At-least-once with state: dead letters now; offsets are committed
+    /// only by checkpoints, after the state that covers them is durable.
+    pub(super) async fn after_stateful_batch(&mut self, records: &[OwnedMessage], dead: Vec<(usize, DeadLetter)>) -> Result<(), PipelineError> {
+        if self.config.errors.policy == ErrorPolicy::Stop && !dead.is_empty() {
+            // Nothing past the last checkpoint is committed: a restart replays
+            // from there and stops at the same record.
+            let (_, stopped) = self.stop_plan(records, &dead);
+            return Err(stopped);
+        }
+        if !dead.is_empty() {
+            self.sender.produce_dead_letters(&dead, records, None).await?;
+        }
+        self.budget.push_back((Instant::now(), records.len() as u64, dead.len() as u64));
+        let reset = std::mem::take(&mut self.reset_tasks);
+        let tasks = self.tasks.as_mut().expect("stateful");
+        tasks.advance(records, &reset);
+        if tasks.due() {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Snapshots the changed tasks; None (and the pipeline paused) when a
+    /// snapshot is over `state.max_bytes`.
+    pub(super) fn snapshot_tasks(&mut self) -> Result<Option<Vec<state::Checkpoint>>, PipelineError> {
+        let tasks = self.tasks.as_mut().expect("stateful");
+        match tokio::task::block_in_place(|| tasks.snapshot()) {
+            Ok(checkpoints) => Ok(Some(checkpoints)),
+            Err(error @ tasks::TaskError::TooLarge { .. }) => {
+                let reason = format!("checkpoint refused: {error}; raise state.max_bytes or bound the operator's state, then restart");
+                tracing::error!(pipeline = %self.name, %reason, "pausing the pipeline (nothing is committed past the last checkpoint)");
+                self.control.send_replace(Some(reason));
+                Ok(None)
+            }
+            Err(error) => Err(PipelineError::Setup { pipeline: self.name.clone(), message: format!("checkpoint: {error}") }),
+        }
+    }
+
+    /// At-least-once checkpoint: snapshot, write, then commit the offsets
+    /// the checkpoints cover.
+    pub(super) async fn checkpoint(&mut self) -> Result<(), PipelineError> {
+        let started = Instant::now();
+        let Some(checkpoints) = self.snapshot_tasks()? else { return Ok(()) };
+        let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
+        self.sender.write_checkpoints(&topic, &checkpoints).await?;
+        let written = checkpoints.len();
+        let tasks = self.tasks.as_mut().expect("stateful");
+        tasks.confirm(checkpoints);
+        let offsets = tasks.committable();
+        let state_bytes = tasks.state_bytes();
+        self.commit(CommitPlan { next: offsets })?;
+        self.record_checkpoint(started, written, state_bytes);
+        Ok(())
+    }
+
+    pub(super) fn record_checkpoint(&self, started: Instant, written: usize, state_bytes: u64) {
+        let took = started.elapsed();
+        PipelineStats::add(&self.stats.checkpoints, 1);
+        self.stats.state_bytes.store(state_bytes, std::sync::atomic::Ordering::Relaxed);
+        self.stats.checkpoint_us.store(took.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(pipeline = %self.name, tasks = written, state_bytes, took_ms = took.as_millis() as u64, "checkpoint written and offsets committed");
+    }
+}
