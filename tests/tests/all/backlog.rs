@@ -18,6 +18,17 @@ const PARTITIONS: i32 = 4;
 /// 3 hours of orders (one a second) over the two order topics.
 const ORDERS: u64 = 10_800;
 
+/// The five processing centers over the 4 partitions of both topics, so
+/// that every partition has data and partition 0 twice as much as the others
+/// (an empty partition holds the watermark for the idle timeout: see
+/// docs/event-time.md; the replay harness covers it).
+fn spread(mut events: Vec<Event>) -> Vec<Event> {
+    for event in &mut events {
+        event.partition = scenario::CENTERS.iter().position(|c| *c == event.key).expect("a center") as i32 % PARTITIONS;
+    }
+    events
+}
+
 /// Runs the order-revenue job over `events`, produced before the start
 /// except those of partition `delayed`, which arrive once the pipeline has
 /// consumed the others; checks the results.
@@ -27,7 +38,7 @@ async fn orders_on_a_backlog(state: bool, delayed: Option<i32>) {
         kafka.create_topic(topic, PARTITIONS);
     }
     kafka.create_topic("orders.state", 1);
-    let events = scenario::orders(ORDERS, PARTITIONS);
+    let events = spread(scenario::orders(ORDERS, PARTITIONS));
     let (later, now): (Vec<Event>, Vec<Event>) = events.iter().cloned().partition(|e| Some(e.partition) == delayed);
     produce_events(&kafka.bootstrap, &now).await;
     let dir = tempfile::tempdir().unwrap();
@@ -65,10 +76,10 @@ async fn hours_of_orders_in_four_partitions_are_exact_with_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_whose_data_arrives_later_holds_the_watermark_without_state() {
-    orders_on_a_backlog(false, Some(scenario::partition_of(scenario::CENTERS[0], PARTITIONS))).await;
+    orders_on_a_backlog(false, Some(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_whose_data_arrives_later_holds_the_watermark_with_state() {
-    orders_on_a_backlog(true, Some(scenario::partition_of(scenario::CENTERS[0], PARTITIONS))).await;
+    orders_on_a_backlog(true, Some(1)).await;
 }
