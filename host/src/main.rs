@@ -625,18 +625,35 @@ enum ScenarioArg {
     Fraud,
 }
 
-fn demo_options(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, admin: &AdminArgs) -> weir::demo::DemoOptions {
+/// The demo's options, and the embedded components written out for this
+/// run when no `--plugins-dir` is given and none are on disk (keep it alive
+/// while the demo runs).
+fn demo_options(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, admin: &AdminArgs) -> anyhow::Result<(weir::demo::DemoOptions, Option<weir::demo::ExtractedPlugins>)> {
     use std::io::IsTerminal;
-    weir::demo::DemoOptions {
+    let (plugins_dir, extracted) = match plugins_dir {
+        Some(dir) => (dir, None),
+        None => {
+            let on_disk = weir::demo::default_plugins_dir();
+            match weir::demo::has_plugins(&on_disk) {
+                true => (on_disk, None),
+                false => match weir::demo::ExtractedPlugins::write().context("writing the embedded example operators")? {
+                    Some(extracted) => (extracted.dir().to_path_buf(), Some(extracted)),
+                    None => (on_disk, None),
+                },
+            }
+        }
+    };
+    let options = weir::demo::DemoOptions {
         records,
         rate_per_s: rate,
-        plugins_dir: plugins_dir.unwrap_or_else(weir::demo::default_plugins_dir),
+        plugins_dir,
         cache_dir: Some(default_cache_dir()),
         terminal: std::io::stderr().is_terminal(),
         admin_listen: admin.admin_listen,
         admin_token: admin.admin_token.clone(),
         insecure_admin: admin.insecure_admin,
-    }
+    };
+    Ok((options, extracted))
 }
 
 fn demo_scenario(scenario: ScenarioArg, records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, admin: AdminArgs) -> anyhow::Result<()> {
@@ -645,7 +662,7 @@ fn demo_scenario(scenario: ScenarioArg, records: Option<u64>, rate: Option<u64>,
         ScenarioArg::Orders => Scenario::Orders,
         ScenarioArg::Fraud => Scenario::Fraud,
     };
-    let options = demo_options(records, rate, plugins_dir, &admin);
+    let (options, _extracted) = demo_options(records, rate, plugins_dir, &admin)?;
     let summary = runtime()?.block_on(async move {
         let mut stderr = std::io::stderr();
         weir::demo::seeds::run(scenario, options, &mut stderr).await
@@ -695,7 +712,7 @@ fn demo_scenario(scenario: ScenarioArg, records: Option<u64>, rate: Option<u64>,
 }
 
 fn demo(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<PathBuf>, admin: AdminArgs) -> anyhow::Result<()> {
-    let options = demo_options(records, rate, plugins_dir, &admin);
+    let (options, _extracted) = demo_options(records, rate, plugins_dir, &admin)?;
     let summary = runtime()?.block_on(async move {
         let mut stderr = std::io::stderr();
         weir::demo::run(options, &mut stderr).await

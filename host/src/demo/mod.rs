@@ -7,6 +7,11 @@
 
 pub mod seeds;
 
+/// The demo's example components, embedded at build time (host/build.rs).
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_guests.rs"));
+}
+
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, SandboxLimits};
 use crate::pipeline::{self, PipelineError};
@@ -329,6 +334,50 @@ pub(crate) fn assign_from_beginning(consumer: &StreamConsumer, topic: &str) -> R
     }
     consumer.assign(&partitions)?;
     Ok(())
+}
+
+/// The embedded example components written to a private directory for one
+/// run of the demo; removed when dropped.
+pub struct ExtractedPlugins {
+    dir: PathBuf,
+}
+
+impl ExtractedPlugins {
+    /// Writes the embedded components to a new private directory (mode
+    /// 0700, created fresh: never a directory someone else made). None when
+    /// this binary was built without them.
+    pub fn write() -> std::io::Result<Option<ExtractedPlugins>> {
+        if embedded::EMBEDDED.is_empty() {
+            return Ok(None);
+        }
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("weir-demo-{}-{nanos}", std::process::id()));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir)?;
+        let extracted = ExtractedPlugins { dir };
+        for (file, bytes) in embedded::EMBEDDED {
+            std::fs::write(extracted.dir.join(file), bytes)?;
+        }
+        Ok(Some(extracted))
+    }
+
+    /// The directory holding the components.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for ExtractedPlugins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether `dir` holds every example component the demo scenarios run.
+pub fn has_plugins(dir: &Path) -> bool {
+    ["enrich_order.wasm", "high_value_orders.wasm", "order_revenue.wasm", "fraud_detector.wasm", "webhook_alert.wasm"].iter().all(|f| dir.join(f).is_file())
 }
 
 /// Where the example components are, by default: next to the binary's
