@@ -342,3 +342,34 @@ impl Contender for Weir {
         Ok(())
     }
 }
+
+/// JSON decoding alone: lines -> one Arrow batch per call, with weir's
+/// decoder (the scanner, arrow-json for what it leaves) or arrow-json alone;
+/// outputs nothing (a record that does not decode fails the run).
+pub struct DecodeOnly {
+    decoder: JsonDecoder,
+}
+
+impl DecodeOnly {
+    /// A decoder for `schema_json` projected to `fields` (all when empty);
+    /// `arrow_json` for arrow-json alone.
+    pub fn new(schema_json: &str, fields: &[&str], arrow_json: bool) -> Result<DecodeOnly, Error> {
+        let mut schema = SchemaSpec::from_json(schema_json)?.to_arrow()?;
+        if !fields.is_empty() {
+            let indices: Vec<usize> = fields.iter().map(|name| schema.index_of(name)).collect::<Result<_, _>>()?;
+            schema = Arc::new(schema.project(&indices)?);
+        }
+        let decoder = if arrow_json { JsonDecoder::arrow_json(schema) } else { JsonDecoder::new(schema) };
+        Ok(DecodeOnly { decoder })
+    }
+}
+
+impl Contender for DecodeOnly {
+    fn batch(&mut self, lines: &[&[u8]], _out: &mut Vec<u8>) -> Result<(), Error> {
+        let decoded = self.decoder.decode_lines(lines)?;
+        if decoded.batch.num_rows() != lines.len() {
+            return Err(format!("{} of {} records decoded", decoded.batch.num_rows(), lines.len()).into());
+        }
+        Ok(())
+    }
+}

@@ -10,7 +10,7 @@
 //! the same work and writes its output; this module runs the drivers, checks
 //! every output against the native one and writes the tables.
 
-use crate::contenders::{self, Contender, Measured, NativeArrow, NativeSerde};
+use crate::contenders::{self, Contender, DecodeOnly, Measured, NativeArrow, NativeSerde};
 use weir::config::DecodeScope;
 use crate::report::Table;
 use crate::workload::{self, Digest, Workload};
@@ -300,6 +300,7 @@ pub fn run(quick: bool) -> Result<String, Error> {
     for workload in [Workload::Filter, Workload::Map, Workload::Aggregate] {
         tables.push(same_work(&suite, workload, &mut summary)?);
     }
+    tables.push(decode_alone(&suite, &mut summary)?);
     tables.push(batch_sizes(&suite)?);
     tables.push(threads(&suite)?);
     tables.push(widths(&suite)?);
@@ -319,6 +320,8 @@ pub fn run(quick: bool) -> Result<String, Error> {
 /// One workload's times against which the targets are read.
 struct SummaryRow {
     workload: Workload,
+    /// Native serde_json per record (reads only the fields it needs).
+    serde: Duration,
     /// weir, Rust guest, whole schema decoded; and its native floor.
     weir: Duration,
     native: Duration,
@@ -334,6 +337,8 @@ struct Summary {
     rows: Vec<SummaryRow>,
     /// weir identity end to end / raw passthrough records/s.
     end_to_end: Option<f64>,
+    /// JSON decode alone, whole schema: (arrow-json, weir's decoder).
+    decode: Option<(Duration, Duration)>,
 }
 
 impl Summary {
@@ -348,6 +353,25 @@ impl Summary {
                 Workload::Aggregate => ("aggregate", "-"),
             };
             table.row(vec![format!("weir {name} time / native arrow (whole schema decoded)"), bound.into(), slower(row.weir, row.native)]);
+            match row.workload {
+                Workload::Filter => table.row(vec![
+                    "weir filter records/s vs native serde_json per record".into(),
+                    ">= 1.0x".into(),
+                    match row.weir_read {
+                        Some((read, _)) => format!("{} (default), {} (decode = \"read\")", speedup(row.weir, row.serde), speedup(read, row.serde)),
+                        None => speedup(row.weir, row.serde),
+                    },
+                ]),
+                Workload::Map => table.row(vec![
+                    "weir map records/s vs native arrow-json floor (whole schema)".into(),
+                    ">= 1.3x".into(),
+                    match row.weir_read {
+                        Some((read, _)) => format!("{} (default), {} (decode = \"read\")", speedup(row.weir, row.native), speedup(read, row.native)),
+                        None => speedup(row.weir, row.native),
+                    },
+                ]),
+                Workload::Aggregate => {}
+            }
             if let Some((weir, native)) = row.weir_read {
                 table.row(vec![format!("weir {name} time / native arrow (`decode = \"read\"`: read fields only)"), bound.into(), slower(weir, native)]);
             }
@@ -362,6 +386,9 @@ impl Summary {
             if let Some(arrow_udf) = row.arrow_udf {
                 table.row(vec![format!("weir {name} records/s vs arrow-udf-wasm"), ">= 1x".into(), both(arrow_udf)]);
             }
+        }
+        if let Some((arrow, weir)) = self.decode {
+            table.row(vec!["weir JSON decode alone (whole schema) records/s vs arrow-json".into(), ">= 1.3x".into(), speedup(weir, arrow)]);
         }
         if let Some(ratio) = self.end_to_end {
             table.row(vec!["weir identity end to end vs raw rdkafka passthrough (records/s)".into(), ">= 0.7x".into(), format!("{ratio:.2}x")]);
@@ -479,6 +506,7 @@ fn same_work(suite: &Suite, workload: Workload, summary: &mut Summary) -> Result
     let find = |prefix: &str, reads_only: bool| entries.iter().find(|e| e.contender.starts_with(prefix) && e.reads_only == reads_only && !e.contender.contains("1 record")).map(|e| e.median());
     summary.rows.push(SummaryRow {
         workload,
+        serde: entries[0].median(),
         weir: find("weir, Rust guest", false).unwrap_or(Duration::MAX),
         native: entries[1].median(),
         weir_read: find("weir, Rust guest", true).map(|weir| (weir, entries[2].median())),
@@ -515,6 +543,56 @@ fn subset_reference(workload: Workload, lines: &[&[u8]], records: usize) -> Resu
     let mut out = Vec::new();
     native.batch(&lines[..records.min(lines.len())], &mut out)?;
     Ok(workload::digest(workload, &out)?)
+}
+
+/// JSON decoding alone, weir's decoder against arrow-json alone, on the
+/// whole schema and on the fields each workload reads (`decode = "read"`);
+/// runs interleaved like the main tables.
+fn decode_alone(suite: &Suite, summary: &mut Summary) -> Result<Table, Error> {
+    let lines = suite.lines();
+    let lines = &lines;
+    let schema = &suite.schema;
+    let scopes: [(&str, &[&str]); 3] = [
+        ("whole schema (8 fields)", &[]),
+        ("filter / map reads: total_amount", &["total_amount"]),
+        ("aggregate reads: customer_id, total_amount", &["customer_id", "total_amount"]),
+    ];
+    eprintln!("bench: JSON decode alone ...");
+    let mut prepared = Vec::new();
+    for (_, fields) in scopes {
+        for arrow_json in [true, false] {
+            let factory = move || Ok(Box::new(DecodeOnly::new(schema, fields, arrow_json)?) as Box<dyn Contender>);
+            prepared.push((contenders::Prepared::new(Box::new(factory), lines, BATCH, 1)?, Vec::new()));
+        }
+    }
+    for _ in 0..suite.plan.runs.max(1) {
+        for (contender, times) in &mut prepared {
+            times.push(contender.run()?.0);
+        }
+    }
+    let median = |times: &Vec<Duration>| {
+        let mut sorted = times.clone();
+        sorted.sort();
+        sorted[sorted.len() / 2]
+    };
+    let mut table = Table::new(
+        &format!("JSON decode alone: JSON lines -> Arrow batch, {} records, {BATCH} per call, one thread", lines.len()),
+        &["fields decoded", "arrow-json", "weir decoder (scanner)", "speed-up"],
+    );
+    for (index, (label, _)) in scopes.iter().enumerate() {
+        let arrow = median(&prepared[2 * index].1);
+        let weir = median(&prepared[2 * index + 1].1);
+        if index == 0 {
+            summary.decode = Some((arrow, weir));
+        }
+        table.row(vec![
+            (*label).into(),
+            crate::report::rate(lines.len(), arrow),
+            crate::report::rate(lines.len(), weir),
+            format!("{:.2}x", arrow.as_secs_f64() / weir.as_secs_f64()),
+        ]);
+    }
+    Ok(table)
 }
 
 /// Records/s and per-call overhead by records per call (the filter).

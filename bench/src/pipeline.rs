@@ -353,7 +353,7 @@ fn decode_rate(records: usize) -> Result<Table, Error> {
         }
         rows
     });
-    let mut table = Table::new("JSON decode alone (arrow-json, order schema, 10k-record batches)", &["decoder", "records/s"]);
+    let mut table = Table::new("JSON decode alone (weir's decoder: scanner, arrow-json fallback; order schema, 10k-record batches)", &["decoder", "records/s"]);
     table.row(vec!["one thread".into(), rate(records, one_thread)]);
     table.row(vec![
         format!("pipeline decoder ({} threads)", std::thread::available_parallelism().map_or(1, |n| n.get())),

@@ -3,6 +3,7 @@
 
 mod avro;
 mod json;
+mod json_scan;
 mod schema;
 mod wit;
 
