@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
         super::ErrorBody, super::Readiness, super::PluginView, super::RollbackRequest, super::PipelineSummary,
         super::PipelineStatus, super::RedriveOptions, super::history::RateHistoryView, super::history::RatePoint,
         crate::registry::PluginRecord, crate::registry::PluginVersion,
-        crate::deploy::DeployOutcome, crate::deploy::PipelineSwap, crate::deploy::ShadowStarted, crate::operator::shadow::ShadowReport, crate::pipeline::command::SwapReport,
+        crate::deploy::DeployOutcome, crate::deploy::DeployStatus, crate::deploy::PipelineSwap, crate::deploy::ShadowStarted, crate::operator::shadow::ShadowReport, crate::pipeline::command::SwapReport,
         crate::pipeline::command::RedriveReport, crate::pipeline::dead_letters::DeadLetterView,
         crate::telemetry::StatsSnapshot, crate::telemetry::PipelineState, crate::telemetry::PartitionStatus,
     )),
