@@ -109,10 +109,12 @@ async fn concurrent_uploads_beyond_the_bound_are_told_to_retry() {
             // Slots free again once the held uploads end.
             let client = AdminClient::new(&format!("http://{addr}"), None);
             for _ in 0..100 {
-                match client.put_wasm("/v1/plugins/third", b"not wasm".to_vec()).await {
-                    Err(error) if status(error).0 == 400 => return,
-                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                if let Err(error) = client.put_wasm("/v1/plugins/third", b"not wasm".to_vec()).await
+                    && status(error).0 == 400
+                {
+                    return;
                 }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             panic!("the upload slots were not released");
         }

@@ -1,13 +1,12 @@
 //! Deploys are atomic from the outside: the registry's live version moves
 //! only once every pipeline runs the new one, a client that disconnects
 //! mid-deploy does not stop it half-way, and a pipeline that does not
-//! answer in time is sent back with the others.
+//! answer in time is sent back with the others. The pipeline is kept in a
+//! long batch by records that make its second operator spin.
 
 use super::admin::{Bench, TOKEN, order, status, wait_for_input};
 use super::pipeline::engine;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use weir::client::AdminClient;
 use weir::deploy::Deployer;
@@ -25,17 +24,15 @@ fn busy(i: usize) -> String {
     format!(r#"{{"order_id":"o-{i:05}","customer_id":"c","total_amount":1.0,"action":"loop"}}"#)
 }
 
-/// Keeps the pipeline busy (a looping record every 150 ms, each costing a
-/// batch at least the 200 ms call deadline) until `stop`.
-fn keep_busy(bench: Arc<Bench>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut next = 10;
-        while !stop.load(Ordering::Relaxed) {
-            bench.produce(next..next + 1, busy).await;
-            next += 1;
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-    })
+/// Records that make one batch busy for seconds: each looping record runs
+/// into the 200 ms call deadline several times while the batch is retried
+/// and the record isolated.
+const BUSY_RECORDS: usize = 12;
+
+/// Puts the pipeline into a long batch (it has read the looping records).
+async fn make_busy(bench: &Bench, handle: &PipelineHandle) {
+    bench.produce(10..10 + BUSY_RECORDS, busy).await;
+    wait_for_input(handle, (10 + BUSY_RECORDS) as u64).await;
 }
 
 async fn serve(registry: &Registry, handle: &PipelineHandle, swap_timeout: Duration) -> AdminClient {
@@ -62,14 +59,14 @@ async fn finished_deploy(client: &AdminClient) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_mid_deploy_leaves_one_version_everywhere() {
-    let bench = Arc::new(Bench::new(guests::IDENTITY, &with_slow_operator()));
+    let bench = Bench::new(guests::IDENTITY, &with_slow_operator());
     let registry = Registry::in_memory();
     let handle = bench.start(&registry);
     let client = serve(&registry, &handle, Duration::from_secs(60)).await;
     bench.produce(0..10, order).await;
     wait_for_input(&handle, 10).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let pump = keep_busy(bench.clone(), stop.clone());
+    make_busy(&bench, &handle).await;
+    let started = std::time::Instant::now();
 
     // The upload's client goes away while the pipeline has not swapped yet.
     let url = client.base_url().to_owned();
@@ -78,8 +75,7 @@ async fn a_client_that_disconnects_mid_deploy_leaves_one_version_everywhere() {
     let mut seen_swapping = false;
     for _ in 0..1200 {
         let plugin = client.get("/v1/plugins/stage").await.unwrap();
-        let state = plugin["last_deploy"]["state"].as_str().unwrap_or_default().to_owned();
-        if state == "swapping" {
+        if plugin["last_deploy"]["state"] == json!("swapping") {
             // Between validation and the last swap the registry still says v1.
             assert_eq!(plugin["live"], json!(1), "{plugin}");
             assert_eq!(plugin["last_deploy"]["version"], json!(2), "{plugin}");
@@ -93,36 +89,33 @@ async fn a_client_that_disconnects_mid_deploy_leaves_one_version_everywhere() {
     }
     pusher.abort();
     assert!(pusher.await.unwrap_err().is_cancelled(), "the client left before the answer");
-    eprintln!("disconnected while swapping: {seen_swapping}");
-
+    eprintln!("disconnected while swapping: {seen_swapping} after {:?}", started.elapsed());
+    assert!(seen_swapping, "the deploy was seen waiting for the busy pipeline");
     // The deploy went on without its client and ended with one version everywhere.
     let plugin = finished_deploy(&client).await;
+    eprintln!("deploy finished after {:?}", started.elapsed());
     assert_eq!(plugin["last_deploy"]["state"], json!("live"), "{plugin}");
     assert_eq!(plugin["live"], json!(2), "{plugin}");
     assert_eq!(handle.stats().snapshot().plugin_versions["stage"], "v2");
-    stop.store(true, Ordering::Relaxed);
-    pump.await.unwrap();
     handle.shutdown();
     handle.join().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_that_does_not_answer_in_time_goes_back_with_the_others() {
-    let bench = Arc::new(Bench::new(guests::IDENTITY, &with_slow_operator()));
+    let bench = Bench::new(guests::IDENTITY, &with_slow_operator());
     let registry = Registry::in_memory();
     let handle = bench.start(&registry);
     // Shorter than one busy batch: the swap cannot be answered in time.
     let client = serve(&registry, &handle, Duration::from_millis(100)).await;
     bench.produce(0..10, order).await;
     wait_for_input(&handle, 10).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let pump = keep_busy(bench.clone(), stop.clone());
-
-    let (code, message) = status(client.put_wasm("/v1/plugins/stage", std::fs::read(guests::ENRICH_ORDER).unwrap()).await.unwrap_err());
+    make_busy(&bench, &handle).await;
+    let started = std::time::Instant::now();
+    let answer = client.put_wasm("/v1/plugins/stage", std::fs::read(guests::ENRICH_ORDER).unwrap()).await;
+    let (code, message) = status(answer.unwrap_err());
     assert_eq!(code, 422, "{message}");
     assert!(message.contains("no answer within") && message.contains("returned to version v1"), "{message}");
-    stop.store(true, Ordering::Relaxed);
-    pump.await.unwrap();
 
     // The late swap and the swap back were both queued: the pipeline ends on
     // v1, like the registry, which forgot the reverted version.
@@ -132,6 +125,7 @@ async fn a_pipeline_that_does_not_answer_in_time_goes_back_with_the_others() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    eprintln!("both swaps applied after {:?}", started.elapsed());
     let snapshot = handle.stats().snapshot();
     assert_eq!(snapshot.plugin_swaps, 2, "the late swap, then the swap back");
     assert_eq!(snapshot.plugin_versions["stage"], "v1");
