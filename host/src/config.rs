@@ -643,6 +643,17 @@ mod tests {
         let error = Config::parse(&no_output).unwrap().validate().unwrap_err();
         assert_eq!(error.path, "pipelines.orders.output", "{error}");
     }
+    #[test]
+    fn admin_settings_are_checked() {
+        let with = |admin: &str| Config::parse(&format!("[admin]\n{admin}\n{MINIMAL}")).unwrap();
+        let config = with(r#"token_file = "secret/token"
+            allowed_hosts = ["weir.internal"]
+            memory_history_versions = 5"#);
+        config.validate().unwrap();
+        assert_eq!(config.admin.allowed_hosts, ["weir.internal"]);
+        assert_eq!(with("memory_history_versions = 1").validate().unwrap_err().path, "admin.memory_history_versions");
+        assert_eq!(with("token = \"t\"\ntoken_file = \"f\"").validate().unwrap_err().path, "admin.token_file");
+    }
 }
 
 #[cfg(test)]
