@@ -64,7 +64,9 @@ impl AdminClient {
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<(Vec<u8>, &str)>) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url);
+        // The header marks a deliberate client call: without a token the API
+        // refuses state changes without it or a JSON body (CSRF guard).
+        let mut request = self.http.request(method, &url).header(crate::admin::guard::CLIENT_HEADER, "cli");
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

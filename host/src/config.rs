@@ -54,8 +54,15 @@ pub struct EngineSettings {
 pub struct AdminSettings {
     /// Address of the admin API (none: no API unless `--admin-listen`).
     pub listen: Option<std::net::SocketAddr>,
-    /// Bearer token (prefer `WEIR_ADMIN_TOKEN` over writing it here).
+    /// Bearer token (prefer `token_file` or `WEIR_ADMIN_TOKEN_FILE` over writing it here).
     pub token: Option<String>,
+    /// File holding the bearer token (e.g. a mounted Kubernetes Secret); surrounding whitespace is ignored.
+    pub token_file: Option<PathBuf>,
+    /// Host names the API answers without a token, besides IP addresses and `localhost` (DNS rebinding guard).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Versions per plugin an in-memory registry (no `data_dir`) keeps, at least 2 (default 10).
+    pub memory_history_versions: Option<usize>,
     /// Plugin registry and compiled artifacts (none: in memory, lost at exit).
     pub data_dir: Option<PathBuf>,
     /// Upload size limit in bytes (default 64 MiB).
@@ -420,6 +427,9 @@ impl Config {
         if let Some(dir) = &mut self.admin.data_dir {
             *dir = base.join(&*dir);
         }
+        if let Some(file) = &mut self.admin.token_file {
+            *file = base.join(&*file);
+        }
     }
 
     /// Checks what serde cannot: non-empty names, existing files, limits.
@@ -433,6 +443,12 @@ impl Config {
         }
         if self.admin.max_plugin_bytes == Some(0) {
             return Err(ConfigError::new("admin.max_plugin_bytes", "must be positive"));
+        }
+        if self.admin.memory_history_versions.is_some_and(|n| n < 2) {
+            return Err(ConfigError::new("admin.memory_history_versions", "must be at least 2 (the live version and the one being deployed)"));
+        }
+        if self.admin.token.is_some() && self.admin.token_file.is_some() {
+            return Err(ConfigError::new("admin.token_file", "set either admin.token or admin.token_file, not both"));
         }
         for (name, pipeline) in &self.pipelines {
             pipeline.validate(&format!("pipelines.{name}"))?;
@@ -627,6 +643,17 @@ mod tests {
         let no_output = MINIMAL.replace("[pipelines.orders.output]\n        topic = \"out\"", "");
         let error = Config::parse(&no_output).unwrap().validate().unwrap_err();
         assert_eq!(error.path, "pipelines.orders.output", "{error}");
+    }
+    #[test]
+    fn admin_settings_are_checked() {
+        let with = |admin: &str| Config::parse(&format!("[admin]\n{admin}\n{MINIMAL}")).unwrap();
+        let config = with(r#"token_file = "secret/token"
+            allowed_hosts = ["weir.internal"]
+            memory_history_versions = 5"#);
+        config.validate().unwrap();
+        assert_eq!(config.admin.allowed_hosts, ["weir.internal"]);
+        assert_eq!(with("memory_history_versions = 1").validate().unwrap_err().path, "admin.memory_history_versions");
+        assert_eq!(with("token = \"t\"\ntoken_file = \"f\"").validate().unwrap_err().path, "admin.token_file");
     }
 }
 

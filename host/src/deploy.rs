@@ -4,8 +4,12 @@
 //! (the component loads, has the kind each using pipeline needs, and `init`
 //! succeeds with each pipeline's config); the new operators are built before
 //! the swap, so a pipeline only pauses to exchange them (and move aggregate
-//! state). If a pipeline refuses the swap, the ones that already swapped go
-//! back and the live version stays what it was.
+//! state). If a pipeline refuses the swap or does not answer in time, the
+//! ones that already swapped go back and the live version stays what it
+//! was: the registry's live pointer moves only once every pipeline runs the
+//! new version. A deploy runs in its own task, so a client that disconnects
+//! or a request that times out cannot stop it half-way; its outcome is kept
+//! per plugin ([`DeployStatus`]) for the API and the console.
 
 use crate::engine::{Engine, LoadSource, OperatorKind, Plugin};
 use crate::operator::Operator;
@@ -98,6 +102,17 @@ pub enum DeployError {
     /// No shadow run for the plugin.
     #[error("plugin `{0}` has no shadow candidate")]
     NoShadow(String),
+    /// The live version cannot be removed.
+    #[error("version {version} of plugin `{name}` is live; roll back to another version first")]
+    LiveVersion {
+        /// Plugin.
+        name: String,
+        /// The live version.
+        version: u32,
+    },
+    /// The deploy task ended without an answer (a bug).
+    #[error("the deploy task failed: {0}")]
+    Task(String),
 }
 
 impl DeployError {
@@ -106,10 +121,10 @@ impl DeployError {
         match self {
             DeployError::InvalidName(_) | DeployError::NotAnOperator(_) => 400,
             DeployError::UnknownPlugin(_) | DeployError::UnknownVersion { .. } | DeployError::NoShadow(_) => 404,
-            DeployError::InUse { .. } | DeployError::NoPreviousVersion(_) => 409,
+            DeployError::InUse { .. } | DeployError::NoPreviousVersion(_) | DeployError::LiveVersion { .. } => 409,
             DeployError::TooLarge { .. } => 413,
             DeployError::WrongKind { .. } | DeployError::Init { .. } | DeployError::SwapFailed { .. } | DeployError::ShadowKind(_) => 422,
-            DeployError::Registry(_) => 500,
+            DeployError::Registry(_) | DeployError::Task(_) => 500,
         }
     }
 }
@@ -120,6 +135,7 @@ impl From<RegistryError> for DeployError {
             RegistryError::InvalidName(_) => DeployError::InvalidName(error),
             RegistryError::UnknownPlugin(name) => DeployError::UnknownPlugin(name),
             RegistryError::UnknownVersion { name, version } => DeployError::UnknownVersion { name, version },
+            RegistryError::LiveVersion { name, version } => DeployError::LiveVersion { name, version },
             other => DeployError::Registry(other),
         }
     }
@@ -153,6 +169,38 @@ pub struct DeployOutcome {
     pub pipelines: Vec<PipelineSwap>,
 }
 
+/// The last deploy (push, rollback, promotion) of a plugin, as the API and
+/// the console report it; kept after the request that started it is gone.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DeployStatus {
+    /// `push` or `rollback`.
+    pub action: String,
+    /// The version being deployed, once stored.
+    pub version: Option<u32>,
+    /// `validating`, `swapping` (pipelines are taking it), then `live` (every
+    /// pipeline runs it and the registry says so), `unchanged`, `refused`
+    /// (validation failed; nothing changed) or `reverted` (a pipeline refused
+    /// or did not answer; every pipeline went back to the previous version).
+    pub state: String,
+    /// Why it was refused or reverted.
+    pub error: Option<String>,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    pub finished_at: Option<String>,
+}
+
+/// Pipelines that took a new version, with the version label each ran before.
+type Swapped = Vec<(PipelineControl, String)>;
+
+/// Why a pipeline did not take a swap.
+enum SwapFailure {
+    /// It answered no; nothing changed in it.
+    Refused(String),
+    /// No answer in time: the swap is still queued and will apply later.
+    TimedOut(String),
+}
+
 /// Pushes, rolls back and removes plugins (one change at a time).
 #[derive(Clone)]
 pub struct Deployer {
@@ -168,6 +216,10 @@ struct Inner {
     lock: tokio::sync::Mutex<()>,
     /// Shadow candidates by plugin name.
     shadows: std::sync::Mutex<BTreeMap<String, ShadowCandidate>>,
+    /// The last deploy of each plugin.
+    deploys: std::sync::Mutex<BTreeMap<String, DeployStatus>>,
+    /// How long a pipeline may take to reach its batch boundary and swap.
+    swap_timeout: std::time::Duration,
 }
 
 /// A candidate in shadow: its bytes (for promotion) and each pipeline's report.
@@ -196,8 +248,84 @@ impl Deployer {
     pub fn new(engine: Engine, registry: Registry, pipelines: Vec<PipelineControl>, max_plugin_bytes: usize) -> Deployer {
         let pipelines = pipelines.into_iter().map(|p| (p.name.clone(), p)).collect();
         Deployer {
-            inner: Arc::new(Inner { engine, registry, pipelines, max_plugin_bytes, lock: tokio::sync::Mutex::new(()), shadows: Default::default() }),
+            inner: Arc::new(Inner {
+                engine,
+                registry,
+                pipelines,
+                max_plugin_bytes,
+                lock: tokio::sync::Mutex::new(()),
+                shadows: Default::default(),
+                deploys: Default::default(),
+                swap_timeout: REPLY_TIMEOUT,
+            }),
         }
+    }
+
+    /// Sets how long a deploy waits for each pipeline's swap (default
+    /// [`REPLY_TIMEOUT`]) before it reverts. Call before cloning.
+    pub fn with_swap_timeout(mut self, timeout: std::time::Duration) -> Deployer {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.swap_timeout = timeout;
+        }
+        self
+    }
+
+    /// The last deploy of `name`, finished or not.
+    pub fn last_deploy(&self, name: &str) -> Option<DeployStatus> {
+        self.deploys().get(name).cloned()
+    }
+
+    fn deploys(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, DeployStatus>> {
+        self.inner.deploys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn deploy_started(&self, name: &str, action: &str) {
+        let status = DeployStatus { action: action.to_owned(), version: None, state: "validating".into(), error: None, started_at: now(), finished_at: None };
+        self.deploys().insert(name.to_owned(), status);
+    }
+
+    fn deploy_swapping(&self, name: &str, version: u32) {
+        if let Some(status) = self.deploys().get_mut(name) {
+            status.version = Some(version);
+            status.state = "swapping".into();
+        }
+    }
+
+    fn deploy_finished(&self, name: &str, result: &Result<DeployOutcome, DeployError>) {
+        let mut deploys = self.deploys();
+        let Some(status) = deploys.get_mut(name) else { return };
+        status.finished_at = Some(now());
+        match result {
+            Ok(outcome) => {
+                status.version = Some(outcome.version.version);
+                status.state = if outcome.changed { "live" } else { "unchanged" }.into();
+            }
+            Err(error) => {
+                status.state = if matches!(error, DeployError::SwapFailed { .. }) { "reverted" } else { "refused" }.into();
+                status.error = Some(error.to_string());
+            }
+        }
+    }
+
+    /// Runs a deploy step in its own task: dropping the returned future (a
+    /// client that disconnects, a request timeout) does not stop it.
+    async fn detached<F>(&self, name: &str, action: &'static str, step: impl FnOnce(Deployer) -> F) -> Result<DeployOutcome, DeployError>
+    where
+        F: std::future::Future<Output = Result<DeployOutcome, DeployError>> + Send + 'static,
+    {
+        validate_name(name)?;
+        let this = self.clone();
+        let name = name.to_owned();
+        let future = step(self.clone());
+        tokio::spawn(async move {
+            let _guard = this.inner.lock.lock().await;
+            this.deploy_started(&name, action);
+            let result = future.await;
+            this.deploy_finished(&name, &result);
+            result
+        })
+        .await
+        .map_err(|e| DeployError::Task(e.to_string()))?
     }
 
     /// The registry.
@@ -229,31 +357,45 @@ impl Deployer {
     }
 
     /// Validates `bytes` as the next version of `name` and makes it live in
-    /// every pipeline that uses the name.
+    /// every pipeline that uses the name (in its own task, see [`DeployStatus`]).
     pub async fn push(&self, name: &str, bytes: Vec<u8>) -> Result<DeployOutcome, DeployError> {
-        let started = Instant::now();
-        validate_name(name)?;
         if bytes.len() > self.inner.max_plugin_bytes {
             return Err(DeployError::TooLarge { size: bytes.len(), limit: self.inner.max_plugin_bytes });
         }
-        let _guard = self.inner.lock.lock().await;
+        let owned = name.to_owned();
+        self.detached(name, "push", move |this| async move { this.push_locked(&owned, bytes).await }).await
+    }
+
+    async fn push_locked(&self, name: &str, bytes: Vec<u8>) -> Result<DeployOutcome, DeployError> {
+        let started = Instant::now();
         let bytes = Arc::new(bytes);
         let plugin = self.load(name, bytes.clone()).await?;
         let operators = self.prepare(name, &plugin).await?;
         let previous = self.inner.registry.get(name);
-        let (version, changed) = self.inner.registry.push(name, &bytes, plugin.kind().as_str(), "upload")?;
+        let (version, changed) = self.inner.registry.add_version(name, &bytes, plugin.kind().as_str(), "upload")?;
         if !changed {
             return Ok(self.outcome(name, version, false, &plugin, started, Vec::new()));
         }
-        match self.activate(name, operators, &version.label()).await {
-            Ok(swaps) => {
+        drop(bytes);
+        self.deploy_swapping(name, version.version);
+        let swapped = self.activate(name, operators, &version.label()).await.and_then(|(swaps, swapped)| {
+            match self.inner.registry.set_live(name, version.version) {
+                Ok(live) => Ok((swaps, live)),
+                Err(error) => Err((swapped, "registry".to_owned(), error.to_string())),
+            }
+        });
+        match swapped {
+            Ok((swaps, version)) => {
                 tracing::info!(plugin = name, version = %version.label(), sha256 = %version.sha256, "plugin pushed and live");
                 Ok(self.outcome(name, version, true, &plugin, started, swaps))
             }
-            Err((pipeline, reason)) => {
+            Err((swapped, pipeline, reason)) => {
+                self.revert(name, swapped).await;
                 let kept = match &previous {
                     Some(record) => {
-                        self.inner.registry.set_live(name, record.live)?;
+                        if let Err(error) = self.inner.registry.remove_version(name, version.version) {
+                            tracing::warn!(plugin = name, version = %version.label(), %error, "could not forget the reverted version");
+                        }
                         record.live_version().label()
                     }
                     None => {
@@ -261,15 +403,21 @@ impl Deployer {
                         "none".to_owned()
                     }
                 };
+                tracing::warn!(plugin = name, version = %version.label(), %pipeline, %reason, %kept, "deploy reverted");
                 Err(DeployError::SwapFailed { pipeline, reason, kept })
             }
         }
     }
 
-    /// Makes `version` (default: the one before the live one) live again.
+    /// Makes `version` (default: the one before the live one) live again
+    /// (in its own task, like a push).
     pub async fn rollback(&self, name: &str, version: Option<u32>) -> Result<DeployOutcome, DeployError> {
+        let owned = name.to_owned();
+        self.detached(name, "rollback", move |this| async move { this.rollback_locked(&owned, version).await }).await
+    }
+
+    async fn rollback_locked(&self, name: &str, version: Option<u32>) -> Result<DeployOutcome, DeployError> {
         let started = Instant::now();
-        let _guard = self.inner.lock.lock().await;
         let record = self.inner.registry.get(name).ok_or_else(|| DeployError::UnknownPlugin(name.to_owned()))?;
         let target = match version {
             Some(version) => record.version(version).cloned().ok_or(DeployError::UnknownVersion { name: name.to_owned(), version })?,
@@ -284,13 +432,22 @@ impl Deployer {
             return Ok(self.outcome(name, target, false, &plugin, started, Vec::new()));
         }
         let operators = self.prepare(name, &plugin).await?;
-        match self.activate(name, operators, &target.label()).await {
-            Ok(swaps) => {
-                let version = self.inner.registry.set_live(name, target.version)?;
+        self.deploy_swapping(name, target.version);
+        let swapped = self.activate(name, operators, &target.label()).await.and_then(|(swaps, swapped)| {
+            match self.inner.registry.set_live(name, target.version) {
+                Ok(live) => Ok((swaps, live)),
+                Err(error) => Err((swapped, "registry".to_owned(), error.to_string())),
+            }
+        });
+        match swapped {
+            Ok((swaps, version)) => {
                 tracing::info!(plugin = name, version = %version.label(), "plugin rolled back");
                 Ok(self.outcome(name, version, true, &plugin, started, swaps))
             }
-            Err((pipeline, reason)) => Err(DeployError::SwapFailed { pipeline, reason, kept: record.live_version().label() }),
+            Err((swapped, pipeline, reason)) => {
+                self.revert(name, swapped).await;
+                Err(DeployError::SwapFailed { pipeline, reason, kept: record.live_version().label() })
+            }
         }
     }
 
@@ -377,7 +534,18 @@ impl Deployer {
         if !users.is_empty() {
             return Err(DeployError::InUse { name: name.to_owned(), pipelines: users });
         }
-        Ok(self.inner.registry.remove(name)?)
+        let removed = self.inner.registry.remove(name)?;
+        self.deploys().remove(name);
+        Ok(removed)
+    }
+
+    /// Removes one version of a plugin that is not live (from the data dir
+    /// too); returns what remains.
+    pub async fn remove_version(&self, name: &str, version: u32) -> Result<PluginRecord, DeployError> {
+        let _guard = self.inner.lock.lock().await;
+        let removed = self.inner.registry.remove_version(name, version)?;
+        tracing::info!(plugin = name, version = %removed.label(), sha256 = %removed.sha256, "plugin version removed");
+        self.inner.registry.get(name).ok_or_else(|| DeployError::UnknownPlugin(name.to_owned()))
     }
 
     async fn load(&self, name: &str, bytes: Arc<Vec<u8>>) -> Result<Plugin, DeployError> {
@@ -405,31 +573,37 @@ impl Deployer {
         Ok(prepared)
     }
 
-    /// Swaps the prepared operators in; on a refusal, swaps the pipelines
-    /// that already took the new version back to their previous operator
-    /// version and returns (pipeline, reason).
-    async fn activate(&self, name: &str, operators: Vec<(PipelineControl, Operator)>, label: &str) -> Result<Vec<PipelineSwap>, (String, String)> {
+    /// Swaps the prepared operators in, one pipeline after the other.
+    /// Returns the swaps and the pipelines that took the new version with the
+    /// label they ran before; on a refusal or a timeout, the pipelines to
+    /// send back (a pipeline that timed out included: its swap is still
+    /// queued), the pipeline that failed and why.
+    async fn activate(&self, name: &str, operators: Vec<(PipelineControl, Operator)>, label: &str) -> Result<(Vec<PipelineSwap>, Swapped), (Swapped, String, String)> {
         let mut swaps = Vec::new();
-        let mut swapped: Vec<(PipelineControl, String)> = Vec::new();
+        let mut swapped: Swapped = Vec::new();
         for (pipeline, operator) in operators {
             let previous_label = pipeline.stats.snapshot().plugin_versions.get(name).cloned().unwrap_or_default();
-            match send_swap(&pipeline, name, operator.with_version(label)).await {
+            match send_swap(&pipeline, name, operator.with_version(label), self.inner.swap_timeout).await {
                 Ok(Some(report)) => {
                     swapped.push((pipeline.clone(), previous_label));
                     swaps.push(PipelineSwap { pipeline: pipeline.name.clone(), status: "swapped".into(), report: Some(report) });
                 }
                 Ok(None) => swaps.push(PipelineSwap { pipeline: pipeline.name.clone(), status: "not running".into(), report: None }),
-                Err(reason) => {
-                    self.revert(name, swapped).await;
-                    return Err((pipeline.name.clone(), reason));
+                Err(SwapFailure::Refused(reason)) => return Err((swapped, pipeline.name.clone(), reason)),
+                Err(SwapFailure::TimedOut(reason)) => {
+                    let failed = pipeline.name.clone();
+                    swapped.push((pipeline, previous_label));
+                    return Err((swapped, failed, reason));
                 }
             }
         }
-        Ok(swaps)
+        Ok((swaps, swapped))
     }
 
-    /// Puts the version labelled `previous` back into pipelines (best effort).
-    async fn revert(&self, name: &str, swapped: Vec<(PipelineControl, String)>) {
+    /// Puts the version labelled `previous` back into pipelines. A pipeline
+    /// that does not answer in time gets it queued after the swap it has
+    /// not handled yet, so it ends on `previous` too.
+    async fn revert(&self, name: &str, swapped: Swapped) {
         let Some(record) = self.inner.registry.get(name) else { return };
         for (pipeline, previous) in swapped {
             let Some(version) = record.versions.iter().find(|v| v.label() == previous) else { continue };
@@ -438,7 +612,14 @@ impl Deployer {
                 let plugin = self.load(name, bytes).await.map_err(|e| e.to_string())?;
                 let slot = pipeline.operators.iter().find(|slot| slot.name == name).ok_or("operator gone")?;
                 let operator = instantiate(slot, &plugin).await?;
-                send_swap(&pipeline, name, operator.with_version(previous.clone())).await
+                match send_swap(&pipeline, name, operator.with_version(previous.clone()), self.inner.swap_timeout).await {
+                    Ok(_) => Ok(()),
+                    Err(SwapFailure::TimedOut(_)) => {
+                        tracing::info!(pipeline = %pipeline.name, plugin = name, version = %previous, "pipeline busy: the swap back is queued behind the swap it has not handled yet");
+                        Ok(())
+                    }
+                    Err(SwapFailure::Refused(reason)) => Err(reason),
+                }
             };
             if let Err(error) = restored.await {
                 tracing::error!(pipeline = %pipeline.name, plugin = name, %error, "could not swap back to the previous version");
@@ -471,17 +652,21 @@ async fn instantiate(slot: &OperatorSlot, plugin: &Plugin) -> Result<Operator, S
         .map_err(|e| e.to_string())
 }
 
-/// Sends a swap and waits for the pipeline's answer: `Ok(None)` when the
-/// pipeline is not running any more.
-async fn send_swap(pipeline: &PipelineControl, name: &str, operator: Operator) -> Result<Option<SwapReport>, String> {
+/// Sends a swap and waits up to `timeout` for the pipeline's answer:
+/// `Ok(None)` when the pipeline is not running any more.
+async fn send_swap(pipeline: &PipelineControl, name: &str, operator: Operator, timeout: std::time::Duration) -> Result<Option<SwapReport>, SwapFailure> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let request = PipelineCommand::Swap(SwapRequest { operator: name.to_owned(), replacement: operator, reply });
     if pipeline.commands.send(request).await.is_err() {
         return Ok(None);
     }
-    match tokio::time::timeout(REPLY_TIMEOUT, answer).await {
-        Ok(Ok(result)) => result.map(Some),
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(result)) => result.map(Some).map_err(SwapFailure::Refused),
         Ok(Err(_)) => Ok(None),
-        Err(_) => Err(format!("no answer within {}s (the pipeline is stuck in a batch)", REPLY_TIMEOUT.as_secs())),
+        Err(_) => Err(SwapFailure::TimedOut(format!("no answer within {:?} (the pipeline is busy in a batch)", timeout))),
     }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -141,6 +141,9 @@ struct ClientArgs {
     /// Bearer token.
     #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// File holding the bearer token (used when --token is not given).
+    #[arg(long, env = "WEIR_ADMIN_TOKEN_FILE", value_name = "FILE", global = true)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -167,10 +170,13 @@ enum PluginCommand {
         #[arg(long)]
         version: Option<u32>,
     },
-    /// Removes a plugin no pipeline uses.
+    /// Removes a plugin no pipeline uses, or one version that is not live (deleted from the data dir).
     Rm {
         /// Plugin name.
         name: String,
+        /// Only this version.
+        #[arg(long)]
+        version: Option<u32>,
     },
 }
 
@@ -212,8 +218,8 @@ enum DlqCommand {
     Export {
         /// Pipeline name.
         pipeline: String,
-        /// At most this many (newest).
-        #[arg(long, default_value_t = 10_000)]
+        /// At most this many (newest; the API returns at most 1000 per request).
+        #[arg(long, default_value_t = 1000)]
         limit: usize,
         /// Only this error kind.
         #[arg(long)]
@@ -241,6 +247,12 @@ struct AdminArgs {
     /// Bearer token required on every admin route but /healthz and /readyz.
     #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// File holding the bearer token (e.g. a mounted Kubernetes Secret), used when --admin-token is not given.
+    #[arg(long, env = "WEIR_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// A host name the API answers without a token besides IP addresses and localhost (repeatable).
+    #[arg(long = "admin-allowed-host", value_name = "NAME")]
+    admin_allowed_hosts: Vec<String>,
     /// Allow a non-loopback --admin-listen without a token.
     #[arg(long)]
     insecure_admin: bool,
@@ -322,11 +334,7 @@ impl EngineArgs {
 }
 
 fn default_cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("weir").join("compiled")
+    weir::engine::default_cache_dir()
 }
 
 fn main() -> std::process::ExitCode {
@@ -400,8 +408,23 @@ where
     F: FnOnce(weir::client::AdminClient) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let client = weir::client::AdminClient::new(&args.admin_url, args.token);
+    let token = read_token(args.token, args.token_file.as_deref(), "--token-file")?;
+    let client = weir::client::AdminClient::new(&args.admin_url, token);
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(command(client))
+}
+
+/// The token given directly, else read from `file` (surrounding whitespace
+/// removed); `what` names the flag in errors.
+fn read_token(value: Option<String>, file: Option<&std::path::Path>, what: &str) -> anyhow::Result<Option<String>> {
+    if let Some(value) = value.filter(|v| !v.is_empty()) {
+        return Ok(Some(value));
+    }
+    let Some(path) = file else { return Ok(None) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("{what} {}", path.display()))?;
+    match text.trim() {
+        "" => bail!("{what} {}: the file is empty", path.display()),
+        token => Ok(Some(token.to_owned())),
+    }
 }
 
 fn print_json(value: &serde_json::Value) {
@@ -441,9 +464,14 @@ async fn plugin_command(client: weir::client::AdminClient, command: PluginComman
             let outcome = client.post(&format!("/v1/plugins/{name}/rollback"), &serde_json::json!({ "version": version })).await?;
             println!("{name}: v{} live", outcome["version"]["version"]);
         }
-        PluginCommand::Rm { name } => {
+        PluginCommand::Rm { name, version: None } => {
             client.delete(&format!("/v1/plugins/{name}")).await?;
             println!("{name}: removed");
+        }
+        PluginCommand::Rm { name, version: Some(version) } => {
+            let record = client.delete(&format!("/v1/plugins/{name}?version={version}")).await?;
+            let left: Vec<String> = record["versions"].as_array().into_iter().flatten().map(|v| format!("v{}", v["version"])).collect();
+            println!("{name}: v{version} removed (kept {}; live v{})", left.join(","), record["live"]);
         }
     }
     Ok(())
@@ -554,18 +582,22 @@ fn run_pipelines(path: &std::path::Path, grace_period_s: u64, admin: &AdminArgs,
         Some(dir) => weir::registry::Registry::open(dir).with_context(|| format!("--data-dir {}", dir.display()))?,
         None => {
             tracing::warn!("no --data-dir: plugin versions pushed over the admin API are kept in memory only");
-            weir::registry::Registry::in_memory()
+            weir::registry::Registry::in_memory_with_history(config.admin.memory_history_versions.unwrap_or(weir::registry::DEFAULT_MEMORY_HISTORY))
         }
     };
     let listen = admin.admin_listen.or(config.admin.listen);
-    let token = admin.admin_token.clone().or(config.admin.token.clone());
+    let token = match read_token(admin.admin_token.clone(), admin.admin_token_file.as_deref(), "--admin-token-file")? {
+        Some(token) => Some(token),
+        None => read_token(config.admin.token.clone(), config.admin.token_file.as_deref(), "admin.token_file")?,
+    };
+    let allowed_hosts: Vec<String> = admin.admin_allowed_hosts.iter().chain(&config.admin.allowed_hosts).cloned().collect();
     let max_plugin_bytes = config.admin.max_plugin_bytes.unwrap_or(weir::deploy::DEFAULT_MAX_PLUGIN_BYTES);
     if let Some(addr) = listen
         && !addr.ip().is_loopback()
         && token.as_deref().is_none_or(str::is_empty)
         && !admin.insecure_admin
     {
-        bail!("admin listen address {addr} is not loopback: set a token (--admin-token or WEIR_ADMIN_TOKEN) or pass --insecure-admin");
+        bail!("admin listen address {addr} is not loopback: set a token (--admin-token-file / WEIR_ADMIN_TOKEN_FILE, or --admin-token) or pass --insecure-admin");
     }
     runtime()?.block_on(async move {
         let mut handles = Vec::new();
@@ -576,7 +608,7 @@ fn run_pipelines(path: &std::path::Path, grace_period_s: u64, admin: &AdminArgs,
         if let Some(addr) = listen {
             let controls = handles.iter().map(|h| h.control()).collect();
             let deployer = weir::deploy::Deployer::new(engine.clone(), registry.clone(), controls, max_plugin_bytes);
-            let state = weir::admin::AdminState::new(deployer, token);
+            let state = weir::admin::AdminState::new(deployer, token).with_allowed_hosts(&allowed_hosts);
             weir::admin::start(addr, state, admin.insecure_admin, stop_admin_rx).await?;
         }
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -650,8 +682,9 @@ fn demo_options(records: Option<u64>, rate: Option<u64>, plugins_dir: Option<Pat
         cache_dir: Some(default_cache_dir()),
         terminal: std::io::stderr().is_terminal(),
         admin_listen: admin.admin_listen,
-        admin_token: admin.admin_token.clone(),
+        admin_token: read_token(admin.admin_token.clone(), admin.admin_token_file.as_deref(), "--admin-token-file")?,
         insecure_admin: admin.insecure_admin,
+        admin_allowed_hosts: admin.admin_allowed_hosts.clone(),
     };
     Ok((options, extracted))
 }

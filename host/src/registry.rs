@@ -1,9 +1,12 @@
 //! The plugin registry: named plugins with numbered, content-addressed
 //! versions and one live version each. With a data dir, component bytes live
 //! in `blobs/<sha256>.wasm` and each name's history in `plugins/<name>.json`
-//! (written atomically), so versions survive restarts; without one the
-//! registry is in memory. The registry only stores: validation and swapping
-//! are the deployer's job ([`crate::deploy`]).
+//! (written atomically, the directory fsynced after each rename), so versions
+//! survive restarts and are pruned only on request ([`Registry::remove_version`]);
+//! without one the registry is in memory and keeps the newest
+//! [`DEFAULT_MEMORY_HISTORY`] versions of each plugin (configurable). The
+//! registry only stores: validation and swapping are the deployer's job
+//! ([`crate::deploy`]).
 
 use serde::{Deserialize, Serialize};
 use crate::engine::sha256_hex;
@@ -44,10 +47,21 @@ pub enum RegistryError {
         /// Requested version.
         version: u32,
     },
+    /// The live version cannot be removed (make another one live first).
+    #[error("version {version} of plugin `{name}` is live; make another version live first")]
+    LiveVersion {
+        /// Plugin name.
+        name: String,
+        /// The live version.
+        version: u32,
+    },
 }
 
 /// Result alias.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// Versions per plugin an in-memory registry keeps by default.
+pub const DEFAULT_MEMORY_HISTORY: usize = 10;
 
 /// One stored version of a plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -114,15 +128,24 @@ pub struct Registry {
 
 struct Inner {
     dir: Option<PathBuf>,
+    /// In memory: versions kept per plugin (the oldest non-live go first).
+    history: usize,
     records: Mutex<BTreeMap<String, PluginRecord>>,
     /// Component bytes by sha256 (in-memory registries, and a read cache).
     blobs: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
 
 impl Registry {
-    /// A registry that forgets everything at exit.
+    /// A registry that forgets everything at exit, keeping the newest
+    /// [`DEFAULT_MEMORY_HISTORY`] versions of each plugin.
     pub fn in_memory() -> Registry {
-        Registry { inner: Arc::new(Inner { dir: None, records: Mutex::default(), blobs: Mutex::default() }) }
+        Registry::in_memory_with_history(DEFAULT_MEMORY_HISTORY)
+    }
+
+    /// An in-memory registry keeping `versions` versions per plugin (at least 2:
+    /// the live one and the one a deploy adds).
+    pub fn in_memory_with_history(versions: usize) -> Registry {
+        Registry { inner: Arc::new(Inner { dir: None, history: versions.max(2), records: Mutex::default(), blobs: Mutex::default() }) }
     }
 
     /// Opens (creating when missing) the registry under `data_dir`.
@@ -148,7 +171,7 @@ impl Registry {
         }
         tracing::info!(dir = %data_dir.display(), plugins = records.len(), "plugin registry opened");
         Ok(Registry {
-            inner: Arc::new(Inner { dir: Some(data_dir.to_owned()), records: Mutex::new(records), blobs: Mutex::default() }),
+            inner: Arc::new(Inner { dir: Some(data_dir.to_owned()), history: usize::MAX, records: Mutex::new(records), blobs: Mutex::default() }),
         })
     }
 
@@ -178,6 +201,19 @@ impl Registry {
     /// the live version's exact bytes again changes nothing and returns it
     /// with `false`.
     pub fn push(&self, name: &str, bytes: &[u8], kind: &str, origin: &str) -> Result<(PluginVersion, bool)> {
+        self.add(name, bytes, kind, origin, true)
+    }
+
+    /// Adds `bytes` as the next version of `name` without making it live
+    /// (a new name's first version is live: nothing runs it yet). Adding
+    /// the live version's exact bytes again changes nothing and returns it
+    /// with `false`. The deployer makes the version live with
+    /// [`Registry::set_live`] once every pipeline runs it.
+    pub fn add_version(&self, name: &str, bytes: &[u8], kind: &str, origin: &str) -> Result<(PluginVersion, bool)> {
+        self.add(name, bytes, kind, origin, false)
+    }
+
+    fn add(&self, name: &str, bytes: &[u8], kind: &str, origin: &str, make_live: bool) -> Result<(PluginVersion, bool)> {
         validate_name(name)?;
         let sha256 = sha256_hex(bytes);
         let mut records = self.records();
@@ -196,11 +232,64 @@ impl Registry {
             uploaded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             origin: origin.to_owned(),
         };
-        record.live = version.version;
+        if make_live || record.versions.is_empty() {
+            record.live = version.version;
+        }
         record.versions.push(version.clone());
+        let pruned = self.prune(&mut record);
         self.persist(&record)?;
         records.insert(name.to_owned(), record);
+        self.forget_unused_blobs(&records, &pruned);
         Ok((version, true))
+    }
+
+    /// In memory: drops the oldest versions that are not live beyond the
+    /// history bound; returns them.
+    fn prune(&self, record: &mut PluginRecord) -> Vec<PluginVersion> {
+        let mut pruned = Vec::new();
+        while record.versions.len() > self.inner.history {
+            let Some(oldest) = record.versions.iter().position(|v| v.version != record.live) else { break };
+            pruned.push(record.versions.remove(oldest));
+        }
+        pruned
+    }
+
+    /// Removes one version that is not live (its blob too, unless another
+    /// version uses the same bytes).
+    pub fn remove_version(&self, name: &str, version: u32) -> Result<PluginVersion> {
+        let mut records = self.records();
+        let record = records.get_mut(name).ok_or_else(|| RegistryError::UnknownPlugin(name.to_owned()))?;
+        if record.live == version {
+            return Err(RegistryError::LiveVersion { name: name.to_owned(), version });
+        }
+        let index = record.versions.iter().position(|v| v.version == version).ok_or(RegistryError::UnknownVersion { name: name.to_owned(), version })?;
+        let removed = record.versions.remove(index);
+        if let Err(error) = self.persist(record) {
+            record.versions.insert(index, removed);
+            return Err(error);
+        }
+        self.forget_unused_blobs(&records, std::slice::from_ref(&removed));
+        Ok(removed)
+    }
+
+    /// Deletes the blobs of `versions` that no stored version still uses.
+    fn forget_unused_blobs(&self, records: &BTreeMap<String, PluginRecord>, versions: &[PluginVersion]) {
+        let mut removed_file = false;
+        for version in versions {
+            if records.values().any(|r| r.versions.iter().any(|v| v.sha256 == version.sha256)) {
+                continue;
+            }
+            self.inner.blobs.lock().unwrap_or_else(|e| e.into_inner()).remove(&version.sha256);
+            if let Some(dir) = &self.inner.dir {
+                removed_file |= std::fs::remove_file(dir.join("blobs").join(format!("{}.wasm", version.sha256))).is_ok();
+            }
+        }
+        if removed_file
+            && let Some(dir) = &self.inner.dir
+            && let Err(error) = sync_dir(&dir.join("blobs"))
+        {
+            tracing::warn!(%error, "plugin registry: could not sync the blob directory");
+        }
     }
 
     /// Makes a stored version live again.
@@ -222,19 +311,14 @@ impl Registry {
         let mut records = self.records();
         let record = records.remove(name).ok_or_else(|| RegistryError::UnknownPlugin(name.to_owned()))?;
         if let Some(dir) = &self.inner.dir {
-            let path = dir.join("plugins").join(format!("{name}.json"));
-            if let Err(source) = std::fs::remove_file(&path) {
+            let plugins = dir.join("plugins");
+            let path = plugins.join(format!("{name}.json"));
+            if let Err(source) = std::fs::remove_file(&path).and_then(|()| sync_dir(&plugins)) {
                 records.insert(name.to_owned(), record);
                 return Err(RegistryError::Io { path, source });
             }
-            for version in &record.versions {
-                let shared = records.values().any(|r| r.versions.iter().any(|v| v.sha256 == version.sha256));
-                if !shared {
-                    let _ = std::fs::remove_file(dir.join("blobs").join(format!("{}.wasm", version.sha256)));
-                    self.inner.blobs.lock().unwrap_or_else(|e| e.into_inner()).remove(&version.sha256);
-                }
-            }
         }
+        self.forget_unused_blobs(&records, &record.versions);
         Ok(record)
     }
 
@@ -281,8 +365,9 @@ impl Registry {
     }
 }
 
-/// Writes via a temporary file, fsync and rename, so a crash leaves the old
-/// or the new content, never a torn file.
+/// Writes via a temporary file, fsync, rename and fsync of the directory,
+/// so a crash leaves the old or the new content, never a torn file, and a
+/// completed write survives it.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let io = |source| RegistryError::Io { path: path.to_owned(), source };
@@ -290,7 +375,13 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = std::fs::File::create(&temporary).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
-    std::fs::rename(&temporary, path).map_err(io)
+    std::fs::rename(&temporary, path).map_err(io)?;
+    sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(io)
+}
+
+/// Makes a rename or removal in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

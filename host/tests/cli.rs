@@ -155,3 +155,83 @@ fn run_refuses_a_public_admin_address_without_a_token() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not loopback") && stderr.contains("--insecure-admin"), "{stderr}");
 }
+
+/// `weir run` on the sample config (no broker needed to start) with `args`,
+/// until a stderr line contains `until`; returns that line and the stderr so far.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: String,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let config = repo_root().join("examples/orders.toml");
+        let mut child = weir()
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(args)
+            .env_remove("WEIR_ADMIN_TOKEN")
+            .env_remove("WEIR_ADMIN_TOKEN_FILE")
+            .env("WEIR_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines, stderr: String::new() }
+    }
+
+    fn wait_for(&mut self, text: &str) -> String {
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(120)) {
+            self.stderr.push_str(&line);
+            self.stderr.push('\n');
+            if line.contains(text) {
+                return line;
+            }
+        }
+        panic!("`weir run` never logged {text:?}:\n{}", self.stderr);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn run_warns_that_an_admin_api_without_a_token_is_unauthenticated() {
+    let mut run = Running::start(&["--admin-listen", "127.0.0.1:0"]);
+    run.wait_for("admin API listening");
+    let warning = run.wait_for("unauthenticated");
+    assert!(warning.contains("WARN") && warning.contains("--admin-token-file"), "{warning}");
+}
+
+#[test]
+fn the_admin_token_can_come_from_a_file_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-from-a-secret\n").unwrap();
+    let mut run = Running::start(&["--admin-listen", "127.0.0.1:0", "--admin-token-file", token_file.to_str().unwrap()]);
+    let line = run.wait_for("admin API listening");
+    let addr = line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_else(|| panic!("{line}"));
+    assert!(line.contains("auth=true"), "{line}");
+    let url = format!("http://{addr}");
+    let with_file = weir().args(["plugin", "list", "--admin", &url]).env_remove("WEIR_ADMIN_TOKEN").env("WEIR_ADMIN_TOKEN_FILE", &token_file).output().unwrap();
+    assert!(with_file.status.success(), "{}", String::from_utf8_lossy(&with_file.stderr));
+    assert!(String::from_utf8_lossy(&with_file.stdout).contains("enrich-order"), "{}", String::from_utf8_lossy(&with_file.stdout));
+    let without = weir().args(["plugin", "list", "--admin", &url]).env_remove("WEIR_ADMIN_TOKEN").env_remove("WEIR_ADMIN_TOKEN_FILE").output().unwrap();
+    assert!(!without.status.success());
+    assert!(String::from_utf8_lossy(&without.stderr).contains("401"), "{}", String::from_utf8_lossy(&without.stderr));
+    assert!(!run.stderr.contains("unauthenticated"), "{}", run.stderr);
+}

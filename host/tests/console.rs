@@ -133,6 +133,11 @@ fn console_shows_the_demo_pipeline_dead_letters_and_upload_errors() {
     page.wait_for("the upload's answer", r##"document.getElementById("upload-result").className === "error""##);
     let shown = page.eval(r##"document.getElementById("upload-result").textContent"##);
     assert_eq!(shown, json!(format!("400 Bad Request: {reason}")));
+    // The plugin list reports the deploy's outcome (kept after its request ended).
+    page.wait_for(
+        "the refused deploy in the plugin list",
+        r##"!!document.querySelector('#plugins-table tr[data-plugin="high-value-orders"] [data-deploy="refused"]')"##,
+    );
     page.screenshot(&artifacts.join("03-upload-400.png"));
     // The only console entry allowed now is the browser's note on the 400 itself.
     let errors: Vec<Value> = page

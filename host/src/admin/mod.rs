@@ -7,10 +7,12 @@
 //! uses only these routes; recent rates come from [`history`].
 //!
 //! Every route except `/healthz`, `/readyz` and the console's static files
-//! needs `Authorization: Bearer <token>` when a token is configured. Errors
-//! are JSON `{"error": ...}`.
+//! needs `Authorization: Bearer <token>` when a token is configured; without
+//! one, [`guard`] applies the CSRF and DNS rebinding rules. Errors are JSON
+//! `{"error": ...}`.
 
 mod console;
+pub mod guard;
 pub mod history;
 mod metrics;
 mod openapi;
@@ -22,9 +24,10 @@ use crate::pipeline::dead_letters::{self, DeadLetterView};
 use crate::registry::PluginRecord;
 use crate::telemetry::{PipelineState, StatsSnapshot};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::QueryRejection;
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -38,19 +41,39 @@ const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// Requests taking longer are answered 408 (uploads compile; redrives replay).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Uploads read at the same time; more are answered `429`.
+const MAX_CONCURRENT_UPLOADS: usize = 2;
+/// Dead letters one peek returns at most.
+pub const MAX_PEEK: usize = 1000;
+/// The longest shadow run, in seconds (a day).
+const MAX_SHADOW_SECONDS: u64 = 86_400;
+
 /// Shared state of the admin API (cheap to clone).
 #[derive(Clone)]
 pub struct AdminState {
     deployer: Deployer,
-    token: Option<Arc<str>>,
+    guard: guard::Guard,
     history: Arc<history::RateHistory>,
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AdminState {
     /// State over the deployer's pipelines; `token` protects every route but
     /// `/healthz` and `/readyz` when set.
     pub fn new(deployer: Deployer, token: Option<String>) -> AdminState {
-        AdminState { deployer, token: token.filter(|t| !t.is_empty()).map(Arc::from), history: Arc::default() }
+        AdminState {
+            deployer,
+            guard: guard::Guard::new(token.as_deref(), &[]),
+            history: Arc::default(),
+            uploads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS)),
+        }
+    }
+
+    /// Also answers requests without a token whose `Host` is one of `hosts`
+    /// (besides IP addresses and `localhost`).
+    pub fn with_allowed_hosts(mut self, hosts: &[String]) -> AdminState {
+        self.guard = self.guard.with_allowed_hosts(hosts);
+        self
     }
 
     fn pipeline(&self, name: &str) -> Result<&PipelineControl, ApiError> {
@@ -102,12 +125,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/pipelines/{name}/rates", get(pipeline_rates))
         .route("/v1/pipelines/{name}/dlq", get(peek_dead_letters))
         .route("/v1/pipelines/{name}/dlq/redrive", post(redrive_dead_letters))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
         .merge(console::routes())
         .merge(protected)
+        .layer(middleware::from_fn_with_state(state.clone(), guard::without_token))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .with_state(state)
@@ -122,29 +146,10 @@ pub async fn serve(
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
-async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
-            return ApiError(StatusCode::UNAUTHORIZED, "missing or invalid bearer token".into()).into_response();
-        }
-    }
-    next.run(request).await
-}
-
-/// Compares secrets without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Liveness, and whether the other routes need the bearer token.
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is alive: `{\"status\": \"ok\", \"auth\": true}`")))]
 async fn healthz(State(state): State<AdminState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok", "auth": state.token.is_some()}))
+    Json(serde_json::json!({"status": "ok", "auth": state.guard.has_token()}))
 }
 
 /// Readiness of one pipeline.
@@ -196,13 +201,22 @@ pub struct PluginView {
     pub record: PluginRecord,
     /// Pipelines running it.
     pub used_by: Vec<String>,
+    /// The last push or rollback and how it ended (kept after its request is gone).
+    pub last_deploy: Option<crate::deploy::DeployStatus>,
 }
 
 /// Every plugin.
 #[utoipa::path(get, path = "/v1/plugins", responses((status = 200, body = Vec<PluginView>)), security(("bearer" = [])))]
 async fn list_plugins(State(state): State<AdminState>) -> Json<Vec<PluginView>> {
     let deployer = &state.deployer;
-    Json(deployer.registry().list().into_iter().map(|record| PluginView { used_by: deployer.users(&record.name), record }).collect())
+    Json(
+        deployer
+            .registry()
+            .list()
+            .into_iter()
+            .map(|record| PluginView { used_by: deployer.users(&record.name), last_deploy: deployer.last_deploy(&record.name), record })
+            .collect(),
+    )
 }
 
 /// One plugin: versions and which pipelines use it.
@@ -210,7 +224,7 @@ async fn list_plugins(State(state): State<AdminState>) -> Json<Vec<PluginView>> 
     responses((status = 200, body = PluginView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn show_plugin(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Json<PluginView>, ApiError> {
     let record = state.deployer.registry().get(&name).ok_or_else(|| ApiError::from(DeployError::UnknownPlugin(name.clone())))?;
-    Ok(Json(PluginView { used_by: state.deployer.users(&name), record }))
+    Ok(Json(PluginView { used_by: state.deployer.users(&name), last_deploy: state.deployer.last_deploy(&name), record }))
 }
 
 /// Uploads a new version (the body is the component) and makes it live in every pipeline using the name, at their next batch boundary.
@@ -222,22 +236,50 @@ async fn show_plugin(State(state): State<AdminState>, Path(name): Path<String>) 
         (status = 202, description = "Shadow run started (mode=shadow)", body = crate::deploy::ShadowStarted),
         (status = 400, description = "Bad name, not WebAssembly, not a component, not an operator", body = ErrorBody),
         (status = 413, description = "Larger than the upload limit", body = ErrorBody),
+        (status = 429, description = "Too many uploads at once", body = ErrorBody),
         (status = 422, description = "Wrong operator kind for a pipeline, init failed, or a pipeline refused the swap", body = ErrorBody)),
     security(("bearer" = [])))]
-async fn push_plugin(State(state): State<AdminState>, Path(name): Path<String>, Query(query): Query<PushQuery>, body: axum::body::Body) -> Result<Response, ApiError> {
-    let body = read_upload(body, state.deployer.max_plugin_bytes()).await?;
-    match query.mode.as_deref() {
-        None | Some("live") => {}
-        Some("shadow") => {
-            let duration = Duration::from_secs(query.seconds.unwrap_or(300));
-            let started = state.deployer.shadow(&name, body.to_vec(), query.batches.unwrap_or(100), duration).await?;
-            return Ok((StatusCode::ACCEPTED, Json(started)).into_response());
-        }
+async fn push_plugin(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    query: Result<Query<PushQuery>, QueryRejection>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let shadow = match query.mode.as_deref() {
+        None | Some("live") => None,
+        Some("shadow") => Some(shadow_budget(&query)?),
         Some(other) => return Err(ApiError(StatusCode::BAD_REQUEST, format!("mode `{other}`: expected `live` or `shadow`"))),
+    };
+    let _permit = state.uploads.clone().try_acquire_owned().map_err(|_| {
+        ApiError(StatusCode::TOO_MANY_REQUESTS, format!("{MAX_CONCURRENT_UPLOADS} uploads are in progress; retry when one has finished"))
+    })?;
+    let body = read_upload(body, state.deployer.max_plugin_bytes()).await?;
+    if let Some((batches, duration)) = shadow {
+        let started = state.deployer.shadow(&name, body, batches, duration).await?;
+        return Ok((StatusCode::ACCEPTED, Json(started)).into_response());
     }
-    let outcome = state.deployer.push(&name, body.to_vec()).await?;
+    let outcome = state.deployer.push(&name, body).await?;
     let status = if outcome.changed { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(outcome)).into_response())
+}
+
+/// A query string that does not parse: `400` with the reason.
+fn bad_query(rejection: QueryRejection) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, rejection.body_text())
+}
+
+/// The batch and time budget of a shadow run, checked.
+fn shadow_budget(query: &PushQuery) -> Result<(u64, Duration), ApiError> {
+    let batches = query.batches.unwrap_or(100);
+    let seconds = query.seconds.unwrap_or(300);
+    if batches == 0 {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "`batches` must be at least 1".into()));
+    }
+    if !(1..=MAX_SHADOW_SECONDS).contains(&seconds) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("`seconds` must be between 1 and {MAX_SHADOW_SECONDS}")));
+    }
+    Ok((batches, Duration::from_secs(seconds)))
 }
 
 /// Upload options.
@@ -248,7 +290,7 @@ pub struct PushQuery {
     pub mode: Option<String>,
     /// Shadow: batches to compare (default 100).
     pub batches: Option<u64>,
-    /// Shadow: seconds at most (default 300).
+    /// Shadow: seconds at most (default 300, at most 86400).
     pub seconds: Option<u64>,
 }
 
@@ -293,12 +335,29 @@ async fn rollback_plugin(State(state): State<AdminState>, Path(name): Path<Strin
     Ok(Json(state.deployer.rollback(&name, request.version).await?))
 }
 
-/// Removes a plugin and its versions.
-#[utoipa::path(delete, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "Plugin name")),
-    responses((status = 200, body = PluginRecord), (status = 404, body = ErrorBody), (status = 409, description = "A pipeline uses it", body = ErrorBody)),
+/// What to remove.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    /// Only this version (not the live one); its blob leaves the data dir.
+    pub version: Option<u32>,
+}
+
+/// Removes a plugin and its versions (answers the removed record), or one version that is not live (answers what remains).
+#[utoipa::path(delete, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "Plugin name"), RemoveQuery),
+    responses((status = 200, body = PluginRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "A pipeline uses it, or the version is live", body = ErrorBody)),
     security(("bearer" = [])))]
-async fn remove_plugin(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Json<PluginRecord>, ApiError> {
-    Ok(Json(state.deployer.remove(&name).await?))
+async fn remove_plugin(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    query: Result<Query<RemoveQuery>, QueryRejection>,
+) -> Result<Json<PluginRecord>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    match query.version {
+        Some(version) => Ok(Json(state.deployer.remove_version(&name, version).await?)),
+        None => Ok(Json(state.deployer.remove(&name).await?)),
+    }
 }
 
 /// A pipeline in the list.
@@ -401,7 +460,7 @@ async fn pipeline_rates(State(state): State<AdminState>, Path(name): Path<String
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PeekQuery {
-    /// At most this many (newest), default 100, at most 100000.
+    /// At most this many (newest), default 100, at most 1000.
     pub limit: Option<usize>,
     /// Only this error kind (`weir.error.kind`).
     pub kind: Option<String>,
@@ -409,11 +468,19 @@ pub struct PeekQuery {
 
 /// The newest dead letters with their `weir.error.*` and `weir.source.*` headers, oldest first.
 #[utoipa::path(get, path = "/v1/pipelines/{name}/dlq", params(("name" = String, Path, description = "Pipeline name"), PeekQuery),
-    responses((status = 200, body = Vec<DeadLetterView>), (status = 404, body = ErrorBody), (status = 502, description = "Kafka unreachable", body = ErrorBody)),
+    responses((status = 200, body = Vec<DeadLetterView>), (status = 400, description = "Bad limit", body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, description = "Kafka unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
-async fn peek_dead_letters(State(state): State<AdminState>, Path(name): Path<String>, Query(query): Query<PeekQuery>) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
+async fn peek_dead_letters(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    query: Result<Query<PeekQuery>, QueryRejection>,
+) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
     let topic = state.pipeline(&name)?.dead_letters.clone();
-    let limit = query.limit.unwrap_or(100).min(100_000);
+    let limit = query.limit.unwrap_or(100);
+    if limit > MAX_PEEK {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("`limit` is at most {MAX_PEEK}")));
+    }
     let views = tokio::task::spawn_blocking(move || dead_letters::peek(&topic, limit, query.kind.as_deref()))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -452,13 +519,15 @@ async fn redrive_dead_letters(State(state): State<AdminState>, Path(name): Path<
     }
 }
 
-/// Reads an upload of at most `limit` bytes. A larger one is drained (up
-/// to 4x the limit) before the 413, so the client reads the answer instead
-/// of a connection reset.
-async fn read_upload(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads an upload of at most `limit` bytes into one buffer (sized from
+/// `Content-Length` when given; the bytes are not copied again). A larger
+/// one is drained (up to 4x the limit) before the 413, so the client reads
+/// the answer instead of a connection reset.
+async fn read_upload(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     use futures::StreamExt;
+    let hint = axum::body::HttpBody::size_hint(&body).exact().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
     let mut stream = body.into_data_stream();
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(hint.min(limit));
     let mut total = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("reading the upload: {e}")))?;
@@ -467,12 +536,14 @@ async fn read_upload(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiE
             bytes.extend_from_slice(&chunk);
         } else if total > limit.saturating_mul(4) {
             break;
+        } else {
+            bytes = Vec::new();
         }
     }
     if total > limit {
         return Err(DeployError::TooLarge { size: total, limit }.into());
     }
-    Ok(Bytes::from(bytes))
+    Ok(bytes)
 }
 
 fn json_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
@@ -497,7 +568,7 @@ pub fn parse_time_ms(text: &str) -> Result<i64, ApiError> {
 #[derive(Debug, thiserror::Error)]
 pub enum AdminStartError {
     /// A non-loopback address without a token.
-    #[error("admin listen address {0} is not loopback: set a token (--admin-token or WEIR_ADMIN_TOKEN) or pass --insecure-admin")]
+    #[error("admin listen address {0} is not loopback: set a token (--admin-token-file / WEIR_ADMIN_TOKEN_FILE, or --admin-token) or pass --insecure-admin")]
     InsecureListen(std::net::SocketAddr),
     /// Binding failed.
     #[error("admin listen address {addr}: {source}")]
@@ -518,12 +589,20 @@ pub async fn start(
     insecure: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<std::net::SocketAddr, AdminStartError> {
-    if !addr.ip().is_loopback() && state.token.is_none() && !insecure {
+    let auth = state.guard.has_token();
+    if !addr.ip().is_loopback() && !auth && !insecure {
         return Err(AdminStartError::InsecureListen(addr));
     }
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| AdminStartError::Bind { addr, source })?;
     let bound = listener.local_addr().map_err(|source| AdminStartError::Bind { addr, source })?;
-    tracing::info!(addr = %bound, auth = state.token.is_some(), "admin API listening");
+    crate::engine::protect_admin_listener(bound);
+    tracing::info!(addr = %bound, auth, "admin API listening");
+    if !auth {
+        tracing::warn!(
+            addr = %bound,
+            "the admin API is unauthenticated: every local user and process that reaches {bound} can deploy code, pause pipelines and read dead letters; set a token (--admin-token-file, WEIR_ADMIN_TOKEN_FILE)"
+        );
+    }
     let pipelines = state.deployer.pipelines().values().cloned().collect();
     tokio::spawn(state.history.clone().run(pipelines, stop.clone()));
     tokio::spawn(async move {
@@ -533,6 +612,7 @@ pub async fn start(
         if let Err(error) = serve(listener, state, shutdown).await {
             tracing::error!(%error, "admin API failed");
         }
+        crate::engine::release_admin_listener(bound);
     });
     Ok(bound)
 }

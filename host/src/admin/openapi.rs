@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "weir admin API", description = "Plugins, hot swap, rollback, pipelines, recent rates, dead letters, health and metrics of a weir process. The web console at `/` uses only these routes."),
+    info(title = "weir admin API", description = "Plugins, hot swap, rollback, pipelines, recent rates, dead letters, health and metrics of a weir process. The web console at `/` uses only these routes. Without a bearer token, requests other than GET/HEAD/OPTIONS need `Content-Type: application/json` (`application/wasm` for uploads) or an `X-Weir-Request` header, and the `Host` must be an IP address, `localhost` or a configured name (`403` otherwise)."),
     paths(
         super::healthz, super::ready, super::metrics_text,
         super::list_plugins, super::show_plugin, super::push_plugin, super::rollback_plugin, super::remove_plugin,
@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
         super::ErrorBody, super::Readiness, super::PluginView, super::RollbackRequest, super::PipelineSummary,
         super::PipelineStatus, super::RedriveOptions, super::history::RateHistoryView, super::history::RatePoint,
         crate::registry::PluginRecord, crate::registry::PluginVersion,
-        crate::deploy::DeployOutcome, crate::deploy::PipelineSwap, crate::deploy::ShadowStarted, crate::operator::shadow::ShadowReport, crate::pipeline::command::SwapReport,
+        crate::deploy::DeployOutcome, crate::deploy::DeployStatus, crate::deploy::PipelineSwap, crate::deploy::ShadowStarted, crate::operator::shadow::ShadowReport, crate::pipeline::command::SwapReport,
         crate::pipeline::command::RedriveReport, crate::pipeline::dead_letters::DeadLetterView,
         crate::telemetry::StatsSnapshot, crate::telemetry::PipelineState, crate::telemetry::PartitionStatus,
     )),

@@ -212,6 +212,13 @@ pub fn batch_from_guest(batch: wit::BatchResult) -> Result<RecordBatch, BatchErr
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.len());
     for (field, column) in schema.into_iter().zip(columns) {
         let data_type = arrow_type(&field.data_type);
+        // Checked here, where the guest is to blame, rather than when the
+        // output is encoded (which would stop the pipeline).
+        if let DataType::Timestamp(_, Some(tz)) = &data_type
+            && let Err(error) = tz.parse::<arrow_array::timezone::Tz>()
+        {
+            return Err(invalid(format!("column `{}`: time zone `{tz}`: {error}", field.name)));
+        }
         let data = column_data(&field.name, data_type.clone(), column, num_rows)?;
         if !field.nullable && data.null_count() > 0 {
             return Err(invalid(format!("column `{}` is declared non-nullable but has nulls", field.name)));

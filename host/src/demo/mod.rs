@@ -46,6 +46,8 @@ pub struct DemoOptions {
     pub admin_token: Option<String>,
     /// Allow a non-loopback admin address without a token.
     pub insecure_admin: bool,
+    /// Host names the admin API answers without a token, besides IP addresses and `localhost`.
+    pub admin_allowed_hosts: Vec<String>,
 }
 
 /// The demo's outcome.
@@ -195,7 +197,7 @@ pub async fn run(options: DemoOptions, progress: &mut (dyn Write + Send)) -> Res
     let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
     if let Some(addr) = options.admin_listen {
         let deployer = crate::deploy::Deployer::new(engine, registry, vec![handle.control()], crate::deploy::DEFAULT_MAX_PLUGIN_BYTES);
-        let state = crate::admin::AdminState::new(deployer, options.admin_token.clone());
+        let state = crate::admin::AdminState::new(deployer, options.admin_token.clone()).with_allowed_hosts(&options.admin_allowed_hosts);
         crate::admin::start(addr, state, options.insecure_admin, stop_admin_rx).await.map_err(|e| DemoError::Setup(e.to_string()))?;
     }
 

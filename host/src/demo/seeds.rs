@@ -191,7 +191,7 @@ pub async fn run(scenario: Scenario, options: DemoOptions, progress: &mut (dyn W
     let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
     if let Some(addr) = options.admin_listen {
         let deployer = crate::deploy::Deployer::new(engine, registry, vec![handle.control()], crate::deploy::DEFAULT_MAX_PLUGIN_BYTES);
-        let state = crate::admin::AdminState::new(deployer, options.admin_token.clone());
+        let state = crate::admin::AdminState::new(deployer, options.admin_token.clone()).with_allowed_hosts(&options.admin_allowed_hosts);
         crate::admin::start(addr, state, options.insecure_admin, stop_admin_rx).await.map_err(|e| DemoError::Setup(e.to_string()))?;
     }
 

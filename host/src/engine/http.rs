@@ -1,8 +1,11 @@
 //! Outbound HTTP for sinks: `wasi:http/outgoing-handler`, restricted to the
 //! hosts on the pipeline's allowlist. Other operator kinds are not linked to
-//! `wasi:http` at all.
+//! `wasi:http` at all. Whatever the allowlist says (`*`, `127.0.0.1`), a
+//! request that resolves to one of this process's admin listeners is refused:
+//! a sink never drives the admin API.
 
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiHttpHooks};
 use wasmtime_wasi_http::WasiBody;
 
@@ -43,6 +46,60 @@ impl HttpAllowlist {
     }
 }
 
+/// The admin listeners of this process (sinks may not call them).
+static ADMIN_LISTENERS: Mutex<Vec<SocketAddr>> = Mutex::new(Vec::new());
+
+/// Records an admin listener's bound address: from now on no sink request
+/// that resolves to it is sent.
+pub fn protect_admin_listener(addr: SocketAddr) {
+    let mut listeners = ADMIN_LISTENERS.lock().unwrap_or_else(|e| e.into_inner());
+    if !listeners.contains(&addr) {
+        listeners.push(addr);
+    }
+}
+
+/// Forgets an admin listener that stopped (its port may be reused).
+pub fn release_admin_listener(addr: SocketAddr) {
+    ADMIN_LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).retain(|a| *a != addr);
+}
+
+/// Whether a connection to `target` would reach one of `listeners`: same
+/// port, and the same address, a loopback or unspecified one, or (for a
+/// listener on `0.0.0.0`/`::`) any address of this host.
+fn reaches_listener(target: SocketAddr, listeners: &[SocketAddr]) -> bool {
+    let ip = target.ip();
+    listeners.iter().any(|listener| {
+        listener.port() == target.port()
+            && (listener.ip() == ip || ip.is_loopback() || ip.is_unspecified() || (listener.ip().is_unspecified() && is_local_address(ip)))
+    })
+}
+
+/// Whether `ip` is an address of this host: the kernel picks it as the
+/// source address of a (packet-free) UDP "connection" to itself.
+fn is_local_address(ip: IpAddr) -> bool {
+    let unspecified: SocketAddr = if ip.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    std::net::UdpSocket::bind(unspecified)
+        .and_then(|socket| {
+            socket.connect((ip, 9))?;
+            socket.local_addr()
+        })
+        .is_ok_and(|local| local.ip() == ip)
+}
+
+/// Whether `host:port` resolves to an admin listener of this process.
+async fn targets_admin(host: &str, port: u16) -> bool {
+    let listeners = ADMIN_LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if listeners.is_empty() {
+        return false;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addresses) => addresses.into_iter().any(|a| reaches_listener(a, &listeners)),
+        // Unresolvable: the request fails on its own.
+        Err(_) => false,
+    }
+}
+
 /// `wasi:http` hooks that refuse requests to hosts off the allowlist.
 #[derive(Debug, Clone)]
 pub struct AllowlistHooks {
@@ -77,8 +134,14 @@ impl WasiHttpHooks for AllowlistHooks {
         }
         tracing::debug!(plugin = %self.plugin, uri = %uri, "outbound HTTP request");
         let _ = fut;
+        let port = port.unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) { 443 } else { 80 });
+        let plugin = self.plugin.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
+            if targets_admin(&host, port).await {
+                tracing::warn!(%plugin, %host, port, "outbound HTTP request denied: it would reach this process's admin API");
+                return Err(HttpError::HttpRequestDenied);
+            }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
@@ -102,5 +165,16 @@ mod tests {
         assert!(!list.allows("evil.example.com", None));
         assert!(HttpAllowlist::new(["*"]).allows("anything", Some(1)));
         assert!(!HttpAllowlist::default().allows("localhost", None));
+    }
+
+    #[test]
+    fn admin_listeners_are_reached_through_loopback_and_local_addresses() {
+        let loopback: SocketAddr = "127.0.0.1:7070".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:7070".parse().unwrap();
+        assert!(reaches_listener("127.0.0.1:7070".parse().unwrap(), &[loopback]));
+        assert!(reaches_listener("0.0.0.0:7070".parse().unwrap(), &[loopback]));
+        assert!(reaches_listener("[::1]:7070".parse().unwrap(), &[any]));
+        assert!(!reaches_listener("127.0.0.1:7071".parse().unwrap(), &[loopback]));
+        assert!(!reaches_listener("192.0.2.1:7070".parse().unwrap(), &[any]), "a remote host on the same port");
     }
 }

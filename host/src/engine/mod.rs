@@ -12,10 +12,10 @@ mod limits;
 mod plugin;
 mod store;
 
-pub use cache::ArtifactCache;
+pub use cache::{ArtifactCache, default_cache_dir};
 pub use detect::check_preamble;
 pub use error::{Error, GuestError, OperatorKind, Result, TrapKind};
-pub use http::HttpAllowlist;
+pub use http::{HttpAllowlist, protect_admin_listener, release_admin_listener};
 pub use instance::{Instance, MapResult, RowRejection, SinkResult};
 pub use limits::{SandboxLimits, DEFAULT_CALL_DEADLINE_MS, DEFAULT_MEMORY_LIMIT_BYTES, EPOCH_TICK};
 pub use plugin::{LoadSource, Plugin, sha256_hex};
@@ -134,4 +134,11 @@ fn start_epoch_ticker(engine: &wasmtime::Engine) {
             }
         })
         .expect("spawning the epoch ticker thread");
+}
+
+/// Whether two 32-byte values (digests, tags) are equal, in a time that does
+/// not depend on where they differ.
+pub fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(difference) == 0
 }

@@ -60,7 +60,9 @@ impl Shadow {
     /// Shadows for at most `batches` batches and `duration`.
     pub fn new(candidate: Operator, report: Arc<Mutex<ShadowReport>>, batches: u64, duration: Duration) -> Shadow {
         report.lock().unwrap_or_else(|e| e.into_inner()).state = "running".into();
-        Shadow { candidate, report, batches_left: batches, until: Instant::now() + duration, live_time: Duration::ZERO, candidate_time: Duration::ZERO }
+        // A duration past what `Instant` can hold means "no time limit" (a day is plenty).
+        let until = Instant::now().checked_add(duration).unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        Shadow { candidate, report, batches_left: batches, until, live_time: Duration::ZERO, candidate_time: Duration::ZERO }
     }
 
     /// The candidate's plugin name.

@@ -135,7 +135,8 @@ impl DeadLetterView {
 }
 
 /// The newest `limit` dead letters (optionally only of `kind`), oldest
-/// first. Blocking: call from a blocking thread.
+/// first. At most `limit` are held while reading, whatever the topic holds.
+/// Blocking: call from a blocking thread.
 pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result<Vec<DeadLetterView>, rdkafka::error::KafkaError> {
     let consumer: BaseConsumer = topic.client_config(&format!("{}.peek", topic.group_id)).create()?;
     let partitions = topic.watermarks(&consumer)?;
@@ -153,9 +154,10 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
             ends.insert(partition, high);
         }
     }
-    let mut views = Vec::new();
-    if assignment.count() == 0 {
-        return Ok(views);
+    // The newest `limit` so far; the oldest is dropped as a newer one comes.
+    let mut newest: std::collections::BinaryHeap<std::cmp::Reverse<Newest>> = std::collections::BinaryHeap::with_capacity(limit.saturating_add(1).min(1024));
+    if assignment.count() == 0 || limit == 0 {
+        return Ok(Vec::new());
     }
     consumer.assign(&assignment)?;
     let mut last_progress = Instant::now();
@@ -173,17 +175,48 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
         }
         let view = DeadLetterView::of(&message);
         if kind.is_none_or(|k| view.kind() == Some(k)) {
-            views.push(view);
+            newest.push(std::cmp::Reverse(Newest(view)));
+            if newest.len() > limit {
+                newest.pop();
+            }
         }
         if ends.is_empty() && past_ends.is_none() {
             past_ends = Some(Instant::now());
             idle_limit = PAST_END_IDLE;
         }
     }
-    views.sort_by_key(|v| (v.timestamp_ms, v.partition, v.offset));
-    let skip = views.len().saturating_sub(limit);
-    views.drain(..skip);
+    let mut views: Vec<DeadLetterView> = newest.into_iter().map(|std::cmp::Reverse(Newest(view))| view).collect();
+    views.sort_by_key(Newest::key);
     Ok(views)
+}
+
+/// A dead letter ordered by time, then partition and offset.
+struct Newest(DeadLetterView);
+
+impl Newest {
+    fn key(view: &DeadLetterView) -> (Option<i64>, i32, i64) {
+        (view.timestamp_ms, view.partition, view.offset)
+    }
+}
+
+impl PartialEq for Newest {
+    fn eq(&self, other: &Self) -> bool {
+        Newest::key(&self.0) == Newest::key(&other.0)
+    }
+}
+
+impl Eq for Newest {}
+
+impl PartialOrd for Newest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Newest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        Newest::key(&self.0).cmp(&Newest::key(&other.0))
+    }
 }
 
 /// Reads dead letters for a redrive: from the redrive group's committed

@@ -339,6 +339,13 @@ async fn redrive_after_a_fix_delivers_the_dead_letters() {
     let letters = client.get("/v1/pipelines/p/dlq?limit=5&kind=panic").await.unwrap();
     let letters = letters.as_array().unwrap();
     assert_eq!(letters.len(), 5);
+    // The newest five of all of them, oldest first (the peek holds only five while reading).
+    let all = client.get("/v1/pipelines/p/dlq?limit=1000&kind=panic").await.unwrap();
+    let mut all = all.as_array().unwrap().clone();
+    assert_eq!(all.len(), dead_ids.len());
+    let key = |v: &Value| (v["timestamp_ms"].as_i64(), v["partition"].as_i64(), v["offset"].as_i64());
+    all.sort_by_key(key);
+    assert_eq!(letters.iter().map(key).collect::<Vec<_>>(), all[all.len() - 5..].iter().map(key).collect::<Vec<_>>());
     assert_eq!(letters[0]["headers"]["weir.error.kind"], json!("panic"));
     assert_eq!(letters[0]["headers"]["weir.error.plugin.version"], json!("v1"));
     assert!(letters[0]["value"].as_str().unwrap().contains("\"panic\""));

@@ -2,11 +2,13 @@
 //! build script, run through the real engine. One binary, a module per topic.
 
 mod admin;
+mod admin_access;
 mod aggregate;
 mod backlog;
 mod bad_guests;
 mod cache;
 mod console;
+mod deploy;
 mod event_time;
 mod exactly_once;
 mod filter_and_map;

@@ -49,3 +49,27 @@ fn hosts_off_the_allowlist_are_refused_before_any_request() {
     }
     assert!(requests.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "nothing reached the server");
 }
+
+#[test]
+fn a_sink_never_reaches_the_admin_api_whatever_its_allowlist() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let deployer = weir::deploy::Deployer::new(engine(), weir::registry::Registry::in_memory(), Vec::new(), 1 << 20);
+    let state = weir::admin::AdminState::new(deployer, None);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let addr = runtime.block_on(weir::admin::start("127.0.0.1:0".parse().unwrap(), state, false, stop_rx)).unwrap();
+    let port = addr.port();
+    for (url, allow) in [
+        (format!("http://127.0.0.1:{port}/v1/plugins/x/rollback"), "*"),
+        (format!("http://localhost:{port}/v1/plugins/x/rollback"), "localhost"),
+        (format!("http://0.0.0.0:{port}/v1/plugins/x/rollback"), "0.0.0.0"),
+    ] {
+        let mut op = sink(&url, &[allow]);
+        match op.write(&order_batch(&orders(2))).unwrap() {
+            SinkResult::Permanent(reason) => assert!(reason.contains("denied"), "{url}: {reason}"),
+            other => panic!("{url}: expected a permanent denial, got {other:?}"),
+        }
+    }
+    // Another local server on an allowed address is still reachable.
+    let (other, _requests) = http_server(200);
+    assert_eq!(sink(&format!("http://{other}/"), &["*"]).write(&order_batch(&orders(1))).unwrap(), SinkResult::Written);
+}

@@ -101,3 +101,16 @@ fn unsupported_column_types_are_refused_with_the_column_name() {
     let error = op.map(&batch).unwrap_err().to_string();
     assert!(error.contains("`small`") && error.contains("Int8"), "{error}");
 }
+
+#[test]
+fn a_guest_time_zone_that_does_not_exist_is_that_operators_contract_error() {
+    let stamps = TimestampMicrosecondArray::from(vec![Some(1), Some(2)]).with_timezone("Mars/Olympus_Mons");
+    let batch = RecordBatch::try_from_iter([("ts", Arc::new(stamps) as ArrayRef)]).unwrap();
+    let mut echo = operator(guests::TYPED_ECHO, "{}");
+    let error = echo.map(&batch).expect_err("the echoed time zone is refused where the guest returns it");
+    assert_eq!(error.kind_str(), "contract", "{error}");
+    assert!(error.to_string().contains("Mars/Olympus_Mons"), "{error}");
+    let valid = TimestampMicrosecondArray::from(vec![Some(1)]).with_timezone("Europe/Paris");
+    let batch = RecordBatch::try_from_iter([("ts", Arc::new(valid) as ArrayRef)]).unwrap();
+    assert_eq!(echo.map(&batch).unwrap().batch, batch, "named zones pass");
+}

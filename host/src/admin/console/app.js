@@ -49,7 +49,9 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body, contentType) {
-  const headers = {};
+  // Without a token the API refuses state changes that lack this header
+  // (a cross-site page cannot send it without a preflight the API never grants).
+  const headers = { "X-Weir-Request": "console" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
@@ -320,6 +322,15 @@ async function rollback(name, version) {
   refreshAll();
 }
 
+/** The last deploy of a plugin (it goes on when its request is gone): state and, on hover, the error. */
+function deployBadge(deploy) {
+  if (!deploy) return null;
+  const tone = { live: "ok", unchanged: "ok", reverted: "bad", refused: "bad" }[deploy.state] || "warn";
+  const version = deploy.version ? ` v${deploy.version}` : "";
+  return el("div", {}, el("span", { class: `badge ${tone}`, title: deploy.error || deploy.finished_at || "in progress", "data-deploy": deploy.state },
+    `last ${deploy.action}${version}: ${deploy.state}`));
+}
+
 async function loadPlugins() {
   try {
     const plugins = (await api("GET", "/v1/plugins")).data;
@@ -329,7 +340,7 @@ async function loadPlugins() {
       versions.forEach((v, i) => {
         const live = v.version === plugin.live;
         rows.push(el("tr", { class: live ? "live" : "", "data-plugin": plugin.name, "data-version": String(v.version) },
-          el("td", {}, i === 0 ? plugin.name : ""),
+          el("td", {}, i === 0 ? plugin.name : "", i === 0 ? deployBadge(plugin.last_deploy) : null),
           el("td", {}, `v${v.version}`, live ? el("span", { class: "badge ok" }, "live") : null),
           el("td", { title: v.sha256 }, el("code", {}, v.sha256.slice(0, 12))),
           el("td", {}, v.kind),
