@@ -105,7 +105,7 @@ fn fraud_config(dir: &std::path::Path, bootstrap: &str, group: &str, input: &str
 async fn fraud_windows_survive_kill_9_cycles_under_exactly_once() {
     const PARTITIONS: i32 = 3;
     let kafka = Kafka::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch(kafka);
     let (input, output, dlq, state, group) = (unique("transactions"), unique("alerts"), unique("fraud-dlq"), unique("fraud-state"), unique("fraud"));
     kafka.create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS), (&dlq, 1)]).await;
     let stream = scenario::fraud(100, 10, 60, PARTITIONS);

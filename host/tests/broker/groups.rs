@@ -132,7 +132,7 @@ async fn kip_848_consumer_protocol_three_processes_join_and_leave_and_nothing_is
 async fn fraud_join_and_leave(protocol: &str, properties: &str) {
     const PARTITIONS: i32 = 6;
     let kafka = Kafka::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch(kafka);
     let (input, output, dlq, state, group) = (unique("transactions"), unique("alerts"), unique("fraud-dlq"), unique("fraud-state"), unique("fraud"));
     kafka.create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS), (&dlq, 1)]).await;
     std::fs::write(dir.path().join("schema.json"), scenario::TRANSACTION_SCHEMA).unwrap();

@@ -213,10 +213,19 @@ pub struct Setup {
     pub group: String,
 }
 
+/// A scratch directory inside the broker's directory, so `weir run` logs
+/// stay beside the broker logs when a test fails (the broker directory is
+/// removed at exit otherwise).
+pub fn scratch(kafka: &Kafka) -> tempfile::TempDir {
+    let mut dir = tempfile::Builder::new().prefix("test-").tempdir_in(kafka.dir()).unwrap();
+    dir.disable_cleanup(true);
+    dir
+}
+
 /// Creates the input and output topics (`partitions` each) and a one-partition
 /// dead-letter topic, all with unique names.
 pub async fn setup(kafka: &Kafka, partitions: i32) -> Setup {
-    let setup = Setup { dir: tempfile::tempdir().unwrap(), input: unique("orders"), output: unique("enriched"), dlq: unique("dlq"), group: unique("weir") };
+    let setup = Setup { dir: scratch(kafka), input: unique("orders"), output: unique("enriched"), dlq: unique("dlq"), group: unique("weir") };
     kafka.create_topics(&[(&setup.input, partitions), (&setup.output, partitions), (&setup.dlq, 1)]).await;
     setup
 }
@@ -293,7 +302,7 @@ pub fn weir_run(config: &Path, log: &Path) -> Guarded {
         .args(["run", "--config"])
         .arg(config)
         .env("WEIR_CACHE_DIR", std::env::temp_dir().join("weir-broker-test-cache"))
-        .env("WEIR_LOG", "info")
+        .env("WEIR_LOG", std::env::var("WEIR_TEST_LOG").unwrap_or_else(|_| "info".into()))
         .stdout(Stdio::null())
         .stderr(log);
     Guarded::spawn(command).unwrap()
@@ -386,4 +395,12 @@ pub fn assignments(log: &Path) -> usize {
         .lines()
         .filter(|l| l.contains("partitions assigned") && !l.contains("partitions=0"))
         .count()
+}
+
+/// The last `n` lines of a `weir run` log, without the guests' own output
+/// (a trapping guest's stderr and trap warnings are most of it).
+pub fn log_tail(log: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.contains("guest_output") && !l.contains("wasm trap") && !l.contains("isolate")).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
