@@ -25,6 +25,8 @@ async fn wait_assignment(logs: &[&PathBuf], before: usize, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while logs.iter().map(|l| assignments(l)).sum::<usize>() <= before {
         let text: Vec<String> = logs.iter().map(|l| std::fs::read_to_string(l).unwrap_or_default()).collect();
+        // weir ends with "error: ..." when it stops on its own.
+        assert!(!text.iter().any(|t| t.lines().any(|l| l.starts_with("error: "))), "weir stopped: {text:?}");
         assert!(Instant::now() < deadline, "no new assignment in {timeout:?}: {text:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
