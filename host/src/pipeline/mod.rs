@@ -13,7 +13,7 @@ pub mod tasks;
 pub mod watermark;
 
 use crate::config::{ErrorPolicy, Guarantee, LatePolicy, PipelineConfig};
-use crate::delivery::dead_letter::{DeadLetter, dead_letter_headers};
+use crate::delivery::dead_letter::{DeadLetter, dead_letter_record};
 use crate::delivery::isolate::run_isolated;
 use crate::delivery::offsets::CommitPlan;
 use crate::delivery::retry;
@@ -306,6 +306,8 @@ struct Sender {
     dead_letter_topic: String,
     /// Exactly-once: every produce happens inside a transaction.
     transactional: bool,
+    /// Largest record each topic takes.
+    message_limits: crate::delivery::message_size::MessageLimits,
 }
 
 /// Timeout of transaction calls (init, send offsets, commit, abort).
@@ -330,7 +332,7 @@ impl Worker {
             let fail = |source| PipelineError::Operator { pipeline: name.to_owned(), operator: operator_name.clone(), source: Box::new(source) };
             let (plugin, version) = resolve_plugin(&engine, registry, operator, index).map_err(|e| setup(format!("operator `{operator_name}`: {e}")))?;
             let kind = plugin.kind();
-            let mut live = Operator::new(plugin, operator.config_json(), HttpAllowlist::new(operator.allow_hosts.clone()))
+            let mut live = Operator::new(plugin, operator.config_json(), operator.http_allowlist())
                 .map_err(fail)?
                 .with_version(version.clone());
             live.set_metrics(OperatorMetrics::new(stats.clone(), name, &operator_name, &version));
@@ -373,6 +375,7 @@ impl Worker {
             errors: config.errors.clone(),
             dead_letter_topic: config.dead_letter_topic(),
             transactional: transactional_id.is_some(),
+            message_limits: output::message_limits(&config.source, config.output.as_ref(), config.state.as_ref().map(|s| s.max_bytes + (1 << 20))),
         };
         let watermarks = config
             .event_time
@@ -427,7 +430,7 @@ impl Worker {
                 name: operator.plugin().name().to_owned(),
                 kind: operator.kind(),
                 config_json: operator.config_json().to_owned(),
-                allowlist: HttpAllowlist::new(config.allow_hosts.clone()),
+                allowlist: config.http_allowlist(),
             })
             .collect()
     }
@@ -1137,7 +1140,7 @@ impl Worker {
         if let Some(topic) = self.config.event_time.as_ref().and_then(|e| e.late_topic.clone()).filter(|_| !late_out.is_empty()) {
             let failed = self.sender.produce_all(&topic, &late_out, records, None).await;
             if let Some((_, error)) = failed.first() {
-                return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic, count: failed.len(), attempts: self.config.errors.max_attempts, last_error: error.clone() });
+                return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic, count: failed.len(), attempts: self.config.errors.max_attempts, last_error: error.message.clone() });
             }
         }
 
@@ -1250,22 +1253,24 @@ impl Worker {
         if let Some(output) = self.config.output.clone() {
             let versions = output.plugin_version_header.then(|| self.versions_header());
             let failed = self.sender.produce_all(&output.topic, &out_records, records, versions.as_deref()).await;
-            if self.sender.transactional && !failed.is_empty() {
+            if self.sender.transactional && failed.iter().any(|(_, f)| f.kind != output::TOO_LARGE) {
                 // Inside a transaction a failed produce aborts the whole batch.
                 return Err(PipelineError::Delivery {
                     pipeline: self.name.clone(),
                     topic: output.topic.clone(),
                     count: failed.len(),
                     attempts: self.config.errors.max_attempts,
-                    last_error: failed[0].1.clone(),
+                    last_error: failed[0].1.message.clone(),
                 });
             }
             PipelineStats::add(&stats.records_out, (out_records.len() - failed.len()) as u64);
             for (record, error) in failed {
                 match out_records[record].source {
-                    Some(source) => dead.push((source, DeadLetter::host("delivery", error))),
+                    Some(source) => dead.push((source, error.letter())),
+                    // An aggregate's result has no source record to dead-letter.
+                    None if error.kind == output::TOO_LARGE => output::drop_sourceless(&self.name, &error),
                     None => {
-                        return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic: output.topic.clone(), count: 1, attempts: self.config.errors.max_attempts, last_error: error });
+                        return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic: output.topic.clone(), count: 1, attempts: self.config.errors.max_attempts, last_error: error.message });
                     }
                 }
             }
@@ -1302,15 +1307,17 @@ impl Sender {
     /// Produces `out` (headers copied from source records) and waits for every
     /// acknowledgement; retries failures with backoff. Returns the records
     /// that still failed, with the last error.
-    async fn produce_all(&self, topic: &str, out: &[OutRecord], sources: &[OwnedMessage], versions: Option<&str>) -> Vec<(usize, String)> {
+    async fn produce_all(&self, topic: &str, out: &[OutRecord], sources: &[OwnedMessage], versions: Option<&str>) -> Vec<(usize, output::Undelivered)> {
         let headers_of = |r: &OutRecord| {
-            let headers = r.source.and_then(|s| sources[s].headers().cloned());
+            let headers = r.source.and_then(|s| crate::delivery::dead_letter::passthrough_headers(sources[s].headers()));
             match versions {
                 Some(value) => Some(headers.unwrap_or_default().insert(rdkafka::message::Header { key: "weir.plugins", value: Some(value) })),
                 None => headers,
             }
         };
-        let mut pending: Vec<usize> = (0..out.len()).collect();
+        let mut too_large = Vec::new();
+        let max = self.message_limits.max_for(topic).await;
+        let mut pending = output::drop_oversize(out, (0..out.len()).collect(), max, headers_of, &mut too_large);
         let mut last_errors: BTreeMap<usize, String> = BTreeMap::new();
         let mut delays = retry::delays(&self.errors);
         loop {
@@ -1331,13 +1338,19 @@ impl Sender {
             let results = futures::future::join_all(sends).await;
             let mut failed = Vec::new();
             for (i, result) in results {
-                if let Err((error, _)) = result {
-                    last_errors.insert(i, error.to_string());
-                    failed.push(i);
+                match result {
+                    Err((error, _)) if crate::delivery::message_size::is_too_large(&error) => {
+                        too_large.push((i, output::Undelivered { kind: output::TOO_LARGE, message: error.to_string() }));
+                    }
+                    Err((error, _)) => {
+                        last_errors.insert(i, error.to_string());
+                        failed.push(i);
+                    }
+                    Ok(_) => {}
                 }
             }
             if failed.is_empty() {
-                return Vec::new();
+                return too_large;
             }
             // Inside a transaction a failed produce cannot be retried: the
             // transaction aborts (and the batch is redone) instead.
@@ -1348,7 +1361,10 @@ impl Sender {
                     tokio::time::sleep(delay).await;
                     pending = failed;
                 }
-                None => return failed.into_iter().map(|i| (i, last_errors.remove(&i).unwrap_or_default())).collect(),
+                None => {
+                    let undelivered = failed.into_iter().map(|i| (i, output::Undelivered { kind: "delivery", message: last_errors.remove(&i).unwrap_or_default() }));
+                    return too_large.into_iter().chain(undelivered).collect();
+                }
             }
         }
     }
@@ -1360,21 +1376,22 @@ impl Sender {
         let mut pending: Vec<usize> = (0..dead.len()).collect();
         let mut delays = retry::delays(&self.errors);
         let connect = self.errors.connect_headers;
+        let max = self.message_limits.max_for(&topic).await;
         loop {
             let sends = pending.iter().map(|&i| {
                 let (record, letter) = &dead[i];
-                let source = &records[*record];
-                let mut headers: OwnedHeaders = dead_letter_headers(source, letter, connect);
+                let dead_letter = dead_letter_record(&records[*record], letter, connect, max);
+                let mut headers: OwnedHeaders = dead_letter.headers;
                 if let Some(run) = redrive_run {
                     headers = headers.insert(rdkafka::message::Header { key: dead_letters::REDRIVE_RUN_HEADER, value: Some(run) });
                 }
                 let topic = topic.as_str();
                 async move {
                     let mut future = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
-                    if let Some(value) = source.payload() {
+                    if let Some(value) = dead_letter.value {
                         future = future.payload(value);
                     }
-                    if let Some(key) = source.key() {
+                    if let Some(key) = dead_letter.key {
                         future = future.key(key);
                     }
                     (i, self.producer.send(future, Duration::from_secs(30)).await)
