@@ -26,6 +26,34 @@ pub const VALUE_SIZE_HEADER: &str = "weir.value.size";
 /// Header with the hex SHA-256 of the original value, when it was left out.
 pub const VALUE_SHA256_HEADER: &str = "weir.value.sha256";
 
+/// Why a record was dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Stable error kind (`decode`, `rejected`, `panic`, `deadline`, `sink_permanent`...).
+    pub kind: String,
+    /// Human-readable reason.
+    pub message: String,
+    /// Operator that failed (empty for decode errors).
+    pub operator: String,
+    /// Plugin version (SHA-256 prefix) of that operator, when known.
+    pub plugin_version: String,
+    /// Attempts made before giving up.
+    pub attempts: u32,
+}
+
+impl DeadLetter {
+    /// A dead letter without an operator (decoding, delivery).
+    pub fn host(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        DeadLetter {
+            kind: kind.into(),
+            message: message.into(),
+            operator: String::new(),
+            plugin_version: String::new(),
+            attempts: 1,
+        }
+    }
+}
+
 /// Whether a header name is in weir's namespace (`weir.`, any case).
 pub fn is_weir_header(key: &str) -> bool {
     key.get(..5).is_some_and(|prefix| prefix.eq_ignore_ascii_case("weir."))
@@ -126,35 +154,6 @@ pub fn dead_letter_headers(source: &OwnedMessage, letter: &DeadLetter, connect_n
 /// `headers` with weir's error and source headers appended.
 fn weir_headers(mut headers: OwnedHeaders, source: &OwnedMessage, letter: &DeadLetter, connect_names: bool) -> OwnedHeaders {
     let message = truncate_text(&letter.message, MAX_ERROR_TEXT_BYTES);
-
-/// Why a record was dead-lettered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// Stable error kind (`decode`, `rejected`, `panic`, `deadline`, `sink_permanent`...).
-    pub kind: String,
-    /// Human-readable reason.
-    pub message: String,
-    /// Operator that failed (empty for decode errors).
-    pub operator: String,
-    /// Plugin version (SHA-256 prefix) of that operator, when known.
-    pub plugin_version: String,
-    /// Attempts made before giving up.
-    pub attempts: u32,
-}
-
-impl DeadLetter {
-    /// A dead letter without an operator (decoding, delivery).
-    pub fn host(kind: impl Into<String>, message: impl Into<String>) -> Self {
-        DeadLetter {
-            kind: kind.into(),
-            message: message.into(),
-            operator: String::new(),
-            plugin_version: String::new(),
-            attempts: 1,
-        }
-    }
-}
-
     let partition = source.partition().to_string();
     let offset = source.offset().to_string();
     let timestamp = source.timestamp().to_millis().map(|t| t.to_string()).unwrap_or_default();

@@ -17,7 +17,7 @@ use crate::delivery::dead_letter::{DeadLetter, dead_letter_record};
 use crate::delivery::isolate::run_isolated;
 use crate::delivery::offsets::CommitPlan;
 use crate::delivery::retry;
-use crate::engine::{Engine, HttpAllowlist, OperatorKind, SinkResult};
+use crate::engine::{Engine, OperatorKind, SinkResult};
 use crate::operator::{Chain, Operator};
 use crate::registry::Registry;
 use crate::telemetry::{Histograms, OperatorMetrics, PipelineLabels, PipelineState, PipelineStats};
