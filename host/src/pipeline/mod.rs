@@ -1316,7 +1316,7 @@ impl Sender {
             }
         };
         let mut too_large = Vec::new();
-        let max = self.message_limits.max_for(topic).await;
+        let max = self.message_limits.max_for(topic);
         let mut pending = output::drop_oversize(out, (0..out.len()).collect(), max, headers_of, &mut too_large);
         let mut last_errors: BTreeMap<usize, String> = BTreeMap::new();
         let mut delays = retry::delays(&self.errors);
@@ -1376,7 +1376,7 @@ impl Sender {
         let mut pending: Vec<usize> = (0..dead.len()).collect();
         let mut delays = retry::delays(&self.errors);
         let connect = self.errors.connect_headers;
-        let max = self.message_limits.max_for(&topic).await;
+        let max = self.message_limits.max_for(&topic);
         loop {
             let sends = pending.iter().map(|&i| {
                 let (record, letter) = &dead[i];
