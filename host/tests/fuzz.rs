@@ -60,9 +60,19 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
             }
             3 => out.extend(rng.bytes(8)),
             _ => {
-                // A huge varint (Avro length or count) at a random place.
+                // A large Avro length or count (2^16 .. 2^40, zig-zag
+                // varint) at a random place: below and above the 512 MiB
+                // that apache-avro checks lengths against.
+                let value: u64 = (1 << (16 + rng.below(25))) + rng.below(1 << 16);
+                let mut zigzag = value << 1;
                 let i = rng.below(out.len() as u64 + 1) as usize;
-                out.splice(i..i, [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+                let mut varint = Vec::new();
+                while zigzag >= 0x80 {
+                    varint.push((zigzag as u8) | 0x80);
+                    zigzag >>= 7;
+                }
+                varint.push(zigzag as u8);
+                out.splice(i..i, varint);
             }
         }
     }
@@ -89,7 +99,12 @@ fn json_decoding_never_panics() {
     ];
     let mut rng = Rng(0x5eed_0001);
     for _ in 0..iterations() {
-        let lines: Vec<Vec<u8>> = (0..=rng.below(8)).map(|_| mutate(&mut rng, seeds[rng.below(3) as usize])).collect();
+        let lines: Vec<Vec<u8>> = (0..=rng.below(8))
+            .map(|_| {
+                let seed = seeds[rng.below(3) as usize];
+                mutate(&mut rng, seed)
+            })
+            .collect();
         let slices: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
         if let Ok(decoded) = decoder.decode_lines(&slices) {
             assert_eq!(decoded.batch.num_rows() + decoded.rejected.len(), slices.len(), "every line accounted for");
@@ -217,7 +232,8 @@ fn guest_batches_are_validated_or_refused_never_trusted() {
             let data_type = data_type(&mut rng);
             // A u32::MAX-row batch with columns: keep the buffers small (as a
             // guest's memory would), so only the claimed count is huge.
-            let column = column(&mut rng, &data_type, if rows > 1 << 20 { rng.below(20) as usize } else { rows });
+            let buffer_rows = if rows > 1 << 20 { rng.below(20) as usize } else { rows };
+            let column = column(&mut rng, &data_type, buffer_rows);
             schema.push(wit::FieldResult { name: format!("c{i}"), data_type, nullable: rng.below(2) == 0 });
             columns.push(column);
         }
