@@ -107,4 +107,20 @@ async fn hostile_guests_and_records_cost_only_their_own_record() {
     assert_eq!(s.dead_letters_by_kind.get("too-large"), Some(&1), "{s:?}");
     let dropped = weir::telemetry::guest_log_lines_dropped().get_or_create(&labels).get() - dropped_before;
     assert!(dropped >= 1_900, "the log flood was cut: {dropped} lines dropped");
+
+    // `weir dlq redrive` reads the left-out value back from the source: the
+    // huge record fails to decode again and its new dead letter describes
+    // the same value (without it, it would be an empty record).
+    let handle = scenario.start();
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = weir::pipeline::command::RedriveRequest { since_ms: None, limit: None, reply };
+    handle.control().commands.send(weir::pipeline::command::PipelineCommand::Redrive(request)).await.unwrap();
+    let report = answer.await.unwrap().expect("redrive");
+    assert_eq!(report.read as usize, dead.len(), "{report:?}");
+    handle.shutdown();
+    handle.join().await.unwrap();
+    let again = super::kafka::read_all(&scenario.bootstrap, &scenario.dlq, dead.len() + 1, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let redriven = again.iter().find(|r| r.key_str() == "o-huge" && r.header("weir.attempts") != "1").expect("the huge record was dead-lettered again");
+    assert_eq!(redriven.header("weir.error.kind"), "decode");
+    assert_eq!(redriven.header("weir.value.sha256"), hex::encode(Sha256::digest(&huge)), "redrive decoded the original value");
 }
