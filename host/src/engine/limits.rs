@@ -46,7 +46,7 @@ impl Default for SandboxLimits {
             call_deadline_ms: DEFAULT_CALL_DEADLINE_MS,
             fuel_per_call: None,
             max_instances: 32,
-            max_memories: 2,
+            max_memories: 4,
             max_tables: 8,
             max_table_elements: 1_000_000,
             max_output_rows_per_call: 1_000_000,
@@ -196,7 +196,8 @@ mod tests {
         assert!(instantiate(&limits, &memories_module(1, 100)).is_ok());
         assert!(instantiate(&limits, &memories_module(2, 100)).is_err(), "12.5 MiB in two memories");
         assert!(instantiate(&limits, &memories_module(2, 60)).is_ok(), "7.5 MiB in two memories");
-        assert!(instantiate(&limits, &memories_module(3, 1)).is_err(), "max_memories is 2");
+        assert!(instantiate(&limits, &memories_module(4, 1)).is_ok());
+        assert!(instantiate(&limits, &memories_module(5, 1)).is_err(), "max_memories is 4");
     }
 
     #[test]
