@@ -18,6 +18,9 @@ wasmtime::component::bindgen!({
     ",
     world: "weir:host/all-operators",
     ownership: Borrowing { duplicate_if_necessary: true },
+    // Exports are called as futures so a deadline timer can end a call that
+    // is blocked in a host call (a WASI sleep, an HTTP response).
+    exports: { default: async },
 });
 
 pub use self::weir::operator::host::{Host as HostImports, Level};

@@ -245,6 +245,9 @@ pub enum FormatConfig {
         /// Values carry Confluent's 5-byte header (magic byte + schema id).
         #[serde(default)]
         confluent_framing: bool,
+        /// With `confluent_framing`: the schema registry id of `schema`; a
+        /// value framed with another id is a decode error (none: any id).
+        schema_id: Option<u32>,
     },
 }
 
@@ -297,6 +300,13 @@ pub struct OperatorConfig {
     /// Hosts a sink may call over HTTP (`host` or `host:port`).
     #[serde(default)]
     pub allow_hosts: Vec<String>,
+    /// Time a sink's HTTP request may take to connect, in milliseconds
+    /// (default 5000; never more than the call deadline, whatever the guest asks).
+    pub http_connect_timeout_ms: Option<u64>,
+    /// Time a sink's HTTP request may wait for the response headers and then
+    /// for each body frame, in milliseconds (default 30000; never more than
+    /// the call deadline, whatever the guest asks).
+    pub http_response_timeout_ms: Option<u64>,
 }
 
 /// Kafka output.
@@ -441,6 +451,17 @@ impl Config {
         if limits.memory_limit_bytes < 1024 * 1024 {
             return Err(ConfigError::new("engine.limits.memory_limit_bytes", "must be at least 1 MiB"));
         }
+        for (key, value) in [
+            ("max_instances", limits.max_instances as u64),
+            ("max_memories", limits.max_memories as u64),
+            ("max_tables", limits.max_tables as u64),
+            ("max_output_rows_per_call", limits.max_output_rows_per_call),
+            ("max_output_bytes_per_call", limits.max_output_bytes_per_call),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(format!("engine.limits.{key}"), "must be positive"));
+            }
+        }
         if self.admin.max_plugin_bytes == Some(0) {
             return Err(ConfigError::new("admin.max_plugin_bytes", "must be positive"));
         }
@@ -526,7 +547,10 @@ impl PipelineConfig {
                 return Err(ConfigError::new(format!("{at}.output.properties.\"transactional.id\""), "is managed by weir (see exactly_once.instance_id)"));
             }
         }
-        if let FormatConfig::Avro { schema, confluent_framing } = &self.format {
+        if let FormatConfig::Avro { schema, confluent_framing, schema_id } = &self.format {
+            if schema_id.is_some() && !confluent_framing {
+                return Err(ConfigError::new(format!("{at}.format.schema_id"), "needs confluent_framing = true"));
+            }
             let text = std::fs::read_to_string(schema).map_err(|e| {
                 ConfigError::new(format!("{at}.format.schema"), format!("cannot read {}: {e}", schema.display()))
             })?;
@@ -554,6 +578,14 @@ impl PipelineConfig {
                     format!("{at}.operators[{index}].plugin"),
                     format!("no such file: {}", operator.plugin.display()),
                 ));
+            }
+            for (key, value) in [
+                ("http_connect_timeout_ms", operator.http_connect_timeout_ms),
+                ("http_response_timeout_ms", operator.http_response_timeout_ms),
+            ] {
+                if value == Some(0) {
+                    return Err(ConfigError::new(format!("{at}.operators[{index}].{key}"), "must be at least 1"));
+                }
             }
         }
         if self.output.is_none() && self.operators.is_empty() {
@@ -585,6 +617,16 @@ impl PipelineConfig {
 }
 
 impl OperatorConfig {
+    /// The sink's outbound HTTP policy: allowed hosts and request timeouts.
+    pub fn http_allowlist(&self) -> crate::engine::HttpAllowlist {
+        use crate::engine::{DEFAULT_HTTP_CONNECT_TIMEOUT, DEFAULT_HTTP_RESPONSE_TIMEOUT};
+        let ms = |value: Option<u64>, default: std::time::Duration| value.map_or(default, std::time::Duration::from_millis);
+        crate::engine::HttpAllowlist::new(self.allow_hosts.clone()).with_timeouts(
+            ms(self.http_connect_timeout_ms, DEFAULT_HTTP_CONNECT_TIMEOUT),
+            ms(self.http_response_timeout_ms, DEFAULT_HTTP_RESPONSE_TIMEOUT),
+        )
+    }
+
     /// The operator's name: configured, or the plugin file stem.
     pub fn display_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| {

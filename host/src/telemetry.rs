@@ -262,6 +262,21 @@ pub struct PipelineLabels {
     pub pipeline: String,
 }
 
+/// Labels of per-plugin guest metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct PluginLabels {
+    /// Plugin name.
+    pub plugin: String,
+}
+
+/// Guest log lines (stdout, stderr, host `log`) dropped by the per-call
+/// limit, by plugin (`weir_guest_log_lines_dropped_total`).
+pub fn guest_log_lines_dropped() -> &'static prometheus_client::metrics::family::Family<PluginLabels, prometheus_client::metrics::counter::Counter> {
+    static DROPPED: std::sync::OnceLock<prometheus_client::metrics::family::Family<PluginLabels, prometheus_client::metrics::counter::Counter>> =
+        std::sync::OnceLock::new();
+    DROPPED.get_or_init(Default::default)
+}
+
 type HistogramFamily<L> = prometheus_client::metrics::family::Family<L, prometheus_client::metrics::histogram::Histogram, fn() -> prometheus_client::metrics::histogram::Histogram>;
 
 /// Process-wide latency histograms (the counters live in [`PipelineStats`]).

@@ -42,3 +42,18 @@ pub fn http_server(status: u16) -> (String, mpsc::Receiver<(String, Vec<u8>)>) {
     });
     (addr, rx)
 }
+
+/// Starts a server that accepts connections and reads requests but never
+/// answers; returns its `host:port`.
+pub fn silent_http_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the silent HTTP server");
+    let addr = listener.local_addr().expect("local address").to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            held.push(stream); // kept open, never answered
+        }
+    });
+    addr
+}

@@ -22,6 +22,11 @@ pub fn render<'a>(pipelines: impl Iterator<Item = &'a PipelineControl>) -> Strin
     let histograms = Histograms::global();
     registry.register("weir_operator_call_seconds", "Duration of one guest call", histograms.operator_call_seconds.clone());
     registry.register("weir_batch_seconds", "Duration of one batch, decode to commit", histograms.batch_seconds.clone());
+    registry.register(
+        "weir_guest_log_lines_dropped",
+        "Guest log lines dropped by the per-call limit, by plugin",
+        crate::telemetry::guest_log_lines_dropped().clone(),
+    );
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
     out

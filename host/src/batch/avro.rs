@@ -4,6 +4,12 @@
 //! an Arrow schema; decoding goes through the same per-record isolation as
 //! JSON, so a value that does not decode is reported alone.
 //!
+//! Before decoding, every datum is scanned against the schema: each length
+//! and item count must fit in the bytes that are left, and nesting is
+//! bounded, so a 10-byte value cannot make the decoder reserve gigabytes.
+//! With Confluent framing and a configured schema id, a value framed with
+//! another id is a decode error of that record.
+//!
 //! Written on `apache-avro` (datum decoding) + `arrow-json` (columnar
 //! building): arrow-avro's streaming decoder needs a schema registry or
 //! single-object framing, which plain "schema file" topics do not have.
@@ -21,7 +27,13 @@ pub struct AvroDecoder {
     schema: Schema,
     json: JsonDecoder,
     confluent_framing: bool,
+    schema_id: Option<u32>,
 }
+
+/// Deepest nesting of records, arrays and unions a datum may have.
+pub const MAX_AVRO_DEPTH: usize = 32;
+/// Most items an array block of zero-sized items (nulls) may claim.
+const MAX_ZERO_SIZED_ITEMS: u64 = 1 << 16;
 
 impl AvroDecoder {
     /// A decoder for the Avro schema in `text` (JSON); `confluent_framing`
@@ -38,7 +50,13 @@ impl AvroDecoder {
             arrow_fields.push(Field::new(&field.name, data_type, nullable));
         }
         let arrow = Arc::new(arrow_schema::Schema::new(arrow_fields));
-        Ok(AvroDecoder { schema, json: JsonDecoder::new(arrow), confluent_framing })
+        Ok(AvroDecoder { schema, json: JsonDecoder::new(arrow), confluent_framing, schema_id: None })
+    }
+
+    /// Only accepts Confluent-framed values written with schema `id`.
+    pub fn with_schema_id(mut self, id: Option<u32>) -> AvroDecoder {
+        self.schema_id = id;
+        self
     }
 
     /// The JSON decoder building the Arrow batches.
@@ -53,8 +71,14 @@ impl AvroDecoder {
             if datum.len() < 5 || datum[0] != 0 {
                 return Err("not in Confluent wire format (magic byte 0 + schema id)".into());
             }
+            let id = u32::from_be_bytes([datum[1], datum[2], datum[3], datum[4]]);
+            if let Some(expected) = self.schema_id.filter(|expected| *expected != id) {
+                return Err(format!("written with schema id {id}, but the pipeline reads schema id {expected}"));
+            }
             datum = &datum[5..];
         }
+        let mut scan = datum;
+        check_datum(&self.schema, &mut scan, 0).map_err(|e| format!("malformed Avro datum: {e}"))?;
         let decoded = apache_avro::from_avro_datum(&self.schema, &mut datum, None)
             .map_err(|e| format!("malformed Avro datum: {e}"))?;
         if !datum.is_empty() {
@@ -62,6 +86,87 @@ impl AvroDecoder {
         }
         serde_json::to_vec(&to_json(decoded)).map_err(|e| e.to_string())
     }
+}
+
+/// Walks one datum of `schema`, checking that every length and count fits in
+/// the bytes left (what `apache-avro` would otherwise reserve up front).
+fn check_datum(schema: &Schema, bytes: &mut &[u8], depth: usize) -> Result<(), String> {
+    if depth > MAX_AVRO_DEPTH {
+        return Err(format!("nested deeper than {MAX_AVRO_DEPTH} levels"));
+    }
+    match schema {
+        Schema::Null => {}
+        Schema::Boolean => take(bytes, 1)?,
+        Schema::Int | Schema::Long | Schema::Date | Schema::TimeMillis | Schema::TimeMicros
+        | Schema::TimestampMillis | Schema::TimestampMicros | Schema::Enum(_) => {
+            varint(bytes)?;
+        }
+        Schema::Float => take(bytes, 4)?,
+        Schema::Double => take(bytes, 8)?,
+        Schema::String | Schema::Bytes | Schema::Uuid => {
+            let len = length(bytes)?;
+            take(bytes, len)?;
+        }
+        Schema::Fixed(fixed) => take(bytes, fixed.size)?,
+        Schema::Union(union) => {
+            let index = varint(bytes)?;
+            let variant = usize::try_from(index).ok().and_then(|i| union.variants().get(i)).ok_or_else(|| format!("union index {index} out of range"))?;
+            check_datum(variant, bytes, depth + 1)?;
+        }
+        Schema::Array(array) => loop {
+            let mut count = varint(bytes)?;
+            if count == 0 {
+                break;
+            }
+            if count < 0 {
+                count = count.checked_neg().ok_or("array block count overflows")?;
+                varint(bytes)?; // block size in bytes
+            }
+            let count = count as u64;
+            let zero_sized = matches!(array.items.as_ref(), Schema::Null);
+            if (zero_sized && count > MAX_ZERO_SIZED_ITEMS) || (!zero_sized && count > bytes.len() as u64) {
+                return Err(format!("array block of {count} items in {} remaining bytes", bytes.len()));
+            }
+            for _ in 0..count {
+                check_datum(&array.items, bytes, depth + 1)?;
+            }
+        },
+        Schema::Record(record) => {
+            for field in &record.fields {
+                check_datum(&field.schema, bytes, depth + 1)?;
+            }
+        }
+        other => return Err(format!("unsupported schema {other:?}")),
+    }
+    Ok(())
+}
+
+fn take(bytes: &mut &[u8], n: usize) -> Result<(), String> {
+    if n > bytes.len() {
+        return Err(format!("needs {n} bytes, {} left", bytes.len()));
+    }
+    *bytes = &bytes[n..];
+    Ok(())
+}
+
+/// A zig-zag varint (Avro int/long).
+fn varint(bytes: &mut &[u8]) -> Result<i64, String> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first().ok_or("truncated varint")?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    Err("varint longer than 10 bytes".into())
+}
+
+/// A length prefix: non-negative and within the bytes left.
+fn length(bytes: &mut &[u8]) -> Result<usize, String> {
+    let len = varint(bytes)?;
+    usize::try_from(len).ok().filter(|&n| n <= bytes.len()).ok_or_else(|| format!("length {len} with {} bytes left", bytes.len()))
 }
 
 fn arrow_type(schema: &Schema) -> Option<(DataType, bool)> {
@@ -153,6 +258,32 @@ mod tests {
         wire.extend(datum("c", Some(1.0)));
         assert!(framed.to_json_line(&wire).is_ok());
         assert!(framed.to_json_line(&datum("c", Some(1.0))).is_err());
+    }
+
+    #[test]
+    fn a_tiny_datum_cannot_claim_huge_lengths_or_counts() {
+        let decoder = AvroDecoder::new(SCHEMA, false).unwrap();
+        // order_id claims a 2 GiB string: zig-zag varint 0x80 0x80 0x80 0x80 0x10 = 2^31.
+        let error = decoder.to_json_line(&[0x80, 0x80, 0x80, 0x80, 0x10, b'a']).unwrap_err();
+        assert!(error.contains("length 2147483648"), "{error}");
+        // A valid id, a null amount, then an array block of 2^40 items.
+        let mut bytes = vec![2, b'a', 0];
+        bytes.extend([0x80, 0x80, 0x80, 0x80, 0x80, 0x40]);
+        let error = decoder.to_json_line(&bytes).unwrap_err();
+        assert!(error.contains("items in 0 remaining bytes"), "{error}");
+        let truncated = &datum("abc", Some(1.0))[..5];
+        assert!(decoder.to_json_line(truncated).is_err());
+    }
+
+    #[test]
+    fn a_confluent_schema_id_other_than_the_configured_one_is_a_decode_error() {
+        let framed = AvroDecoder::new(SCHEMA, true).unwrap().with_schema_id(Some(7));
+        let mut wire = vec![0, 0, 0, 0, 7];
+        wire.extend(datum("c", Some(1.0)));
+        assert!(framed.to_json_line(&wire).is_ok());
+        wire[4] = 8;
+        let error = framed.to_json_line(&wire).unwrap_err();
+        assert!(error.contains("schema id 8"), "{error}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod wit;
 pub use avro::AvroDecoder;
 pub use json::{DecodedLines, JsonDecoder, RejectedLine, write_json_lines};
 pub use schema::{FieldSpec, SchemaSpec};
-pub use wit::{GuestBatch, batch_from_guest, selection_to_mask};
+pub use wit::{GuestBatch, batch_from_guest, guest_batch_bytes, selection_to_mask};
 
 /// Errors converting batches.
 #[derive(Debug, thiserror::Error)]

@@ -201,6 +201,19 @@ fn value_bytes(data: &ArrayData, len: usize) -> &[u8] {
     &data.buffers()[1].as_slice()[..end]
 }
 
+/// Bytes of the buffers (validity, offsets, values, list items) a guest's
+/// batch carries: what building Arrow arrays from it would copy.
+pub fn guest_batch_bytes(batch: &wit::BatchResult) -> u64 {
+    batch
+        .columns
+        .iter()
+        .map(|c| {
+            let items = c.items.as_ref().map_or(0, |i| i.validity.as_ref().map_or(0, Vec::len) + i.offsets.len() + i.values.len());
+            (c.validity.as_ref().map_or(0, Vec::len) + c.offsets.len() + c.values.len() + items) as u64
+        })
+        .sum()
+}
+
 /// Builds an Arrow batch from a guest's WIT batch, validating everything.
 pub fn batch_from_guest(batch: wit::BatchResult) -> Result<RecordBatch, BatchError> {
     let wit::BatchResult { schema, columns, num_rows } = batch;

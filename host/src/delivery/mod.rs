@@ -3,5 +3,6 @@
 
 pub mod dead_letter;
 pub mod isolate;
+pub mod message_size;
 pub mod offsets;
 pub mod retry;

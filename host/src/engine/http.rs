@@ -6,21 +6,64 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiHttpHooks};
 use wasmtime_wasi_http::WasiBody;
 
+/// Default time to establish a connection.
+pub const DEFAULT_HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time to wait for a response (its headers, then each body frame).
+pub const DEFAULT_HTTP_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Hosts a sink may call: `host` or `host:port` entries, compared
 /// case-insensitively with the request's authority. `*` allows every host.
-#[derive(Debug, Clone, Default)]
+/// Also carries the timeouts of those requests, which bound whatever the
+/// guest asks for (and are themselves cut to the call deadline).
+#[derive(Debug, Clone)]
 pub struct HttpAllowlist {
     entries: Arc<[String]>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl Default for HttpAllowlist {
+    fn default() -> Self {
+        HttpAllowlist::new(std::iter::empty::<String>())
+    }
 }
 
 impl HttpAllowlist {
-    /// An allowlist from `host` / `host:port` entries.
+    /// An allowlist from `host` / `host:port` entries, with default timeouts.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(entries: I) -> Self {
         HttpAllowlist {
             entries: entries.into_iter().map(|e| e.into().to_ascii_lowercase()).collect(),
+            connect_timeout: DEFAULT_HTTP_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_HTTP_RESPONSE_TIMEOUT,
+        }
+    }
+
+    /// The same list with other connect and response timeouts.
+    pub fn with_timeouts(mut self, connect: Duration, response: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.response_timeout = response;
+        self
+    }
+
+    /// The request options the host applies: the guest's own, each cut to
+    /// the list's timeouts and to `ceiling` (the call deadline, when set).
+    pub fn bound(&self, guest: Option<RequestOptions>, ceiling: Option<Duration>) -> RequestOptions {
+        let cap = |ours: Duration, theirs: Option<Duration>| {
+            let mut limit = ours.min(ceiling.unwrap_or(Duration::MAX));
+            if let Some(theirs) = theirs {
+                limit = limit.min(theirs);
+            }
+            Some(limit)
+        };
+        let guest = guest.unwrap_or_default();
+        RequestOptions {
+            connect_timeout: cap(self.connect_timeout, guest.connect_timeout),
+            first_byte_timeout: cap(self.response_timeout, guest.first_byte_timeout),
+            between_bytes_timeout: cap(self.response_timeout, guest.between_bytes_timeout),
         }
     }
 
@@ -107,6 +150,8 @@ pub struct AllowlistHooks {
     pub allowlist: HttpAllowlist,
     /// Plugin name, for logs.
     pub plugin: Arc<str>,
+    /// The call deadline, which no request timeout may exceed.
+    pub call_deadline: Option<Duration>,
 }
 
 type ResponseFuture = Box<
@@ -136,13 +181,14 @@ impl WasiHttpHooks for AllowlistHooks {
         let _ = fut;
         let port = port.unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) { 443 } else { 80 });
         let plugin = self.plugin.clone();
+        let options = self.allowlist.bound(options, self.call_deadline);
         Box::new(async move {
             use http_body_util::BodyExt;
             if targets_admin(&host, port).await {
                 tracing::warn!(%plugin, %host, port, "outbound HTTP request denied: it would reach this process's admin API");
                 return Err(HttpError::HttpRequestDenied);
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>,
@@ -176,5 +222,20 @@ mod tests {
         assert!(reaches_listener("[::1]:7070".parse().unwrap(), &[any]));
         assert!(!reaches_listener("127.0.0.1:7071".parse().unwrap(), &[loopback]));
         assert!(!reaches_listener("192.0.2.1:7070".parse().unwrap(), &[any]), "a remote host on the same port");
+    }
+
+    #[test]
+    fn request_timeouts_never_exceed_the_list_or_the_call_deadline() {
+        let list = HttpAllowlist::new(["*"]).with_timeouts(Duration::from_secs(2), Duration::from_secs(10));
+        let greedy = RequestOptions {
+            connect_timeout: Some(Duration::from_secs(3600)),
+            first_byte_timeout: None,
+            between_bytes_timeout: Some(Duration::from_millis(50)),
+        };
+        let bound = list.bound(Some(greedy), Some(Duration::from_secs(5)));
+        assert_eq!(bound.connect_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(bound.first_byte_timeout, Some(Duration::from_secs(5)), "cut to the call deadline");
+        assert_eq!(bound.between_bytes_timeout, Some(Duration::from_millis(50)), "a shorter guest timeout stays");
+        assert_eq!(list.bound(None, None).first_byte_timeout, Some(Duration::from_secs(10)));
     }
 }

@@ -4,8 +4,8 @@
 
 use super::error::{Error, GuestError, OperatorKind, Result, TrapKind};
 use super::plugin::Plugin;
-use super::store::{StoreState, arm_call};
-use crate::batch::{GuestBatch, batch_from_guest, selection_to_mask};
+use super::store::{DeadlineExceeded, StoreState, arm_call, run_bounded};
+use crate::batch::{GuestBatch, batch_from_guest, guest_batch_bytes, selection_to_mask};
 use crate::bindings::exports::weir::operator as exports;
 use crate::bindings::weir::operator::types as wit;
 use arrow_array::{BooleanArray, RecordBatch};
@@ -60,11 +60,11 @@ pub struct Instance {
 impl Instance {
     pub(super) fn init(plugin: Plugin, store: Store<StoreState>, guest: Guest, config: &str) -> Result<Instance> {
         let mut instance = Instance { plugin, store, guest, reads: None };
-        let info = instance.call("init", |store, guest| match guest {
-            Guest::Filter(g) => g.call_init(store, config),
-            Guest::Map(g) => g.call_init(store, config),
-            Guest::Aggregate(g) => g.call_init(store, config),
-            Guest::Sink(g) => g.call_init(store, config),
+        let info = instance.call("init", async |store, guest| match guest {
+            Guest::Filter(g) => g.call_init(store, config).await,
+            Guest::Map(g) => g.call_init(store, config).await,
+            Guest::Aggregate(g) => g.call_init(store, config).await,
+            Guest::Sink(g) => g.call_init(store, config).await,
         })?;
         let info = instance.guest_result("init", info)?;
         instance.reads = info.reads;
@@ -95,8 +95,8 @@ impl Instance {
     pub fn evaluate(&mut self, batch: &GuestBatch) -> Result<BooleanArray> {
         self.expect(OperatorKind::Filter)?;
         let result = batch.with_wit(|wit_batch| {
-            self.call("evaluate", |store, guest| match guest {
-                Guest::Filter(g) => g.call_evaluate(store, wit_batch),
+            self.call("evaluate", async |store, guest| match guest {
+                Guest::Filter(g) => g.call_evaluate(store, wit_batch).await,
                 _ => unreachable!("kind checked"),
             })
         })?;
@@ -108,8 +108,8 @@ impl Instance {
     pub fn process_map(&mut self, batch: &GuestBatch) -> Result<MapResult> {
         self.expect(OperatorKind::Map)?;
         let result = batch.with_wit(|wit_batch| {
-            self.call("process", |store, guest| match guest {
-                Guest::Map(g) => g.call_process(store, wit_batch),
+            self.call("process", async |store, guest| match guest {
+                Guest::Map(g) => g.call_process(store, wit_batch).await,
                 _ => unreachable!("kind checked"),
             })
         })?;
@@ -121,6 +121,7 @@ impl Instance {
                 format!("map returned {out_rows} rows for an input of {} rows", batch.num_rows()),
             ));
         }
+        self.check_output_bytes("process", std::slice::from_ref(&output.output))?;
         let out = batch_from_guest(output.output).map_err(|e| self.contract("process", e.to_string()))?;
         let rejected = self.rejections("process", output.rejected, out_rows)?;
         Ok(MapResult { batch: out, rejected })
@@ -130,12 +131,23 @@ impl Instance {
     pub fn process_aggregate(&mut self, batch: &GuestBatch, watermark_ms: Option<i64>) -> Result<Vec<RecordBatch>> {
         self.expect(OperatorKind::Aggregate)?;
         let result = batch.with_wit(|wit_batch| {
-            self.call("process", |store, guest| match guest {
-                Guest::Aggregate(g) => g.call_process(store, wit_batch, watermark_ms),
+            self.call("process", async |store, guest| match guest {
+                Guest::Aggregate(g) => g.call_process(store, wit_batch, watermark_ms).await,
                 _ => unreachable!("kind checked"),
             })
         })?;
         let batches = self.guest_result("process", result)?;
+        // Validated before anything is allocated per row: a batch without
+        // columns may claim any row count.
+        let rows: u64 = batches.iter().map(|b| u64::from(b.num_rows)).sum();
+        let max_rows = self.plugin.limits().max_output_rows_per_call;
+        if rows > max_rows {
+            return Err(self.contract(
+                "process",
+                format!("aggregate returned {rows} rows in one call; the limit is {max_rows} (engine.limits.max_output_rows_per_call)"),
+            ));
+        }
+        self.check_output_bytes("process", &batches)?;
         batches
             .into_iter()
             .map(|b| batch_from_guest(b).map_err(|e| self.contract("process", e.to_string())))
@@ -145,8 +157,8 @@ impl Instance {
     /// Aggregate: serialises the operator's state.
     pub fn snapshot(&mut self) -> Result<Vec<u8>> {
         self.expect(OperatorKind::Aggregate)?;
-        let result = self.call("snapshot", |store, guest| match guest {
-            Guest::Aggregate(g) => g.call_snapshot(store),
+        let result = self.call("snapshot", async |store, guest| match guest {
+            Guest::Aggregate(g) => g.call_snapshot(store).await,
             _ => unreachable!("kind checked"),
         })?;
         self.guest_result("snapshot", result)
@@ -155,8 +167,8 @@ impl Instance {
     /// Aggregate: replaces the operator's state with a snapshot.
     pub fn restore(&mut self, state: &[u8]) -> Result<()> {
         self.expect(OperatorKind::Aggregate)?;
-        let result = self.call("restore", |store, guest| match guest {
-            Guest::Aggregate(g) => g.call_restore(store, state),
+        let result = self.call("restore", async |store, guest| match guest {
+            Guest::Aggregate(g) => g.call_restore(store, state).await,
             _ => unreachable!("kind checked"),
         })?;
         self.guest_result("restore", result)
@@ -166,8 +178,8 @@ impl Instance {
     pub fn write(&mut self, batch: &GuestBatch) -> Result<SinkResult> {
         self.expect(OperatorKind::Sink)?;
         let result = batch.with_wit(|wit_batch| {
-            self.call("write", |store, guest| match guest {
-                Guest::Sink(g) => g.call_write(store, wit_batch),
+            self.call("write", async |store, guest| match guest {
+                Guest::Sink(g) => g.call_write(store, wit_batch).await,
                 _ => unreachable!("kind checked"),
             })
         })?;
@@ -188,6 +200,19 @@ impl Instance {
 
     fn contract(&self, function: &'static str, reason: String) -> Error {
         Error::Contract { plugin: self.plugin.name().to_owned(), function, reason }
+    }
+
+    /// Refuses returned batches whose buffers together exceed the per-call limit.
+    fn check_output_bytes(&self, function: &'static str, batches: &[wit::BatchResult]) -> Result<()> {
+        let bytes: u64 = batches.iter().map(guest_batch_bytes).sum();
+        let max_bytes = self.plugin.limits().max_output_bytes_per_call;
+        if bytes > max_bytes {
+            return Err(self.contract(
+                function,
+                format!("returned {bytes} bytes of buffers in one call; the limit is {max_bytes} (engine.limits.max_output_bytes_per_call)"),
+            ));
+        }
+        Ok(())
     }
 
     fn rejections(&self, function: &'static str, rows: Vec<wit::RowRejection>, num_rows: usize) -> Result<Vec<RowRejection>> {
@@ -218,15 +243,16 @@ impl Instance {
     fn call<R>(
         &mut self,
         function: &'static str,
-        f: impl FnOnce(&mut Store<StoreState>, &Guest) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&mut Store<StoreState>, &Guest) -> wasmtime::Result<R>,
     ) -> Result<R> {
         let limits = self.plugin.limits().clone();
         arm_call(&mut self.store, &limits)
             .map_err(|e| Error::Engine(format!("arming call budget: {e:#}")))?;
         let span = tracing::debug_span!("guest_call", plugin = self.plugin.name(), function);
         let _entered = span.enter();
-        f(&mut self.store, &self.guest)
-            .map_err(|e| Instance::classify_failure(self.plugin.name(), function, &mut self.store, e))
+        let result = run_bounded(&limits, f(&mut self.store, &self.guest));
+        self.store.data().log_budget.refill();
+        result.map_err(|e| Instance::classify_failure(self.plugin.name(), function, &mut self.store, e))
     }
 
     /// Turns a failed Wasmtime call into a typed trap error.
@@ -239,7 +265,9 @@ impl Instance {
         let recent = store.data().stderr.take_recent();
         let denied_growth = store.data().limiter.denied_growth;
         let panic_at = recent.iter().position(|l| l.contains("panicked at") || l.contains("panicked:"));
+        let blocked = error.downcast_ref::<DeadlineExceeded>().is_some();
         let kind = match error.downcast_ref::<wasmtime::Trap>() {
+            _ if blocked => TrapKind::Deadline,
             Some(wasmtime::Trap::Interrupt) => TrapKind::Deadline,
             Some(wasmtime::Trap::OutOfFuel) => TrapKind::FuelExhausted,
             Some(wasmtime::Trap::StackOverflow) => TrapKind::StackOverflow,

@@ -15,7 +15,7 @@ mod store;
 pub use cache::{ArtifactCache, default_cache_dir};
 pub use detect::check_preamble;
 pub use error::{Error, GuestError, OperatorKind, Result, TrapKind};
-pub use http::{HttpAllowlist, protect_admin_listener, release_admin_listener};
+pub use http::{DEFAULT_HTTP_CONNECT_TIMEOUT, DEFAULT_HTTP_RESPONSE_TIMEOUT, HttpAllowlist, protect_admin_listener, release_admin_listener};
 pub use instance::{Instance, MapResult, RowRejection, SinkResult};
 pub use limits::{SandboxLimits, DEFAULT_CALL_DEADLINE_MS, DEFAULT_MEMORY_LIMIT_BYTES, EPOCH_TICK};
 pub use plugin::{LoadSource, Plugin, sha256_hex};
@@ -66,11 +66,11 @@ impl Engine {
         }
 
         let mut linker = Linker::new(&wasmtime);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
         bindings::weir::operator::host::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
             .map_err(engine_error)?;
         let mut sink_linker = linker.clone();
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut sink_linker).map_err(engine_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut sink_linker).map_err(engine_error)?;
 
         let cache = match &config.cache_dir {
             Some(dir) => Some(ArtifactCache::open(dir, &wasmtime)?),

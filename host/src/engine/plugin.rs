@@ -6,7 +6,7 @@ use super::detect::{check_preamble, detect_kind};
 use super::error::{Error, OperatorKind, Result};
 use super::http::HttpAllowlist;
 use super::instance::{Guest, Instance};
-use super::store::{StoreState, build_store};
+use super::store::{StoreState, build_store, run_bounded};
 use super::Engine;
 use crate::bindings::exports::weir::operator as exports;
 use sha2::{Digest, Sha256};
@@ -144,7 +144,7 @@ impl Plugin {
         let limits = inner.engine.limits();
         let mut store = build_store(inner.engine.wasmtime(), inner.name.clone(), limits, allowlist.clone())
             .map_err(|e| Error::Instantiate { plugin: self.name().to_owned(), reason: format!("{e:#}") })?;
-        let instance = inner.pre.instantiate(&mut store).map_err(|e| {
+        let instance = run_bounded(limits, inner.pre.instantiate_async(&mut store)).map_err(|e| {
             Instance::classify_failure(self.name(), "instantiate", &mut store, e)
         })?;
         let load_error = |e: wasmtime::Error| Error::Instantiate { plugin: self.name().to_owned(), reason: format!("{e:#}") };

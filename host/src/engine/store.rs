@@ -2,7 +2,7 @@
 //! every instance gets its memory limiter, deadline, fuel and a sandboxed WASI
 //! context (no files, no environment, no arguments, no sockets).
 
-use super::guest_output::{GuestOutput, Stream};
+use super::guest_output::{GuestOutput, LogBudget, Stream};
 use super::http::{AllowlistHooks, HttpAllowlist};
 use super::limits::{MemoryLimiter, SandboxLimits};
 use crate::bindings;
@@ -23,6 +23,8 @@ pub struct StoreState {
     pub limiter: MemoryLimiter,
     /// Guest stderr, whose last lines explain panics.
     pub stderr: GuestOutput,
+    /// Per-call log budget shared by stdout, stderr and `log`.
+    pub log_budget: LogBudget,
 }
 
 impl StoreState {
@@ -39,9 +41,10 @@ pub fn build_store(
     limits: &SandboxLimits,
     allowlist: HttpAllowlist,
 ) -> wasmtime::Result<Store<StoreState>> {
-    let stderr = GuestOutput::new(plugin.clone(), Stream::Stderr);
+    let log_budget = LogBudget::new(plugin.clone());
+    let stderr = GuestOutput::new(plugin.clone(), Stream::Stderr, log_budget.clone());
     let wasi = WasiCtxBuilder::new()
-        .stdout(GuestOutput::new(plugin.clone(), Stream::Stdout))
+        .stdout(GuestOutput::new(plugin.clone(), Stream::Stdout, log_budget.clone()))
         .stderr(stderr.clone())
         .allow_tcp(false)
         .allow_udp(false)
@@ -52,9 +55,14 @@ pub fn build_store(
         wasi,
         table: ResourceTable::new(),
         http: WasiHttpCtx::new(),
-        http_hooks: AllowlistHooks { allowlist, plugin },
+        http_hooks: AllowlistHooks {
+            allowlist,
+            plugin,
+            call_deadline: limits.deadline_enabled().then(|| std::time::Duration::from_millis(limits.call_deadline_ms)),
+        },
         limiter: MemoryLimiter::new(limits),
         stderr,
+        log_budget,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
@@ -63,6 +71,60 @@ pub fn build_store(
     }
     arm_call(&mut store, limits)?;
     Ok(store)
+}
+
+/// A guest call that was still running (blocked in a host call such as a
+/// WASI sleep or an HTTP request) when its deadline passed.
+#[derive(Debug, thiserror::Error)]
+#[error("the call was still blocked in a host call (sleep, poll, HTTP) after its deadline of {deadline_ms} ms")]
+pub struct DeadlineExceeded {
+    /// The call deadline, in milliseconds.
+    pub deadline_ms: u64,
+}
+
+/// Runs one guest call (a Wasmtime future) to completion, bounded by the
+/// call deadline: epoch interruption stops Wasm code, this timer stops a call
+/// waiting in the host. A timed-out call fails with [`DeadlineExceeded`] and
+/// its instance must be discarded.
+///
+/// Blocks the calling thread: on a multi-threaded Tokio runtime in
+/// `block_in_place` (the runtime's timers and I/O drive the call), elsewhere
+/// (no runtime, or a current-thread one, which cannot block in place) on a
+/// small runtime of the engine's own.
+pub fn run_bounded<R>(limits: &SandboxLimits, call: impl Future<Output = wasmtime::Result<R>>) -> wasmtime::Result<R> {
+    let bounded = async {
+        if !limits.deadline_enabled() {
+            return call.await;
+        }
+        let deadline = std::time::Duration::from_millis(limits.call_deadline_ms);
+        match tokio::time::timeout(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(wasmtime::Error::new(DeadlineExceeded { deadline_ms: limits.call_deadline_ms })),
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(bounded))
+        }
+        _ => {
+            let _entered = fallback_runtime().enter();
+            futures::executor::block_on(bounded)
+        }
+    }
+}
+
+/// The runtime that drives guest calls made outside a multi-threaded Tokio
+/// runtime (tests, tools, current-thread runtimes).
+fn fallback_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("weir-guest-io")
+            .enable_all()
+            .build()
+            .expect("building the guest I/O runtime")
+    })
 }
 
 /// Resets the per-call budget (deadline and fuel) before a guest call.
@@ -74,6 +136,7 @@ pub fn arm_call(store: &mut Store<StoreState>, limits: &SandboxLimits) -> wasmti
         store.set_fuel(fuel)?;
     }
     store.data_mut().limiter.denied_growth = false;
+    store.data().log_budget.refill();
     Ok(())
 }
 
@@ -92,12 +155,12 @@ impl WasiHttpView for StoreState {
 impl bindings::HostImports for StoreState {
     fn log(&mut self, level: bindings::Level, message: String) {
         let plugin = &*self.plugin;
-        match level {
+        self.log_budget.emit(&message, |message| match level {
             bindings::Level::Trace => tracing::trace!(plugin, "{message}"),
             bindings::Level::Debug => tracing::debug!(plugin, "{message}"),
             bindings::Level::Info => tracing::info!(plugin, "{message}"),
             bindings::Level::Warn => tracing::warn!(plugin, "{message}"),
             bindings::Level::Error => tracing::error!(plugin, "{message}"),
-        }
+        });
     }
 }

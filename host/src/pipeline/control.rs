@@ -25,7 +25,7 @@ impl Worker {
                 name: operator.plugin().name().to_owned(),
                 kind: operator.kind(),
                 config_json: operator.config_json().to_owned(),
-                allowlist: HttpAllowlist::new(config.allow_hosts.clone()),
+                allowlist: config.http_allowlist(),
             })
             .collect()
     }

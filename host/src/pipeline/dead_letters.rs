@@ -5,6 +5,8 @@
 //! record it came from.
 
 use crate::config::PipelineConfig;
+use crate::delivery::dead_letter::{OMITTED_HEADER, VALUE_SHA256_HEADER, is_weir_header};
+use sha2::{Digest, Sha256};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::{ClientConfig, Message, Offset, Timestamp, TopicPartitionList};
@@ -128,6 +130,24 @@ impl DeadLetterView {
         }
     }
 
+    /// A dead letter written without its value (too large for the topic):
+    /// the value read from the source topic by offset, when it is still there
+    /// and its SHA-256 matches.
+    fn fill_from_source(&mut self, topic: &DeadLetterTopic) {
+        let header = |key: &str| self.headers.get(key).cloned().unwrap_or_default();
+        let (source, partition, offset) = (header("weir.source.topic"), header("weir.source.partition"), header("weir.source.offset"));
+        let (Ok(partition), Ok(offset)) = (partition.parse(), offset.parse()) else { return };
+        match fetch_source(topic, &source, partition, offset, &header(VALUE_SHA256_HEADER)) {
+            Some(original) => {
+                let text = |bytes: &[u8]| std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| hex::encode(bytes));
+                let value = original.payload().map(text);
+                self.value_encoding = if matches!(value, Some(Err(_))) { "hex" } else { "utf8" }.to_owned();
+                self.value = value.map(|v| v.unwrap_or_else(|h| h));
+            }
+            None => tracing::warn!(%source, partition, offset, "the value of a dead letter was left out and cannot be read from the source any more"),
+        }
+    }
+
     /// The error kind (`weir.error.kind`).
     pub fn kind(&self) -> Option<&str> {
         self.headers.get("weir.error.kind").map(String::as_str)
@@ -187,6 +207,11 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
     }
     let mut views: Vec<DeadLetterView> = newest.into_iter().map(|std::cmp::Reverse(Newest(view))| view).collect();
     views.sort_by_key(Newest::key);
+    for view in &mut views {
+        if view.headers.contains_key(OMITTED_HEADER) {
+            view.fill_from_source(topic);
+        }
+    }
     Ok(views)
 }
 
@@ -225,6 +250,7 @@ impl Ord for Newest {
 /// everything after it, for the next redrive).
 pub struct RedriveReader {
     consumer: StreamConsumer,
+    dead_letter_topic: DeadLetterTopic,
     topic: String,
     run_id: String,
     /// Partitions still being read.
@@ -270,7 +296,7 @@ impl RedriveReader {
         }
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let run_id = format!("{}-{}-{nanos}", topic.redrive_group(), std::process::id());
-        Ok(RedriveReader { consumer, topic: topic.topic.clone(), run_id, pending, started: false, since_ms })
+        Ok(RedriveReader { consumer, dead_letter_topic: topic.clone(), topic: topic.topic.clone(), run_id, pending, started: false, since_ms })
     }
 
     /// This run's id (the value of [`REDRIVE_RUN_HEADER`] on letters it writes back).
@@ -302,6 +328,12 @@ impl RedriveReader {
             let too_old = self.since_ms.is_some_and(|since| message.timestamp().to_millis().is_some_and(|t| t < since));
             if !too_old {
                 batch.push(message);
+            }
+        }
+        for message in &mut batch {
+            if message.headers().is_some_and(|h| h.iter().any(|h| h.key == OMITTED_HEADER)) {
+                let topic = &self.dead_letter_topic;
+                *message = tokio::task::block_in_place(|| with_source_value(topic, message));
             }
         }
         Ok(batch)
@@ -344,11 +376,7 @@ pub fn original_record(dead: &OwnedMessage) -> (OwnedMessage, u32) {
     let mut headers = OwnedHeaders::new();
     if let Some(original) = dead.headers() {
         for header in original.iter() {
-            let ours = header.key.starts_with("weir.error.")
-                || header.key.starts_with("weir.source.")
-                || header.key == "weir.attempts"
-                || header.key == REDRIVE_RUN_HEADER
-                || header.key.starts_with("__connect.errors.");
+            let ours = is_weir_header(header.key) || header.key.starts_with("__connect.errors.");
             if ours {
                 fields.insert(header.key, header.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default());
             } else {
@@ -372,6 +400,65 @@ pub fn original_record(dead: &OwnedMessage) -> (OwnedMessage, u32) {
         if headers.count() > 0 { Some(headers) } else { None },
     );
     (record, attempts)
+}
+
+/// Reads the record at `offset` of `source`/`partition` (blocking); none
+/// when it is gone or its value's SHA-256 is not `sha256` (when given).
+fn fetch_source(topic: &DeadLetterTopic, source: &str, partition: i32, offset: i64, sha256: &str) -> Option<OwnedMessage> {
+    let consumer: BaseConsumer = topic.client_config(&format!("{}.fetch", topic.group_id)).create().ok()?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(source, partition, Offset::Offset(offset)).ok()?;
+    consumer.assign(&assignment).ok()?;
+    let deadline = Instant::now() + FIRST_RECORD_TIMEOUT;
+    while Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let message = message.ok()?.detach();
+        if message.offset() < offset {
+            continue;
+        }
+        if message.offset() > offset {
+            return None; // compacted away
+        }
+        let digest = hex::encode(Sha256::digest(message.payload().unwrap_or_default()));
+        return (sha256.is_empty() || digest == sha256).then_some(message);
+    }
+    None
+}
+
+/// A dead letter written without its value (or key and headers), with
+/// them put back from the source record; unchanged when that is gone.
+fn with_source_value(topic: &DeadLetterTopic, dead: &OwnedMessage) -> OwnedMessage {
+    let header = |key: &str| {
+        dead.headers()
+            .and_then(|h| h.iter().find(|h| h.key == key).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+            .unwrap_or_default()
+    };
+    let (source, partition, offset) = (header("weir.source.topic"), header("weir.source.partition"), header("weir.source.offset"));
+    let (Ok(partition), Ok(offset)) = (partition.parse(), offset.parse()) else { return dead.clone() };
+    let Some(original) = fetch_source(topic, &source, partition, offset, &header(VALUE_SHA256_HEADER)) else {
+        tracing::warn!(%source, partition, offset, "the value of a dead letter was left out and cannot be read from the source any more; redriven without it");
+        return dead.clone();
+    };
+    // The dead letter's headers (the source's own plus weir's, which
+    // `original_record` reads), after the source's when those were left out.
+    let mut headers = OwnedHeaders::new();
+    if header(OMITTED_HEADER).contains("headers") {
+        for h in original.headers().iter().flat_map(|h| h.iter()).filter(|h| !is_weir_header(h.key)) {
+            headers = headers.insert(Header { key: h.key, value: h.value });
+        }
+    }
+    for h in dead.headers().iter().flat_map(|h| h.iter()) {
+        headers = headers.insert(Header { key: h.key, value: h.value });
+    }
+    OwnedMessage::new(
+        original.payload().map(<[u8]>::to_vec),
+        dead.key().or(original.key()).map(<[u8]>::to_vec),
+        dead.topic().to_owned(),
+        dead.timestamp(),
+        dead.partition(),
+        dead.offset(),
+        Some(headers),
+    )
 }
 
 #[cfg(test)]

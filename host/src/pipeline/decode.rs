@@ -47,10 +47,10 @@ impl RecordDecoder {
                 RecordDecoder::Json(JsonDecoder::new(SchemaSpec::from_json(&text)?.to_arrow()?))
             }
             FormatConfig::Raw => RecordDecoder::Raw,
-            FormatConfig::Avro { schema, confluent_framing } => {
+            FormatConfig::Avro { schema, confluent_framing, schema_id } => {
                 let text = std::fs::read_to_string(schema)
                     .map_err(|e| BatchError::Schema(format!("{}: {e}", schema.display())))?;
-                RecordDecoder::Avro(AvroDecoder::new(&text, *confluent_framing)?)
+                RecordDecoder::Avro(AvroDecoder::new(&text, *confluent_framing)?.with_schema_id(*schema_id))
             }
         })
     }

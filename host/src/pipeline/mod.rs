@@ -32,11 +32,11 @@ use handle::resolve_plugin;
 use transaction::resume_retriable;
 
 use crate::config::{ErrorPolicy, Guarantee, LatePolicy, PipelineConfig};
-use crate::delivery::dead_letter::{DeadLetter, dead_letter_headers};
+use crate::delivery::dead_letter::{DeadLetter, dead_letter_record};
 use crate::delivery::isolate::run_isolated;
 use crate::delivery::offsets::CommitPlan;
 use crate::delivery::retry;
-use crate::engine::{Engine, HttpAllowlist, OperatorKind, SinkResult};
+use crate::engine::{Engine, OperatorKind, SinkResult};
 use crate::operator::{Chain, Operator};
 use crate::registry::Registry;
 use crate::telemetry::{Histograms, OperatorMetrics, PipelineLabels, PipelineState, PipelineStats};

@@ -7,7 +7,10 @@ use crate::config::{Encoding, FormatConfig, OutputConfig, SourceConfig};
 use crate::engine::OperatorKind;
 use arrow_array::RecordBatch;
 use bytes::Bytes;
+use crate::delivery::dead_letter::{DeadLetter, record_size};
+use crate::delivery::message_size::MessageLimits;
 use rdkafka::ClientConfig;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::FutureProducer;
 
 /// One record to produce, with the source record it came from (if any).
@@ -212,6 +215,22 @@ pub fn create_producer(
     transactional: Option<(&str, u64)>,
     max_message_bytes: Option<u64>,
 ) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    producer_config(source, output, transactional, max_message_bytes).create()
+}
+
+/// The record size limits of the producer [`create_producer`] makes from
+/// the same arguments (its `message.max.bytes`, lowered per topic to the
+/// broker's `max.message.bytes`).
+pub fn message_limits(source: &SourceConfig, output: Option<&OutputConfig>, max_message_bytes: Option<u64>) -> MessageLimits {
+    MessageLimits::new(&producer_config(source, output, None, max_message_bytes))
+}
+
+fn producer_config(
+    source: &SourceConfig,
+    output: Option<&OutputConfig>,
+    transactional: Option<(&str, u64)>,
+    max_message_bytes: Option<u64>,
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     let servers = output.and_then(|o| o.bootstrap_servers.clone()).unwrap_or_else(|| source.bootstrap_servers.clone());
     config
@@ -236,5 +255,60 @@ pub fn create_producer(
             // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
             .set("message.timeout.ms", timeout_ms.min(30_000).to_string());
     }
-    config.create()
+    config
+}
+
+/// An output record that was not produced: why (`kind`, a dead-letter kind:
+/// `delivery` after retries, `too-large` for a record over the topic's
+/// limit) and the last error.
+#[derive(Debug, Clone)]
+pub struct Undelivered {
+    /// Dead-letter kind.
+    pub kind: &'static str,
+    /// The producer's last error.
+    pub message: String,
+}
+
+/// Dead-letter kind of an output record larger than its topic takes.
+pub const TOO_LARGE: &str = "too-large";
+
+impl Undelivered {
+    /// A record of `size` bytes over the topic's `max` bytes.
+    pub fn too_large(size: usize, max: usize) -> Undelivered {
+        Undelivered { kind: TOO_LARGE, message: format!("output record of {size} bytes exceeds the topic's limit of {max} bytes") }
+    }
+
+    /// The dead letter of the record's source.
+    pub fn letter(&self) -> DeadLetter {
+        DeadLetter::host(self.kind, self.message.clone())
+    }
+}
+
+/// Splits `pending` output records into those that fit under `max` bytes
+/// (returned) and those that do not (appended to `failed`).
+pub fn drop_oversize(
+    out: &[OutRecord],
+    pending: Vec<usize>,
+    max: usize,
+    headers_of: impl Fn(&OutRecord) -> Option<OwnedHeaders>,
+    failed: &mut Vec<(usize, Undelivered)>,
+) -> Vec<usize> {
+    pending
+        .into_iter()
+        .filter(|&i| {
+            let record = &out[i];
+            let size = record_size(record.key.as_deref(), Some(&record.value[..]), headers_of(record).as_ref());
+            if size > max {
+                failed.push((i, Undelivered::too_large(size, max)));
+                return false;
+            }
+            true
+        })
+        .collect()
+}
+
+/// An aggregate's result record too large for its topic: it has no source
+/// record to dead-letter, so it is logged and dropped (the pipeline goes on).
+pub fn drop_sourceless(pipeline: &str, error: &Undelivered) {
+    tracing::error!(pipeline, kind = error.kind, "{}; the aggregate result is dropped (it has no source record to dead-letter)", error.message);
 }

@@ -39,7 +39,7 @@ impl Worker {
         if let Some(topic) = self.config.event_time.as_ref().and_then(|e| e.late_topic.clone()).filter(|_| !late_out.is_empty()) {
             let failed = self.sender.produce_all(&topic, &late_out, records, None).await;
             if let Some((_, error)) = failed.first() {
-                return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic, count: failed.len(), attempts: self.config.errors.max_attempts, last_error: error.clone() });
+                return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic, count: failed.len(), attempts: self.config.errors.max_attempts, last_error: error.message.clone() });
             }
         }
 
@@ -152,22 +152,24 @@ impl Worker {
         if let Some(output) = self.config.output.clone() {
             let versions = output.plugin_version_header.then(|| self.versions_header());
             let failed = self.sender.produce_all(&output.topic, &out_records, records, versions.as_deref()).await;
-            if self.sender.transactional && !failed.is_empty() {
+            if self.sender.transactional && failed.iter().any(|(_, f)| f.kind != output::TOO_LARGE) {
                 // Inside a transaction a failed produce aborts the whole batch.
                 return Err(PipelineError::Delivery {
                     pipeline: self.name.clone(),
                     topic: output.topic.clone(),
                     count: failed.len(),
                     attempts: self.config.errors.max_attempts,
-                    last_error: failed[0].1.clone(),
+                    last_error: failed[0].1.message.clone(),
                 });
             }
             PipelineStats::add(&stats.records_out, (out_records.len() - failed.len()) as u64);
             for (record, error) in failed {
                 match out_records[record].source {
-                    Some(source) => dead.push((source, DeadLetter::host("delivery", error))),
+                    Some(source) => dead.push((source, error.letter())),
+                    // An aggregate's result has no source record to dead-letter.
+                    None if error.kind == output::TOO_LARGE => output::drop_sourceless(&self.name, &error),
                     None => {
-                        return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic: output.topic.clone(), count: 1, attempts: self.config.errors.max_attempts, last_error: error });
+                        return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic: output.topic.clone(), count: 1, attempts: self.config.errors.max_attempts, last_error: error.message });
                     }
                 }
             }

@@ -12,6 +12,8 @@ pub(super) struct Sender {
     pub(super) dead_letter_topic: String,
     /// Exactly-once: every produce happens inside a transaction.
     pub(super) transactional: bool,
+    /// Largest record each topic takes.
+    pub(super) message_limits: crate::delivery::message_size::MessageLimits,
 }
 
 
@@ -34,15 +36,17 @@ impl Sender {
     /// Produces `out` (headers copied from source records) and waits for every
     /// acknowledgement; retries failures with backoff. Returns the records
     /// that still failed, with the last error.
-    pub(super) async fn produce_all(&self, topic: &str, out: &[OutRecord], sources: &[OwnedMessage], versions: Option<&str>) -> Vec<(usize, String)> {
+    pub(super) async fn produce_all(&self, topic: &str, out: &[OutRecord], sources: &[OwnedMessage], versions: Option<&str>) -> Vec<(usize, output::Undelivered)> {
         let headers_of = |r: &OutRecord| {
-            let headers = r.source.and_then(|s| sources[s].headers().cloned());
+            let headers = r.source.and_then(|s| crate::delivery::dead_letter::passthrough_headers(sources[s].headers()));
             match versions {
                 Some(value) => Some(headers.unwrap_or_default().insert(rdkafka::message::Header { key: "weir.plugins", value: Some(value) })),
                 None => headers,
             }
         };
-        let mut pending: Vec<usize> = (0..out.len()).collect();
+        let mut too_large = Vec::new();
+        let max = self.message_limits.max_for(topic);
+        let mut pending = output::drop_oversize(out, (0..out.len()).collect(), max, headers_of, &mut too_large);
         let mut last_errors: BTreeMap<usize, String> = BTreeMap::new();
         let mut delays = retry::delays(&self.errors);
         loop {
@@ -63,13 +67,19 @@ impl Sender {
             let results = futures::future::join_all(sends).await;
             let mut failed = Vec::new();
             for (i, result) in results {
-                if let Err((error, _)) = result {
-                    last_errors.insert(i, error.to_string());
-                    failed.push(i);
+                match result {
+                    Err((error, _)) if crate::delivery::message_size::is_too_large(&error) => {
+                        too_large.push((i, output::Undelivered { kind: output::TOO_LARGE, message: error.to_string() }));
+                    }
+                    Err((error, _)) => {
+                        last_errors.insert(i, error.to_string());
+                        failed.push(i);
+                    }
+                    Ok(_) => {}
                 }
             }
             if failed.is_empty() {
-                return Vec::new();
+                return too_large;
             }
             // Inside a transaction a failed produce cannot be retried: the
             // transaction aborts (and the batch is redone) instead.
@@ -80,7 +90,10 @@ impl Sender {
                     tokio::time::sleep(delay).await;
                     pending = failed;
                 }
-                None => return failed.into_iter().map(|i| (i, last_errors.remove(&i).unwrap_or_default())).collect(),
+                None => {
+                    let undelivered = failed.into_iter().map(|i| (i, output::Undelivered { kind: "delivery", message: last_errors.remove(&i).unwrap_or_default() }));
+                    return too_large.into_iter().chain(undelivered).collect();
+                }
             }
         }
     }
@@ -92,21 +105,22 @@ impl Sender {
         let mut pending: Vec<usize> = (0..dead.len()).collect();
         let mut delays = retry::delays(&self.errors);
         let connect = self.errors.connect_headers;
+        let max = self.message_limits.max_for(&topic);
         loop {
             let sends = pending.iter().map(|&i| {
                 let (record, letter) = &dead[i];
-                let source = &records[*record];
-                let mut headers: OwnedHeaders = dead_letter_headers(source, letter, connect);
+                let dead_letter = dead_letter_record(&records[*record], letter, connect, max);
+                let mut headers: OwnedHeaders = dead_letter.headers;
                 if let Some(run) = redrive_run {
                     headers = headers.insert(rdkafka::message::Header { key: dead_letters::REDRIVE_RUN_HEADER, value: Some(run) });
                 }
                 let topic = topic.as_str();
                 async move {
                     let mut future = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
-                    if let Some(value) = source.payload() {
+                    if let Some(value) = dead_letter.value {
                         future = future.payload(value);
                     }
-                    if let Some(key) = source.key() {
+                    if let Some(key) = dead_letter.key {
                         future = future.key(key);
                     }
                     (i, self.producer.send(future, Duration::from_secs(30)).await)

@@ -29,7 +29,7 @@ impl Worker {
             let fail = |source| PipelineError::Operator { pipeline: name.to_owned(), operator: operator_name.clone(), source: Box::new(source) };
             let (plugin, version) = resolve_plugin(&engine, registry, operator, index).map_err(|e| setup(format!("operator `{operator_name}`: {e}")))?;
             let kind = plugin.kind();
-            let mut live = Operator::new(plugin, operator.config_json(), HttpAllowlist::new(operator.allow_hosts.clone()))
+            let mut live = Operator::new(plugin, operator.config_json(), operator.http_allowlist())
                 .map_err(fail)?
                 .with_version(version.clone());
             live.set_metrics(OperatorMetrics::new(stats.clone(), name, &operator_name, &version));
@@ -72,6 +72,7 @@ impl Worker {
             errors: config.errors.clone(),
             dead_letter_topic: config.dead_letter_topic(),
             transactional: transactional_id.is_some(),
+            message_limits: output::message_limits(&config.source, config.output.as_ref(), config.state.as_ref().map(|s| s.max_bytes + (1 << 20))),
         };
         let watermarks = config
             .event_time

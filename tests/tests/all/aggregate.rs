@@ -74,3 +74,18 @@ fn restore_of_garbage_is_a_guest_error_not_a_crash() {
     assert!(matches!(error, weir::engine::Error::Guest { .. } | weir::engine::Error::Trap { .. }), "{error}");
     agg.aggregate(&order_batch(&orders(10)), None).expect("the operator keeps working");
 }
+
+#[test]
+fn an_aggregate_claiming_u32_max_rows_without_columns_is_a_contract_error() {
+    use arrow_array::{ArrayRef, StringArray};
+    let keys = |values: &[&str]| {
+        RecordBatch::try_from_iter([("key", std::sync::Arc::new(StringArray::from(values.to_vec())) as ArrayRef)]).unwrap()
+    };
+    let mut op = operator(guests::MISBEHAVE_AGGREGATE, "{}");
+    let error = op.aggregate(&keys(&["a", "rows-bomb"]), None).unwrap_err();
+    assert!(matches!(error, weir::engine::Error::Contract { .. }), "{error}");
+    assert!(error.to_string().contains("4294967295 rows"), "{error}");
+    assert!(error.to_string().contains("max_output_rows_per_call"), "{error}");
+    let results = op.aggregate(&keys(&["b"]), None).expect("a fresh instance after the breach");
+    assert_eq!(strings(&results[0], "key"), [Some("b".to_owned())]);
+}

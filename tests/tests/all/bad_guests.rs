@@ -45,6 +45,27 @@ fn infinite_loop_hits_the_deadline() {
 }
 
 #[test]
+fn a_guest_blocked_in_a_sleep_hits_the_deadline() {
+    // `std::thread::sleep` is a WASI clock wait: host code, which epoch
+    // interruption alone never stops.
+    let mut op = misbehave(limits());
+    let error = assert_trap_then_recovery(&mut op, "sleep", TrapKind::Deadline);
+    assert!(error.to_string().contains("deadline"), "{error}");
+}
+
+#[test]
+fn a_log_flood_is_cut_to_the_per_call_budget_and_counted() {
+    let mut op = misbehave(limits());
+    let labels = weir::telemetry::PluginLabels { plugin: "misbehave".into() };
+    let dropped = weir::telemetry::guest_log_lines_dropped().get_or_create(&labels).get();
+    let step = op.map(&actions(&["log-spam"])).expect("logging is not an error");
+    assert_eq!(step.batch.num_rows(), 1);
+    let now = weir::telemetry::guest_log_lines_dropped().get_or_create(&labels).get();
+    // 2 000 lines written (500 x stdout, 2 x stderr, log), 100 per call allowed.
+    assert!(now - dropped >= 1_900, "dropped {}", now - dropped);
+}
+
+#[test]
 fn infinite_loop_runs_out_of_fuel_when_metered() {
     let mut op = misbehave(SandboxLimits { fuel_per_call: Some(50_000_000), call_deadline_ms: 60_000, ..limits() });
     assert_trap_then_recovery(&mut op, "loop", TrapKind::FuelExhausted);

@@ -22,6 +22,8 @@ pub struct Read {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: BTreeMap<String, Vec<u8>>,
+    /// Every header name in order, repeats included.
+    pub header_names: Vec<String>,
     pub partition: i32,
     pub offset: i64,
 }
@@ -76,6 +78,7 @@ pub async fn read_all(bootstrap: &str, topic: &str, expected: usize, settle: Dur
                     .headers()
                     .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
                     .unwrap_or_default(),
+                header_names: message.headers().map(|h| h.iter().map(|h| h.key.to_owned()).collect()).unwrap_or_default(),
                 partition: message.partition(),
                 offset: message.offset(),
             }),

@@ -13,6 +13,7 @@ mod event_time;
 mod exactly_once;
 mod filter_and_map;
 mod forwarding;
+mod hostile;
 mod kafka;
 mod loading;
 mod pipeline;

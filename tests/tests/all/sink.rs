@@ -5,7 +5,7 @@ use super::support::*;
 use weir::engine::{HttpAllowlist, SinkResult};
 use weir::operator::Operator;
 use weir_tests::guests;
-use weir_tests::http_server::http_server;
+use weir_tests::http_server::{http_server, silent_http_server};
 
 fn sink(url: &str, allow: &[&str]) -> Operator {
     let engine = engine();
@@ -72,4 +72,28 @@ fn a_sink_never_reaches_the_admin_api_whatever_its_allowlist() {
     // Another local server on an allowed address is still reachable.
     let (other, _requests) = http_server(200);
     assert_eq!(sink(&format!("http://{other}/"), &["*"]).write(&order_batch(&orders(1))).unwrap(), SinkResult::Written);
+}
+
+#[test]
+fn a_sink_waiting_on_a_silent_server_is_stopped_at_the_call_deadline() {
+    let engine = engine_with(weir::engine::SandboxLimits { call_deadline_ms: 300, ..Default::default() });
+    let addr = silent_http_server();
+    let config = serde_json::json!({ "url": format!("http://{addr}/alerts") }).to_string();
+    let mut op = Operator::new(load(&engine, guests::WEBHOOK_ALERT), config, HttpAllowlist::new([addr.as_str()])).unwrap();
+    let error = op.write(&order_batch(&orders(2))).unwrap_err();
+    assert_eq!(error.trap_kind(), Some(weir::engine::TrapKind::Deadline), "{error}");
+    assert_eq!(op.stats().traps, 1, "the instance was discarded");
+}
+
+#[test]
+fn the_configured_response_timeout_bounds_a_sink_request() {
+    let engine = engine_with(weir::engine::SandboxLimits { call_deadline_ms: 60_000, ..Default::default() });
+    let addr = silent_http_server();
+    let config = serde_json::json!({ "url": format!("http://{addr}/alerts") }).to_string();
+    let allow = HttpAllowlist::new([addr.as_str()]).with_timeouts(std::time::Duration::from_secs(5), std::time::Duration::from_millis(200));
+    let mut op = Operator::new(load(&engine, guests::WEBHOOK_ALERT), config, allow).unwrap();
+    match op.write(&order_batch(&orders(2))).unwrap() {
+        SinkResult::Retryable(reason) => assert!(reason.contains("timeout") || reason.contains("timed out"), "{reason}"),
+        other => panic!("expected a retryable timeout, got {other:?}"),
+    }
 }

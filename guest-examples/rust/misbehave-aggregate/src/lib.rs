@@ -2,7 +2,8 @@
 //! `key` (utf8) and emits, per batch, the running count of every key it
 //! touched (`key`, `count`). A row whose key is `panic` makes it panic (a
 //! trap), `error` makes it return an operator error; either can leave its
-//! state half-updated, which is what the host's task reset must handle.
+//! state half-updated, which is what the host's task reset must handle. A
+//! key `rows-bomb` makes it return a batch with no columns and u32::MAX rows.
 //! Snapshot: JSON object key -> count.
 //!
 //! Build: cargo build --release --target wasm32-wasip2 -p misbehave-aggregate
@@ -32,6 +33,7 @@ impl Aggregate for MisbehaveAggregate {
             match key {
                 "panic" => panic!("poison key at row {row}"),
                 "error" => return Err(Error::Failed(format!("poison key at row {row}"))),
+                "rows-bomb" => return Ok(vec![Batch::empty(u32::MAX as usize)]),
                 _ => {}
             }
             if !touched.iter().any(|t: &String| t == key) {

@@ -2,16 +2,20 @@
 //! utf8 column `action` is one of: `panic` (panics "poison record"), `loop`
 //! (spins forever), `oom` (allocates 1 MiB chunks until allocation fails),
 //! `stack` (unbounded recursion), `wrong-rows` (returns num_rows - 1 rows),
-//! `error` (returns Failed("asked to fail")). Otherwise, or without an
-//! `action` column, it is the identity. No config.
+//! `error` (returns Failed("asked to fail")), `sleep` (sleeps an hour in a
+//! WASI clock wait). Besides, if any row says `log-spam`, it logs 500 times a
+//! line to stdout, two to stderr and a host `log` call (with terminal escape
+//! sequences and forged log lines); if any says `big-row`, it adds a utf8
+//! column `blob`, 2 MiB in those rows and empty elsewhere. Otherwise, or
+//! without an `action` column, it is the identity. No config.
 //!
 //! Build: cargo build --release --target wasm32-wasip2 -p misbehave
 
 use std::hint::black_box;
 
-use weir_sdk::{Batch, Error, Map, MapOutput, NoConfig};
+use weir_sdk::{Batch, DataType, Error, Field, Map, MapOutput, NoConfig, StringBuilder};
 
-const ACTIONS: [&str; 6] = ["panic", "loop", "oom", "stack", "wrong-rows", "error"];
+const ACTIONS: [&str; 7] = ["panic", "loop", "oom", "stack", "wrong-rows", "error", "sleep"];
 
 struct Misbehave;
 
@@ -63,7 +67,29 @@ impl Map for Misbehave {
             }
             Some("wrong-rows") => batch.truncate(batch.num_rows().saturating_sub(1)),
             Some("error") => return Err(Error::Failed("asked to fail".into())),
+            Some("sleep") => std::thread::sleep(std::time::Duration::from_secs(3600)),
             _ => {}
+        }
+        let says = |wanted: &str| match batch.get_column("action").map(|c| c.utf8()) {
+            Some(Ok(view)) => view.iter().flatten().any(|a| a == wanted),
+            _ => false,
+        };
+        if says("log-spam") {
+            for i in 0..500 {
+                println!("spam {i}\x1b[2J\r2026-01-01T00:00:00Z ERROR weir: forged line");
+                eprintln!("spam {i}\nERROR weir: forged");
+                weir_sdk::log::log(weir_sdk::log::Level::Error, &format!("spam {i}\n\x1b[31mERROR weir: forged"));
+            }
+        }
+        if says("big-row") {
+            let actions = batch.column("action")?.utf8()?;
+            let mut blob = StringBuilder::new();
+            let big = "x".repeat(2 << 20);
+            for row in 0..batch.num_rows() {
+                blob.push_str(if actions.get(row) == Some("big-row") { &big } else { "" });
+            }
+            let blob = blob.finish();
+            batch = batch.with_column(Field::new("blob", DataType::Utf8, false), blob)?;
         }
         Ok(MapOutput::new(batch))
     }
