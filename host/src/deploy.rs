@@ -292,7 +292,14 @@ impl Deployer {
     }
 
     fn deploy_finished(&self, name: &str, result: &Result<DeployOutcome, DeployError>) {
+        let known = self.inner.registry.get(name).is_some();
         let mut deploys = self.deploys();
+        if !known {
+            // A refused upload under a new name leaves nothing to report on
+            // (and arbitrary names must not grow the map).
+            deploys.remove(name);
+            return;
+        }
         let Some(status) = deploys.get_mut(name) else { return };
         status.finished_at = Some(now());
         match result {

@@ -16,6 +16,7 @@ pub mod guard;
 pub mod history;
 mod metrics;
 mod openapi;
+mod upload;
 
 use crate::deploy::{DeployError, DeployOutcome, Deployer};
 use crate::pipeline::PipelineControl;
@@ -245,16 +246,25 @@ async fn push_plugin(
     query: Result<Query<PushQuery>, QueryRejection>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
-    let shadow = match query.mode.as_deref() {
-        None | Some("live") => None,
-        Some("shadow") => Some(shadow_budget(&query)?),
-        Some(other) => return Err(ApiError(StatusCode::BAD_REQUEST, format!("mode `{other}`: expected `live` or `shadow`"))),
-    };
-    let _permit = state.uploads.clone().try_acquire_owned().map_err(|_| {
+    let limit = state.deployer.max_plugin_bytes();
+    let checked = query.map_err(bad_query).and_then(|Query(query)| match query.mode.as_deref() {
+        None | Some("live") => Ok(None),
+        Some("shadow") => shadow_budget(&query).map(Some),
+        Some(other) => Err(ApiError(StatusCode::BAD_REQUEST, format!("mode `{other}`: expected `live` or `shadow`"))),
+    });
+    let permit = state.uploads.clone().try_acquire_owned().map_err(|_| {
         ApiError(StatusCode::TOO_MANY_REQUESTS, format!("{MAX_CONCURRENT_UPLOADS} uploads are in progress; retry when one has finished"))
-    })?;
-    let body = read_upload(body, state.deployer.max_plugin_bytes()).await?;
+    });
+    // Refused before reading: drain the body (nothing kept) so the client reads the answer.
+    let (shadow, _permit) = match (checked, permit) {
+        (Ok(shadow), Ok(permit)) => (shadow, permit),
+        (Err(error), _) | (_, Err(error)) => {
+            upload::drain(body, limit).await;
+            return Err(error);
+        }
+    };
+    let spool = state.deployer.registry().data_dir().map_or_else(std::env::temp_dir, |dir| dir.join("uploads"));
+    let body = upload::read_upload(body, limit, &spool).await?;
     if let Some((batches, duration)) = shadow {
         let started = state.deployer.shadow(&name, body, batches, duration).await?;
         return Ok((StatusCode::ACCEPTED, Json(started)).into_response());
@@ -517,33 +527,6 @@ async fn redrive_dead_letters(State(state): State<AdminState>, Path(name): Path<
         Ok(Err(_)) => Err(gone()),
         Err(_) => Err(ApiError(StatusCode::GATEWAY_TIMEOUT, "redrive did not finish in time; it goes on in the pipeline".into())),
     }
-}
-
-/// Reads an upload of at most `limit` bytes into one buffer (sized from
-/// `Content-Length` when given; the bytes are not copied again). A larger
-/// one is drained (up to 4x the limit) before the 413, so the client reads
-/// the answer instead of a connection reset.
-async fn read_upload(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    use futures::StreamExt;
-    let hint = axum::body::HttpBody::size_hint(&body).exact().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
-    let mut stream = body.into_data_stream();
-    let mut bytes = Vec::with_capacity(hint.min(limit));
-    let mut total = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("reading the upload: {e}")))?;
-        total += chunk.len();
-        if total <= limit {
-            bytes.extend_from_slice(&chunk);
-        } else if total > limit.saturating_mul(4) {
-            break;
-        } else {
-            bytes = Vec::new();
-        }
-    }
-    if total > limit {
-        return Err(DeployError::TooLarge { size: total, limit }.into());
-    }
-    Ok(bytes)
 }
 
 fn json_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {

@@ -1,7 +1,8 @@
 //! Who may drive the admin API and what one request may cost: without a
 //! token, cross-site (CSRF) and DNS-rebound requests are refused; bad query
 //! values are 400s; dead-letter peeks, concurrent uploads and the in-memory
-//! history are bounded; one version can be removed from the data dir.
+//! history are bounded; uploads are spooled to disk; one version can be
+//! removed from the data dir.
 
 use super::admin::{Bench, TOKEN, order, status, wait_for_input};
 use super::pipeline::engine;
@@ -171,6 +172,8 @@ async fn one_version_is_removed_from_the_data_dir_and_memory_keeps_a_bounded_his
     }
     let blobs = || std::fs::read_dir(data.path().join("blobs")).unwrap().count();
     assert_eq!(blobs(), 3);
+    let spooled = std::fs::read_dir(data.path().join("uploads")).expect("uploads are spooled in the data dir").count();
+    assert_eq!(spooled, 0, "spool files are removed after each upload");
     let record = client.delete("/v1/plugins/solo?version=1").await.unwrap();
     assert_eq!(record["versions"].as_array().unwrap().iter().map(|v| v["version"].clone()).collect::<Vec<_>>(), vec![json!(2), json!(3)]);
     assert_eq!(blobs(), 2, "the blob left the data dir");
