@@ -31,9 +31,9 @@ impl Worker {
 
     /// Follows assignment and revocation (both modes): newly assigned
     /// partitions hold the watermark until they deliver data or are idle;
-    /// revoked ones stop counting. Also notes how far each partition was
-    /// consumed, for [`source::ConsumerBacklog`].
-    pub(super) fn track_partitions(&mut self, records: &[OwnedMessage], revoked: &std::collections::HashSet<(String, i32)>) {
+    /// revoked ones stop counting. A (re)assigned partition starts from the
+    /// group's committed offset, so it needs no rewind.
+    pub(super) fn follow_assignment(&mut self, revoked: &std::collections::HashSet<(String, i32)>) {
         let now = Instant::now();
         let assigned = self.consumer.context().take_assigned();
         if let Some(watermarks) = &mut self.watermarks {
@@ -45,20 +45,29 @@ impl Worker {
         if let Some(tasks) = &mut self.tasks {
             tasks.expect(&assigned, now);
         }
-        for key in revoked {
+        for key in revoked.iter().chain(&assigned) {
             self.consumed.remove(key);
+            self.started_at.remove(key);
+            self.unpositioned.remove(key);
         }
+    }
+
+    /// Notes how far each partition was consumed (for
+    /// [`source::ConsumerBacklog`]) and where each started since its
+    /// assignment (for rewinds).
+    pub(super) fn note_delivered(&mut self, records: &[OwnedMessage]) {
         // Records of one partition come in runs: one map update per run.
-        let mut runs: Vec<(&str, i32, i64)> = Vec::new();
+        let mut runs: Vec<(&str, i32, i64, i64)> = Vec::new();
         for record in records {
             match runs.last_mut() {
-                Some((topic, partition, next)) if *topic == record.topic() && *partition == record.partition() => *next = (*next).max(record.offset() + 1),
-                _ => runs.push((record.topic(), record.partition(), record.offset() + 1)),
+                Some((topic, partition, _, next)) if *topic == record.topic() && *partition == record.partition() => *next = (*next).max(record.offset() + 1),
+                _ => runs.push((record.topic(), record.partition(), record.offset(), record.offset() + 1)),
             }
         }
-        for (topic, partition, next) in runs {
+        for (topic, partition, first, next) in runs {
             let consumed = self.consumed.entry((topic.to_owned(), partition)).or_insert(next);
             *consumed = (*consumed).max(next);
+            self.started_at.entry((topic.to_owned(), partition)).or_insert(first);
         }
     }
 }

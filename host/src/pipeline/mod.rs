@@ -77,6 +77,12 @@ struct Worker {
     /// Next offset after the last record delivered, per partition (whether
     /// a partition has caught up, for the watermark).
     consumed: std::collections::HashMap<(String, i32), i64>,
+    /// Offset of the first record delivered per partition since it was
+    /// assigned: where a partition without committed offsets is rewound to.
+    started_at: std::collections::HashMap<(String, i32), i64>,
+    /// Partitions an abort could not rewind yet: their records are not
+    /// processed until a rewind (or a new assignment) positions them.
+    unpositioned: std::collections::HashSet<(String, i32)>,
     /// Tasks reset by the last batch (their records are replayed, not committed).
     reset_tasks: std::collections::HashSet<i32>,
 }

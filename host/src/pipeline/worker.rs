@@ -113,6 +113,8 @@ impl Worker {
             watermarks,
             tasks,
             consumed: Default::default(),
+            started_at: Default::default(),
+            unpositioned: Default::default(),
             reset_tasks: Default::default(),
         })
     }
@@ -153,7 +155,14 @@ impl Worker {
             if !revoked.is_empty() {
                 records.retain(|r| !revoked.contains(&(r.topic().to_owned(), r.partition())));
             }
-            self.track_partitions(&records, &revoked);
+            self.follow_assignment(&revoked);
+            if !self.unpositioned.is_empty() {
+                // Never process past a batch an abort could not rewind.
+                self.rewind_to_committed();
+                let unpositioned = &self.unpositioned;
+                records.retain(|r| !unpositioned.contains(&(r.topic().to_owned(), r.partition())));
+            }
+            self.note_delivered(&records);
             if !records.is_empty() {
                 let span = tracing::info_span!("batch", pipeline = %self.name, records = records.len());
                 let _entered = span.enter();
@@ -329,20 +338,46 @@ impl Worker {
         let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
         // Ask the group only when this process has not committed some partition yet.
         let needs_group = assignment.elements().iter().any(|e| !committed.contains_key(&(e.topic().to_owned(), e.partition())));
-        let group = needs_group.then(|| tokio::task::block_in_place(|| self.consumer.committed(Duration::from_secs(10))).ok()).flatten();
+        let group = needs_group.then(|| tokio::task::block_in_place(|| self.consumer.committed(Duration::from_secs(10))));
         for element in assignment.elements() {
             let key = (element.topic().to_owned(), element.partition());
-            let offset = match committed.get(&key) {
-                Some(offset) => rdkafka::Offset::Offset(*offset),
-                None => match group.as_ref().and_then(|g| g.find_partition(&key.0, key.1)).map(|e| e.offset()) {
-                    Some(rdkafka::Offset::Offset(offset)) => rdkafka::Offset::Offset(offset),
-                    _ => continue,
-                },
+            let group_offset = match &group {
+                Some(Ok(list)) => list.find_partition(&key.0, key.1).map(|e| e.offset()),
+                _ => None,
             };
-            if let Err(error) = self.consumer.seek(element.topic(), element.partition(), offset, Duration::from_secs(5)) {
-                tracing::warn!(pipeline = %self.name, topic = element.topic(), partition = element.partition(), %error, "rewind failed");
+            let offset = match (committed.get(&key), group_offset, self.started_at.get(&key)) {
+                (Some(offset), _, _) => *offset,
+                (None, Some(rdkafka::Offset::Offset(offset)), _) => offset,
+                // The group has no offset: back to where this assignment
+                // started reading (auto.offset.reset chose it).
+                (None, Some(_), Some(first)) => *first,
+                // Nothing read from it since it was assigned: it has not moved.
+                (None, Some(_), None) => {
+                    self.unpositioned.remove(&key);
+                    continue;
+                }
+                // The group could not be asked: try again before the next batch.
+                (None, None, _) => {
+                    tracing::warn!(pipeline = %self.name, topic = %key.0, partition = key.1, "rewind postponed: the group's committed offsets could not be read");
+                    self.unpositioned.insert(key);
+                    continue;
+                }
+            };
+            match self.consumer.seek(element.topic(), element.partition(), rdkafka::Offset::Offset(offset), Duration::from_secs(5)) {
+                Ok(()) => {
+                    self.unpositioned.remove(&key);
+                    self.started_at.remove(&key);
+                    self.consumed.remove(&key);
+                }
+                Err(error) => {
+                    tracing::warn!(pipeline = %self.name, topic = element.topic(), partition = element.partition(), %error, "rewind failed: retried before the next batch");
+                    self.unpositioned.insert(key);
+                }
             }
         }
+        // Partitions no longer assigned start from the group's offsets wherever they go.
+        let assigned: std::collections::HashSet<(String, i32)> = assignment.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+        self.unpositioned.retain(|key| assigned.contains(key));
     }
 
     pub(super) fn commit(&self, plan: CommitPlan) -> Result<(), PipelineError> {
