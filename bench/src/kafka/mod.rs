@@ -41,6 +41,8 @@ const PARTITIONS: i32 = 4;
 const BATCH_RECORDS: usize = 10_000;
 /// The batch wait, and Kafka Streams' `commit.interval.ms` (its exactly-once default).
 const COMMIT_INTERVAL_MS: u64 = 100;
+/// Input of a latency run that is not sampled (warm-up at the same rate).
+const LATENCY_WARMUP: Duration = Duration::from_secs(2);
 /// Longest a single run may take before the suite gives up on it.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -173,7 +175,7 @@ impl Plan {
             Plan {
                 records: 5_000,
                 rounds: 1,
-                latency_records: 500,
+                latency_records: 1_000,
                 latency_rate: 1_000,
                 latency_contenders: vec![Contender::Weir(Job::Identity)],
                 fraud_users: 100,
@@ -183,7 +185,7 @@ impl Plan {
             Plan {
                 records: 300_000,
                 rounds: 3,
-                latency_records: 30_000,
+                latency_records: 40_000,
                 latency_rate: 5_000,
                 latency_contenders: CONTENDERS.to_vec(),
                 fraud_users: 2_000,
@@ -525,7 +527,8 @@ impl Latency {
 }
 
 /// Reads `topic` (read_committed) on a thread until `expected` records
-/// arrived; each sample is receive time - the record's JSON `timestamp`.
+/// arrived; each sample is receive time - the record's JSON `timestamp`
+/// (warm-up records carry a negative one and give no sample).
 fn latency_reader(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Result<std::thread::JoinHandle<Result<Vec<i64>, String>>, Error> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -541,15 +544,20 @@ fn latency_reader(bootstrap: &str, topic: &str, partitions: i32, expected: usize
     consumer.assign(&list)?;
     Ok(std::thread::spawn(move || {
         let mut samples = Vec::with_capacity(expected);
+        let mut received = 0;
         let mut deadline = Instant::now() + Duration::from_secs(60);
-        while samples.len() < expected {
+        while received < expected {
             if Instant::now() > deadline {
-                return Err(format!("{} of {expected} records arrived", samples.len()));
+                return Err(format!("{received} of {expected} records arrived"));
             }
             if let Some(message) = consumer.poll(Duration::from_millis(100)) {
                 let message = message.map_err(|e| e.to_string())?;
                 let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap_or_default()).map_err(|e| e.to_string())?;
-                samples.push(now_ms() - value["timestamp"].as_i64().unwrap_or(0));
+                received += 1;
+                match value["timestamp"].as_i64() {
+                    Some(sent) if sent >= 0 => samples.push(now_ms() - sent),
+                    _ => {}
+                }
                 deadline = Instant::now() + Duration::from_secs(30);
             }
         }
@@ -558,7 +566,9 @@ fn latency_reader(bootstrap: &str, topic: &str, partitions: i32, expected: usize
 }
 
 /// One latency run: the contender waits on fresh topics, then `lines` are
-/// produced at `rate` per second, each stamped with its produce time.
+/// produced at `rate` per second, each stamped with its produce time. The
+/// first [`LATENCY_WARMUP`] (at most a quarter of the lines) warm the
+/// pipeline up (JIT, first fetches, class loading) and are not sampled.
 async fn latency_run(kafka: &Kafka, contender: Contender, guarantee: Guarantee, lines: &[&[u8]], rate_per_s: u64) -> Result<Latency, Error> {
     let input = kafka.topic(&format!("lat-in-{}", contender.short()), PARTITIONS).await?;
     let output = kafka.topic(&format!("lat-out-{}", contender.short()), PARTITIONS).await?;
@@ -583,8 +593,9 @@ async fn latency_run(kafka: &Kafka, contender: Contender, guarantee: Guarantee, 
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &kafka.bootstrap).set("linger.ms", "1").create()?;
     let started = Instant::now();
     let mut pending = Vec::with_capacity(lines.len());
+    let warmup = ((LATENCY_WARMUP.as_secs_f64() * rate_per_s as f64) as usize).min(lines.len() / 4);
     for (n, line) in lines.iter().enumerate() {
-        let value = with_timestamp(line, now_ms());
+        let value = with_timestamp(line, if n < warmup { -1 } else { now_ms() });
         pending.push(producer.send_result(FutureRecord::to(&input).key(customer_id(line)).payload(&value)).map_err(|(e, _)| e)?);
         tokio::time::sleep_until((started + Duration::from_secs_f64((n + 1) as f64 / rate_per_s as f64)).into()).await;
     }
@@ -701,7 +712,12 @@ async fn latency(kafka: &Kafka, plan: &Plan, contenders: &[Contender]) -> Result
     let data = workload::order_lines(plan.latency_records, 0);
     let lines = workload::lines(&data);
     let mut table = Table::new(
-        &format!("End-to-end latency at {} records/s ({} records, read_committed reader; produce -> visible in the output topic)", plan.latency_rate, plan.latency_records),
+        &format!(
+            "End-to-end latency at {} records/s ({} records after {} s of warm-up at that rate; produce -> visible to a read_committed reader)",
+            plan.latency_rate,
+            plan.latency_records - ((LATENCY_WARMUP.as_secs_f64() * plan.latency_rate as f64) as usize).min(plan.latency_records / 4),
+            LATENCY_WARMUP.as_secs()
+        ),
         &["pipeline", "guarantee", "p50", "p99", "max"],
     );
     for contender in plan.latency_contenders.iter().filter(|c| contenders.contains(c)) {
