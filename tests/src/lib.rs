@@ -1,9 +1,11 @@
 //! Fixtures shared by weir's integration tests and benchmarks: paths of the
-//! guest components built from source by this crate's build script, and a
-//! real Kafka-compatible broker ([`broker::Tansu`]).
+//! guest components built from source by this crate's build script, real
+//! Apache Kafka brokers ([`broker::Kafka`]) and child processes that die with
+//! the test process ([`process`]).
 
 pub mod broker;
 pub mod http_server;
+pub mod process;
 pub mod seeds;
 
 /// Paths of the example and deliberately bad guests (`wasm32-wasip2` components).
