@@ -4,7 +4,7 @@
 //! at a fixed payment rate. Every run's alerts are read back (read_committed):
 //! the alerted users must be exactly the planted ones.
 
-use super::{Error, Guarantee, Kafka, Latency, Plan, median, now_ms, offsets_reader, read_topic};
+use super::{Bench, Error, Guarantee, Latency, Plan, median, now_ms, offsets_reader, read_topic};
 use crate::report::{Table, rate};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -132,7 +132,7 @@ async fn produce(bootstrap: &str, topic: &str, events: &[Event], rate_per_s: Opt
 }
 
 /// Fresh topics (the dead-letter and state topics are named after the group).
-async fn topics(kafka: &Kafka, input: Option<&str>) -> Result<Topics, Error> {
+async fn topics(kafka: &Bench, input: Option<&str>) -> Result<Topics, Error> {
     let input = match input {
         Some(input) => input.to_owned(),
         None => kafka.topic("payments", PARTITIONS).await?,
@@ -164,7 +164,7 @@ fn check_alerts(bootstrap: &str, topic: &str, planted: &BTreeSet<String>) -> Res
 }
 
 /// One throughput run over the events already in `input`.
-async fn throughput_run(kafka: &Kafka, input: &str, stream: &FraudStream, guarantee: Guarantee, check: bool) -> Result<Duration, Error> {
+async fn throughput_run(kafka: &Bench, input: &str, stream: &FraudStream, guarantee: Guarantee, check: bool) -> Result<Duration, Error> {
     let topics = topics(kafka, Some(input)).await?;
     let dir = tempfile::tempdir()?;
     let handle = weir::pipeline::start("fraud", config(dir.path(), &kafka.bootstrap, &topics, guarantee)?, Engine::new(EngineConfig::default())?)?;
@@ -174,8 +174,13 @@ async fn throughput_run(kafka: &Kafka, input: &str, stream: &FraudStream, guaran
     let mut first = None;
     let result = loop {
         let stats = handle.stats();
-        if first.is_none() && stats.records_in.load(Ordering::Relaxed) > 0 {
-            first = Some(Instant::now());
+        if first.is_none() {
+            if stats.records_in.load(Ordering::Relaxed) > 0 {
+                first = Some(Instant::now());
+            } else if !handle.is_finished() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
         }
         if super::committed_now(&reader, input, PARTITIONS).await? >= records {
             break Ok(first.map_or(Duration::ZERO, |f: Instant| f.elapsed()));
@@ -204,7 +209,7 @@ async fn throughput_run(kafka: &Kafka, input: &str, stream: &FraudStream, guaran
 /// Alert latency: the pipeline waits on fresh topics, payments arrive at
 /// `rate_per_s`; per planted user, from producing the payment that crosses
 /// a threshold to its first alert becoming visible to a read_committed reader.
-async fn latency_run(kafka: &Kafka, users: u64, fraud_users: u64, rate_per_s: u64, guarantee: Guarantee) -> Result<(Latency, String), Error> {
+async fn latency_run(kafka: &Bench, users: u64, fraud_users: u64, rate_per_s: u64, guarantee: Guarantee) -> Result<(Latency, String), Error> {
     let stream = scenario::fraud(users, fraud_users, 30, PARTITIONS);
     let topics = topics(kafka, None).await?;
     let dir = tempfile::tempdir()?;
@@ -260,7 +265,7 @@ fn tx_id(value: &str) -> Option<String> {
 }
 
 /// Throughput rounds (both guarantees interleaved), then alert latency.
-pub async fn run(kafka: &Kafka, plan: &Plan) -> Result<Results, Error> {
+pub async fn run(kafka: &Bench, plan: &Plan) -> Result<Results, Error> {
     let stream = scenario::fraud(plan.fraud_users, plan.fraud_users / 20 + 1, 60, PARTITIONS);
     let input = kafka.topic("payments", PARTITIONS).await?;
     produce(&kafka.bootstrap, &input, &stream.events, None).await?;

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use weir::config::Config;
 use weir::engine::{Engine, EngineConfig};
 use weir::pipeline::PipelineHandle;
+use weir_tests::broker::{Kafka, KafkaConfig};
 use weir_tests::guests;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -196,16 +197,16 @@ impl Plan {
 }
 
 /// The broker of the run and an admin client on it.
-pub struct Kafka {
+pub struct Bench {
     bootstrap: String,
     admin: AdminClient<DefaultClientContext>,
     names: AtomicU32,
 }
 
-impl Kafka {
-    fn new(bootstrap: &str) -> Result<Kafka, Error> {
+impl Bench {
+    fn new(bootstrap: &str) -> Result<Bench, Error> {
         let admin = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
-        Ok(Kafka { bootstrap: bootstrap.to_owned(), admin, names: AtomicU32::new(0) })
+        Ok(Bench { bootstrap: bootstrap.to_owned(), admin, names: AtomicU32::new(0) })
     }
 
     /// A name not used before in this run.
@@ -405,7 +406,7 @@ enum Running {
 }
 
 impl Running {
-    fn start(kafka: &Kafka, contender: Contender, guarantee: Guarantee, input: &str, output: &str, group: &str) -> Result<Running, Error> {
+    fn start(kafka: &Bench, contender: Contender, guarantee: Guarantee, input: &str, output: &str, group: &str) -> Result<Running, Error> {
         Ok(match contender {
             Contender::Raw => Running::Raw(raw::Passthrough::start(&kafka.bootstrap, input, output, group, guarantee, BATCH_RECORDS, Duration::from_millis(COMMIT_INTERVAL_MS))),
             Contender::Weir(job) => {
@@ -473,11 +474,20 @@ async fn until_committed(running: &mut Running, bootstrap: &str, group: &str, in
     let deadline = Instant::now() + RUN_TIMEOUT;
     let mut first = None;
     loop {
-        if first.is_none() {
-            first = running.first_record();
-        }
         if let Some(failure) = running.failure() {
             return Err(failure.into());
+        }
+        if first.is_none() {
+            // Nothing is committed before the first record: watch for it
+            // closely, then poll the broker's committed offsets.
+            first = running.first_record();
+            if first.is_none() {
+                if Instant::now() > deadline {
+                    return Err(format!("no record consumed after {RUN_TIMEOUT:?}").into());
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
         }
         let done = committed_now(&reader, input, partitions).await?;
         if done >= records {
@@ -492,7 +502,7 @@ async fn until_committed(running: &mut Running, bootstrap: &str, group: &str, in
 
 /// One throughput run: a fresh output topic and group; the output is
 /// checked against `expected` when given.
-async fn throughput_run(kafka: &Kafka, contender: Contender, guarantee: Guarantee, input: &str, records: u64, expected: Option<&Digest>) -> Result<Duration, Error> {
+async fn throughput_run(kafka: &Bench, contender: Contender, guarantee: Guarantee, input: &str, records: u64, expected: Option<&Digest>) -> Result<Duration, Error> {
     let wall = Instant::now();
     let output = kafka.topic(&format!("out-{}", contender.short()), PARTITIONS).await?;
     let group = kafka.name(&format!("{}-{}", contender.short(), guarantee.name()));
@@ -569,7 +579,7 @@ fn latency_reader(bootstrap: &str, topic: &str, partitions: i32, expected: usize
 /// produced at `rate` per second, each stamped with its produce time. The
 /// first [`LATENCY_WARMUP`] (at most a quarter of the lines) warm the
 /// pipeline up (JIT, first fetches, class loading) and are not sampled.
-async fn latency_run(kafka: &Kafka, contender: Contender, guarantee: Guarantee, lines: &[&[u8]], rate_per_s: u64) -> Result<Latency, Error> {
+async fn latency_run(kafka: &Bench, contender: Contender, guarantee: Guarantee, lines: &[&[u8]], rate_per_s: u64) -> Result<Latency, Error> {
     let input = kafka.topic(&format!("lat-in-{}", contender.short()), PARTITIONS).await?;
     let output = kafka.topic(&format!("lat-out-{}", contender.short()), PARTITIONS).await?;
     let group = kafka.name(&format!("lat-{}-{}", contender.short(), guarantee.name()));
@@ -620,10 +630,28 @@ fn median(times: &[Duration]) -> Duration {
 }
 
 /// Where the broker comes from: `WEIR_BENCH_BOOTSTRAP` (a running cluster),
-/// else a single KRaft node started for the run.
-fn broker() -> Result<(String, String, Option<()>), Error> {
-    let bootstrap = std::env::var("WEIR_BENCH_BOOTSTRAP").map_err(|_| "TODO: broker start (kafka branch)")?;
-    Ok((bootstrap, "external (WEIR_BENCH_BOOTSTRAP)".into(), None))
+/// else a single KRaft node started for the run. For published figures the
+/// node runs as Kafka ships it (`kafka-server-start.sh`: 1 GiB heap, G1, full
+/// JIT; default thread pools and segment size) rather than with the test
+/// set-up's small-footprint flags; the quick run keeps those (it starts faster).
+fn broker(quick: bool) -> Result<(String, String, Option<Kafka>), Error> {
+    if let Ok(bootstrap) = std::env::var("WEIR_BENCH_BOOTSTRAP") {
+        return Ok((bootstrap, "external (WEIR_BENCH_BOOTSTRAP)".into(), None));
+    }
+    let config = if quick {
+        KafkaConfig::default()
+    } else {
+        let shipped = ["-Xms1024m", "-XX:TieredStopAtLevel=4", "-XX:-UseSerialGC", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35"];
+        let defaults = [("num.network.threads", "3"), ("num.io.threads", "8"), ("background.threads", "10"), ("log.segment.bytes", "1073741824")];
+        KafkaConfig {
+            heap_mib: 1024,
+            jvm_options: shipped.map(String::from).to_vec(),
+            properties: defaults.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            ..KafkaConfig::default()
+        }
+    };
+    let broker = Kafka::start(config);
+    Ok((broker.bootstrap().to_owned(), format!("Apache Kafka {} (single KRaft node)", weir_tests::broker::KAFKA_VERSION), Some(broker)))
 }
 
 /// Runs the suite; `quick` is the CI smoke run (small, outputs checked, no timing claims).
@@ -634,8 +662,8 @@ pub fn run(quick: bool) -> Result<String, Error> {
         eprintln!("bench: the Kafka Streams peer did not build, its rows are skipped:\n{error}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (bootstrap, broker_name, _broker) = broker()?;
-    let kafka = Kafka::new(&bootstrap)?;
+    let (bootstrap, broker_name, _broker) = broker(quick)?;
+    let kafka = Bench::new(&bootstrap)?;
     let contenders: Vec<Contender> = CONTENDERS.into_iter().filter(|c| streams_built.is_ok() || !matches!(c, Contender::Streams(_))).collect();
     let tables = runtime.block_on(async {
         let throughput = throughput(&kafka, &plan, &contenders).await?;
@@ -685,12 +713,21 @@ impl Throughput {
 }
 
 /// Interleaved rounds over one input topic; outputs checked in round one.
-async fn throughput(kafka: &Kafka, plan: &Plan, contenders: &[Contender]) -> Result<Throughput, Error> {
+async fn throughput(kafka: &Bench, plan: &Plan, contenders: &[Contender]) -> Result<Throughput, Error> {
     let data = workload::order_lines(plan.records, 0);
     let lines = workload::lines(&data);
     let input = kafka.topic("orders", PARTITIONS).await?;
     produce(&kafka.bootstrap, &input, &lines).await?;
     eprintln!("bench: {} orders produced to {input}", lines.len());
+    // Untimed: the broker creates its offsets and transaction-state topics
+    // on first use and its JIT warms up; no timed run should pay for that.
+    let warmup = kafka.topic("warmup", PARTITIONS).await?;
+    let few = &lines[..lines.len().min(2_000)];
+    produce(&kafka.bootstrap, &warmup, few).await?;
+    for guarantee in Guarantee::BOTH {
+        throughput_run(kafka, Contender::Raw, guarantee, &warmup, few.len() as u64, None).await?;
+    }
+    kafka.delete(&[&warmup]).await?;
     let references = [Job::Identity, Job::Filter, Job::Map].map(|job| reference(job, &lines).map(|d| (job, d)));
     let mut references_by_job = Vec::new();
     for r in references {
@@ -708,7 +745,7 @@ async fn throughput(kafka: &Kafka, plan: &Plan, contenders: &[Contender]) -> Res
 }
 
 /// Latency by contender and guarantee.
-async fn latency(kafka: &Kafka, plan: &Plan, contenders: &[Contender]) -> Result<Table, Error> {
+async fn latency(kafka: &Bench, plan: &Plan, contenders: &[Contender]) -> Result<Table, Error> {
     let data = workload::order_lines(plan.latency_records, 0);
     let lines = workload::lines(&data);
     let mut table = Table::new(
