@@ -201,12 +201,14 @@ pub struct Bench {
     bootstrap: String,
     admin: AdminClient<DefaultClientContext>,
     names: AtomicU32,
+    /// The smoke run: JVMs tuned to start fast rather than to run fast.
+    quick: bool,
 }
 
 impl Bench {
-    fn new(bootstrap: &str) -> Result<Bench, Error> {
+    fn new(bootstrap: &str, quick: bool) -> Result<Bench, Error> {
         let admin = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
-        Ok(Bench { bootstrap: bootstrap.to_owned(), admin, names: AtomicU32::new(0) })
+        Ok(Bench { bootstrap: bootstrap.to_owned(), admin, names: AtomicU32::new(0), quick })
     }
 
     /// A name not used before in this run.
@@ -423,6 +425,7 @@ impl Running {
                 application_id: group,
                 commit_interval_ms: COMMIT_INTERVAL_MS,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                jvm_options: if kafka.quick { &["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"] } else { &[] },
             })?),
         })
     }
@@ -663,7 +666,7 @@ pub fn run(quick: bool) -> Result<String, Error> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (bootstrap, broker_name, _broker) = broker(quick)?;
-    let kafka = Bench::new(&bootstrap)?;
+    let kafka = Bench::new(&bootstrap, quick)?;
     let contenders: Vec<Contender> = CONTENDERS.into_iter().filter(|c| streams_built.is_ok() || !matches!(c, Contender::Streams(_))).collect();
     let tables = runtime.block_on(async {
         let throughput = throughput(&kafka, &plan, &contenders).await?;
