@@ -4,7 +4,8 @@
 //! at a fixed payment rate. Every run's alerts are read back (read_committed):
 //! the alerted users must be exactly the planted ones.
 
-use super::{Bench, Error, Guarantee, Latency, Plan, median, now_ms, offsets_reader, read_topic};
+use super::latency::Latency;
+use super::{Bench, Error, Guarantee, Plan, median, now_ms, offsets_reader, read_topic};
 use crate::report::{Table, rate};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
