@@ -15,8 +15,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a reader waits for the first dead letter.
 const FIRST_RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 /// A reader that then sees nothing new for this long considers the topic
-/// read. Readers do not trust high watermarks alone (some brokers, tansu
-/// among them, report them wrong); watermarks only say where to start.
+/// read. Readers do not trust high watermarks alone (some Kafka-compatible
+/// brokers report them wrong); watermarks only say where to start.
 const IDLE_END: Duration = Duration::from_millis(1000);
 /// After the ends a peek saw at its start: how long it reads on at most ...
 const PAST_END_GRACE: Duration = Duration::from_millis(2000);
@@ -160,8 +160,8 @@ pub fn peek(topic: &DeadLetterTopic, limit: usize, kind: Option<&str>) -> Result
     consumer.assign(&assignment)?;
     let mut last_progress = Instant::now();
     let mut idle_limit = FIRST_RECORD_TIMEOUT;
-    // Once past the ends seen at the start, read on briefly: some brokers
-    // (tansu) report a high watermark behind the records they serve.
+    // Once past the ends seen at the start, read on briefly: some
+    // Kafka-compatible brokers report a high watermark behind the records they serve.
     let mut past_ends: Option<Instant> = None;
     while last_progress.elapsed() < idle_limit && past_ends.is_none_or(|at| at.elapsed() < PAST_END_GRACE) {
         let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };

@@ -93,7 +93,10 @@ pub type SourceConsumer = StreamConsumer<SourceContext>;
 /// `co_partitioned` (stateful pipelines) selects the range assignor, which
 /// gives partition `n` of every source topic to the same member, so a task's
 /// partitions move together; otherwise partitions move one at a time
-/// (cooperative-sticky).
+/// (cooperative-sticky). With the KIP-848 protocol (`group.protocol =
+/// "consumer"` among the properties) the broker assigns: the client-side
+/// `partition.assignment.strategy` is not allowed there, and co-partitioned
+/// pipelines ask for the broker's range assignor (`group.remote.assignor`).
 pub fn create_consumer(
     pipeline: &str,
     source: &SourceConfig,
@@ -107,7 +110,6 @@ pub fn create_consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", if co_partitioned { "range" } else { "cooperative-sticky" })
         .set("queued.max.messages.kbytes", "32768")
         // Low-volume partitions: do not let a fetch wait long for data.
         .set("fetch.wait.max.ms", "100")
@@ -116,6 +118,13 @@ pub fn create_consumer(
         .set("isolation.level", "read_committed")
         // Statistics feed per-partition lag and broker reachability (readiness).
         .set("statistics.interval.ms", "1000");
+    if source.properties.get("group.protocol").is_some_and(|p| p.eq_ignore_ascii_case("consumer")) {
+        if co_partitioned {
+            config.set("group.remote.assignor", "range");
+        }
+    } else {
+        config.set("partition.assignment.strategy", if co_partitioned { "range" } else { "cooperative-sticky" });
+    }
     for (key, value) in &source.properties {
         config.set(key, value);
     }

@@ -3,16 +3,14 @@
 //! middle delivers every result exactly once; across a rebalance between two
 //! instances nothing is lost and the only repeats are the records of
 //! transactions aborted around it (which the mock, unlike Kafka, shows); and
-//! sinks get an idempotency key. (Fencing is tested on tansu in
-//! host/tests/broker.rs: the mock gives every InitProducerId a new producer
-//! id instead of bumping the epoch of the transactional id's producer.)
+//! sinks get an idempotency key.
 //!
-//! Not tested here, because neither test broker can show it: the mock
-//! accepts TxnOffsetCommit without storing the offsets, writes no abort
-//! markers and returns no aborted-transaction list in Fetch (see
-//! rdkafka_mock_handlers.c), and tansu's read_committed consumers see aborted
-//! records; so "a crash leaves no visible duplicate" needs a real Kafka
-//! broker (docs/exactly-once.md).
+//! What the mock cannot show (it accepts TxnOffsetCommit without storing the
+//! offsets, writes no abort markers and returns no aborted-transaction list in
+//! Fetch, and gives every InitProducerId a new producer id instead of bumping
+//! the epoch) is tested on a real Apache Kafka broker in
+//! host/tests/broker/exactly_once.rs: kill -9 / restart cycles leave no
+//! visible duplicate, and a second instance with the same id fences the first.
 
 use super::kafka::{MockTopics, random_topic, read_all};
 use super::pipeline::{SCHEMA, engine};
