@@ -5,6 +5,7 @@
 pub mod contenders;
 pub mod deploy;
 pub mod engine;
+pub mod kafka;
 pub mod orders;
 pub mod peers;
 pub mod pipeline;

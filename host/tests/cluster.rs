@@ -123,14 +123,13 @@ async fn leader_crash_under_at_least_once_loses_nothing() {
     leader_crash("at-least-once", "").await;
 }
 
-/// Fails today (docs/kafka.md, "Known gaps"): with a 10 s transaction timeout
-/// the in-flight produce to the killed leader times out and weir halts on a
-/// fatal INVALID_TXN_STATE from the abort; with 60 s the pipeline survives
-/// (a transaction aborted with UNKNOWN_MEMBER_ID after the group session
-/// lapsed, rewind, rejoin) but about one batch of results (101 of 9274)
-/// never becomes visible to read_committed consumers.
+/// Fails in some runs (docs/kafka.md, "Known gaps"): when the crash makes
+/// `send_offsets_to_transaction` fail with UNKNOWN_MEMBER_ID (the group
+/// session lapsed) the transaction is aborted and rewound, the partitions are
+/// revoked and re-assigned, and one batch of results (101 records) never
+/// becomes visible while the input offsets move past it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: exactly-once loses a batch around a leader and coordinator crash (docs/kafka.md)"]
+#[ignore = "known gap: exactly-once can lose a batch when a leader crash aborts a transaction with UNKNOWN_MEMBER_ID (docs/kafka.md)"]
 async fn leader_crash_under_exactly_once_loses_and_duplicates_nothing() {
     leader_crash("exactly-once", r#"guarantee = "exactly-once"
         exactly_once = { instance_id = "cluster", transaction_timeout_ms = 60000 }"#).await;

@@ -228,6 +228,7 @@ impl Kafka {
             .stdout(out)
             .stderr(err);
         let child = crate::process::spawn_guarded(command).map_err(|e| format!("starting {}: {e}", java.display()))?;
+        JVMS.lock().unwrap_or_else(|p| p.into_inner()).push(child.id());
         node.child = Some(child);
         Ok(())
     }
@@ -243,7 +244,7 @@ impl Kafka {
                 let mut nodes = self.nodes();
                 let node = &mut nodes[id as usize - 1];
                 if let Some(Ok(Some(status))) = node.child.as_mut().map(|c| c.try_wait()) {
-                    node.child = None;
+                    forget_jvm(node.child.take().map(|c| c.id()));
                     return Err(format!(
                         "kafka node {id} exited early ({status}); log {}:\n{}",
                         node.dir.join("broker.log").display(),
@@ -379,6 +380,7 @@ impl Kafka {
         if let Some(mut child) = nodes[id as usize - 1].child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            forget_jvm(Some(child.id()));
         }
     }
 
@@ -389,7 +391,7 @@ impl Kafka {
         match node.child.as_mut().map(|c| c.try_wait()) {
             Some(Ok(None)) => true,
             Some(_) => {
-                node.child = None;
+                forget_jvm(node.child.take().map(|c| c.id()));
                 false
             }
             None => false,
@@ -660,36 +662,41 @@ fn install_exit_cleanup() {
 
 extern "C" fn at_exit() {
     let Ok(dirs) = DIRS.try_lock() else { return };
-    for dir in dirs.iter() {
-        if PANICKED.load(Ordering::Relaxed) {
+    if dirs.is_empty() {
+        return;
+    }
+    if PANICKED.load(Ordering::Relaxed) {
+        for dir in dirs.iter() {
             eprintln!("kafka broker logs kept in {}", dir.display());
-        } else {
-            // The JVM may still be writing until its death signal lands: kill it first.
-            kill_jvms_in(dir);
-            let _ = fs::remove_dir_all(dir);
         }
+        return;
+    }
+    // A JVM would go on writing until its death signal lands: kill them first.
+    kill_jvms();
+    for dir in dirs.iter() {
+        let _ = fs::remove_dir_all(dir);
     }
 }
 
-/// SIGKILLs processes whose command line mentions `dir` (this process's JVMs).
-fn kill_jvms_in(dir: &Path) {
-    let needle = dir.display().to_string();
-    let Ok(entries) = fs::read_dir("/proc") else { return };
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else { continue };
-        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // Field 4 of /proc/<pid>/stat is the parent pid (after the parenthesised name).
-        let parent = status.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
-        if parent != Some(std::process::id()) {
-            continue;
-        }
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&needle) {
-            // SAFETY: our own child, not yet reaped (so its pid is not reused).
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+/// Process ids of the running broker JVMs of this process, for the exit handler.
+static JVMS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Drops a reaped JVM from [`JVMS`] (its pid may be reused from now on).
+fn forget_jvm(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        JVMS.lock().unwrap_or_else(|p| p.into_inner()).retain(|p| *p != pid);
+    }
+}
+
+/// SIGKILLs and reaps every broker JVM still running, so their directories
+/// can be removed (their death signal only fires after the exit handlers).
+fn kill_jvms() {
+    let Ok(pids) = JVMS.try_lock() else { return };
+    for &pid in pids.iter() {
+        // SAFETY: our own child, not yet reaped (so its pid is not reused).
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
         }
     }
 }

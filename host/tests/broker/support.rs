@@ -112,7 +112,9 @@ pub struct Seen {
 }
 
 /// A `read_committed` consumer of some topics from their beginning, running in
-/// the background; everything it reads is kept, with its arrival time.
+/// the background; everything it reads is kept, with its arrival time. It
+/// assigns itself every partition (no consumer group), so it depends on no
+/// group coordinator: a broker crash only moves the leaders it fetches from.
 pub struct Collector {
     seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
@@ -129,7 +131,16 @@ impl Collector {
             .set("fetch.wait.max.ms", "50")
             .create()
             .unwrap();
-        consumer.subscribe(topics).unwrap();
+        let mut assignment = TopicPartitionList::new();
+        for topic in topics {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30)).unwrap();
+            let partitions = metadata.topics().iter().find(|t| t.name() == *topic).map(|t| t.partitions().len()).unwrap_or(0);
+            assert!(partitions > 0, "collector: topic {topic} has no partitions");
+            for partition in 0..partitions as i32 {
+                assignment.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
+            }
+        }
+        consumer.assign(&assignment).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let task = tokio::spawn(async move {
