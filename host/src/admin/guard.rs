@@ -56,7 +56,7 @@ impl Guard {
     /// without a token.
     fn host_allowed(&self, host: &str) -> bool {
         let name = host_name(host).trim_end_matches('.').to_ascii_lowercase();
-        name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || self.allowed_hosts.iter().any(|h| *h == name)
+        name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || self.allowed_hosts.contains(&name)
     }
 }
 
