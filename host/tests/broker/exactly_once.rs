@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use weir::scenario;
 use weir_tests::broker::Kafka;
-use weir_tests::guests;
 use weir_tests::seeds;
 
 /// `[pipelines.<name>]` keys for exactly-once with a fixed instance id.
@@ -62,44 +61,6 @@ async fn ten_kill_9_restarts_while_input_arrives_leave_every_record_exactly_once
     eprintln!("exactly-once: {total} records, 10 kill -9 restarts, {want_out} outputs and {want_dead} dead letters exactly once in {:?}", started.elapsed());
 }
 
-/// The fraud seed pipeline (`weir run`, exactly-once, checkpointed state) on
-/// `input`, writing `output`.
-fn fraud_config(dir: &std::path::Path, bootstrap: &str, group: &str, input: &str, output: &str, dlq: &str, state: &str) -> std::path::PathBuf {
-    std::fs::write(dir.join("schema.json"), scenario::TRANSACTION_SCHEMA).unwrap();
-    let toml = format!(
-        r#"
-        [pipelines.fraud]
-        {eos}
-        event_time = {{ column = "timestamp", allowed_lateness_ms = 1800000, idle_timeout_ms = 600000, late = "dlq" }}
-        state = {{ topic = "{state}", checkpoint_records = 700, checkpoint_interval_ms = 1000 }}
-        [pipelines.fraud.source]
-        bootstrap_servers = "{bootstrap}"
-        group_id = "{group}"
-        topics = ["{input}"]
-        properties = {CLASSIC}
-        [pipelines.fraud.format]
-        type = "json"
-        schema = "schema.json"
-        [pipelines.fraud.batch]
-        max_records = 300
-        max_wait_ms = 50
-        [[pipelines.fraud.operators]]
-        plugin = "{operator}"
-        name = "windows"
-        config = {{ emit = "all" }}
-        [pipelines.fraud.output]
-        topic = "{output}"
-        key_column = "result_key"
-        [pipelines.fraud.errors]
-        dead_letter_topic = "{dlq}"
-        "#,
-        eos = exactly_once("fraud"),
-        operator = guests::FRAUD_DETECTOR,
-    );
-    let path = dir.join("fraud.toml");
-    std::fs::write(&path, toml).unwrap();
-    path
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fraud_windows_survive_kill_9_cycles_under_exactly_once() {
@@ -109,7 +70,7 @@ async fn fraud_windows_survive_kill_9_cycles_under_exactly_once() {
     let (input, output, dlq, state, group) = (unique("transactions"), unique("alerts"), unique("fraud-dlq"), unique("fraud-state"), unique("fraud"));
     kafka.create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS), (&dlq, 1)]).await;
     let stream = scenario::fraud(100, 10, 60, PARTITIONS);
-    let config = fraud_config(dir.path(), kafka.bootstrap(), &group, &input, &output, &dlq, &state);
+    let config = fraud_config(dir.path(), kafka.bootstrap(), &group, &input, &output, &dlq, &state, &exactly_once("fraud"), CLASSIC);
     let collector = Collector::start(kafka.bootstrap(), &[&output]);
 
     // Input arrives in chunks (each event to its generated partition) while processes are killed.

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use weir::scenario;
 use weir_tests::broker::Kafka;
-use weir_tests::guests;
 use weir_tests::seeds;
 
 /// Source properties selecting the KIP-848 protocol (its session and
@@ -137,38 +136,7 @@ async fn fraud_join_and_leave(protocol: &str, properties: &str) {
     let dir = scratch(kafka);
     let (input, output, dlq, state, group) = (unique("transactions"), unique("alerts"), unique("fraud-dlq"), unique("fraud-state"), unique("fraud"));
     kafka.create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS), (&dlq, 1)]).await;
-    std::fs::write(dir.path().join("schema.json"), scenario::TRANSACTION_SCHEMA).unwrap();
-    let toml = format!(
-        r#"
-        [pipelines.fraud]
-        event_time = {{ column = "timestamp", allowed_lateness_ms = 1800000, idle_timeout_ms = 600000, late = "dlq" }}
-        state = {{ topic = "{state}", checkpoint_records = 700, checkpoint_interval_ms = 1000 }}
-        [pipelines.fraud.source]
-        bootstrap_servers = "{bootstrap}"
-        group_id = "{group}"
-        topics = ["{input}"]
-        properties = {properties}
-        [pipelines.fraud.format]
-        type = "json"
-        schema = "schema.json"
-        [pipelines.fraud.batch]
-        max_records = 300
-        max_wait_ms = 50
-        [[pipelines.fraud.operators]]
-        plugin = "{operator}"
-        name = "windows"
-        config = {{ emit = "all" }}
-        [pipelines.fraud.output]
-        topic = "{output}"
-        key_column = "result_key"
-        [pipelines.fraud.errors]
-        dead_letter_topic = "{dlq}"
-        "#,
-        bootstrap = kafka.bootstrap(),
-        operator = guests::FRAUD_DETECTOR,
-    );
-    let config = dir.path().join("fraud.toml");
-    std::fs::write(&config, toml).unwrap();
+    let config = fraud_config(dir.path(), kafka.bootstrap(), &group, &input, &output, &dlq, &state, "", properties);
     let collector = Collector::start(kafka.bootstrap(), &[&output]);
     let stream = scenario::fraud(150, 10, 120, PARTITIONS);
     let producing = {

@@ -415,3 +415,43 @@ pub fn log_tail(log: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.contains("guest_output") && !l.contains("wasm trap") && !l.contains("isolate")).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// The fraud seed pipeline (`weir run`, checkpointed state to `state`) on
+/// `input`, writing `output`; `guarantee` is a config line (empty: at-least-once)
+/// and `properties` the source's librdkafka properties (a TOML table).
+#[allow(clippy::too_many_arguments)]
+pub fn fraud_config(dir: &std::path::Path, bootstrap: &str, group: &str, input: &str, output: &str, dlq: &str, state: &str, guarantee: &str, properties: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("schema.json"), weir::scenario::TRANSACTION_SCHEMA).unwrap();
+    let toml = format!(
+        r#"
+        [pipelines.fraud]
+        {guarantee}
+        event_time = {{ column = "timestamp", allowed_lateness_ms = 1800000, idle_timeout_ms = 600000, late = "dlq" }}
+        state = {{ topic = "{state}", checkpoint_records = 700, checkpoint_interval_ms = 1000 }}
+        [pipelines.fraud.source]
+        bootstrap_servers = "{bootstrap}"
+        group_id = "{group}"
+        topics = ["{input}"]
+        properties = {properties}
+        [pipelines.fraud.format]
+        type = "json"
+        schema = "schema.json"
+        [pipelines.fraud.batch]
+        max_records = 300
+        max_wait_ms = 50
+        [[pipelines.fraud.operators]]
+        plugin = "{operator}"
+        name = "windows"
+        config = {{ emit = "all" }}
+        [pipelines.fraud.output]
+        topic = "{output}"
+        key_column = "result_key"
+        [pipelines.fraud.errors]
+        dead_letter_topic = "{dlq}"
+        "#,
+        operator = guests::FRAUD_DETECTOR,
+    );
+    let path = dir.join("fraud.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
