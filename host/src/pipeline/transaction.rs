@@ -66,7 +66,8 @@ impl Worker {
             if matches!(&error, PipelineError::Kafka { source: rdkafka::error::KafkaError::Transaction(e), .. } if e.is_retriable()) {
                 // The commit's outcome is unknown after every resume timed
                 // out (a broker that drops the coordinator connection instead
-                // of answering, as tansu does for a fenced producer): halt; a
+                // of answering, or a coordinator that moved with a crashed
+                // broker): halt; a
                 // restart re-initialises transactions, which settles it.
                 return Err(PipelineError::Setup {
                     pipeline: self.name.clone(),
