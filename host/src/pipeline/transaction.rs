@@ -67,8 +67,8 @@ impl Worker {
                 // The commit's outcome is unknown after every resume timed
                 // out (a broker that drops the coordinator connection instead
                 // of answering, or a coordinator that moved with a crashed
-                // broker): halt; a
-                // restart re-initialises transactions, which settles it.
+                // broker): halt; a restart re-initialises transactions,
+                // which settles it.
                 return Err(PipelineError::Setup {
                     pipeline: self.name.clone(),
                     message: format!(
