@@ -5,9 +5,8 @@
 use super::{Bench, Contender, Digest, Error, Guarantee, PARTITIONS, Plan, Running, customer_id, now_ms, reference, with_timestamp};
 use crate::report::Table;
 use crate::workload;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message};
 use std::time::{Duration, Instant};
 
 /// Input of a latency run that is not sampled (warm-up at the same rate).
@@ -37,18 +36,7 @@ impl Latency {
 /// arrived; each sample is receive time - the record's JSON `timestamp`
 /// (warm-up records carry a negative one and give no sample).
 fn latency_reader(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Result<std::thread::JoinHandle<Result<Vec<i64>, String>>, Error> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("latency-{topic}"))
-        .set("fetch.wait.max.ms", "10")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()?;
-    let mut list = TopicPartitionList::new();
-    for partition in 0..partitions {
-        list.add_partition_offset(topic, partition, Offset::Beginning)?;
-    }
-    consumer.assign(&list)?;
+    let consumer = super::committed_reader(bootstrap, topic, partitions, &format!("latency-{topic}"), &[("fetch.wait.max.ms", "10")])?;
     Ok(std::thread::spawn(move || {
         let mut samples = Vec::with_capacity(expected);
         let mut received = 0;

@@ -303,20 +303,26 @@ fn offsets_reader(bootstrap: &str, group: &str) -> Result<Arc<BaseConsumer>, Err
     Ok(Arc::new(ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).set("enable.auto.commit", "false").create()?))
 }
 
-/// Reads a topic from the beginning to its end (read_committed) as JSON lines.
-fn read_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<Vec<Vec<u8>>, Error> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("check-{topic}"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .create()?;
+/// A `read_committed` consumer in group `group` (nothing committed) assigned
+/// every partition of `topic` from the beginning, with `extra` properties.
+pub(super) fn committed_reader(bootstrap: &str, topic: &str, partitions: i32, group: &str, extra: &[(&str, &str)]) -> Result<BaseConsumer, Error> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap).set("group.id", group).set("enable.auto.commit", "false").set("isolation.level", "read_committed");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create()?;
     let mut list = TopicPartitionList::new();
     for partition in 0..partitions {
         list.add_partition_offset(topic, partition, Offset::Beginning)?;
     }
     consumer.assign(&list)?;
+    Ok(consumer)
+}
+
+/// Reads a topic from the beginning to its end (read_committed) as JSON lines.
+fn read_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<Vec<Vec<u8>>, Error> {
+    let consumer = committed_reader(bootstrap, topic, partitions, &format!("check-{topic}"), &[("enable.partition.eof", "true")])?;
     let mut at_end = std::collections::BTreeSet::new();
     let mut values = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -224,6 +224,25 @@ impl<'a> Cursor<'a> {
         if self.pos == start { Err(Bail) } else { Ok(()) }
     }
 
+    /// After a member or element: a `,` (more follow: false) or the
+    /// container's `close` (it ended: true); anything else bails.
+    #[inline]
+    fn item_end(&mut self, close: u8) -> Scan<bool> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.skip_ws();
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            _ => Err(Bail),
+        }
+    }
+
     /// Skips one value of any type (checked, not built).
     pub fn skip_value(&mut self, depth: usize) -> Scan<()> {
         match self.peek().ok_or(Bail)? {
@@ -252,17 +271,8 @@ impl<'a> Cursor<'a> {
                     self.expect(b':')?;
                     self.skip_ws();
                     self.skip_value(depth + 1)?;
-                    self.skip_ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.pos += 1;
-                            self.skip_ws();
-                        }
-                        Some(b'}') => {
-                            self.pos += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(Bail),
+                    if self.item_end(b'}')? {
+                        return Ok(());
                     }
                 }
             }
@@ -278,17 +288,8 @@ impl<'a> Cursor<'a> {
                 }
                 loop {
                     self.skip_value(depth + 1)?;
-                    self.skip_ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.pos += 1;
-                            self.skip_ws();
-                        }
-                        Some(b']') => {
-                            self.pos += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(Bail),
+                    if self.item_end(b']')? {
+                        return Ok(());
                     }
                 }
             }
