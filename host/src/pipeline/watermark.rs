@@ -101,7 +101,8 @@ struct PartitionClock {
 pub struct Watermarks {
     allowed_lateness_ms: i64,
     idle_timeout: Duration,
-    partitions: HashMap<(String, i32), PartitionClock>,
+    /// Per topic, per partition (looked up by `&str`: no allocation per row).
+    partitions: HashMap<String, HashMap<i32, PartitionClock>>,
     emitted: Option<i64>,
 }
 
@@ -115,23 +116,37 @@ impl Watermarks {
     /// caught up and silent for the idle timeout) it holds the watermark
     /// where it is. Declaring a known partition changes nothing.
     pub fn expect(&mut self, topic: &str, partition: i32, now: Instant) {
-        self.partitions.entry((topic.to_owned(), partition)).or_insert(PartitionClock { max_event_ms: None, last_seen: now });
+        if !self.tracks(topic, partition) {
+            self.insert(topic, partition, PartitionClock { max_event_ms: None, last_seen: now });
+        }
+    }
+
+    fn clock(&self, topic: &str, partition: i32) -> Option<&PartitionClock> {
+        self.partitions.get(topic)?.get(&partition)
+    }
+
+    fn clock_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionClock> {
+        self.partitions.get_mut(topic)?.get_mut(&partition)
+    }
+
+    fn insert(&mut self, topic: &str, partition: i32, clock: PartitionClock) {
+        self.partitions.entry(topic.to_owned()).or_default().insert(partition, clock);
     }
 
     /// Whether a partition is tracked (assigned and not forgotten).
     pub fn tracks(&self, topic: &str, partition: i32) -> bool {
-        self.partitions.contains_key(&(topic.to_owned(), partition))
+        self.clock(topic, partition).is_some()
     }
 
     /// Records an event time seen on a partition.
     pub fn observe(&mut self, topic: &str, partition: i32, event_ms: i64, now: Instant) {
-        match self.partitions.get_mut(&(topic.to_owned(), partition)) {
+        match self.clock_mut(topic, partition) {
             Some(clock) => {
                 clock.max_event_ms = Some(clock.max_event_ms.map_or(event_ms, |m| m.max(event_ms)));
                 clock.last_seen = now;
             }
             None => {
-                self.partitions.insert((topic.to_owned(), partition), PartitionClock { max_event_ms: Some(event_ms), last_seen: now });
+                self.insert(topic, partition, PartitionClock { max_event_ms: Some(event_ms), last_seen: now });
             }
         }
     }
@@ -139,7 +154,7 @@ impl Watermarks {
     /// Notes that a partition delivered records (with or without usable
     /// event times): it is not idle.
     pub fn touch(&mut self, topic: &str, partition: i32, now: Instant) {
-        if let Some(clock) = self.partitions.get_mut(&(topic.to_owned(), partition)) {
+        if let Some(clock) = self.clock_mut(topic, partition) {
             clock.last_seen = now;
         }
     }
@@ -162,13 +177,18 @@ impl Watermarks {
 
     /// The largest event time seen on a partition.
     pub fn max_event_ms(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.partitions.get(&(topic.to_owned(), partition)).and_then(|c| c.max_event_ms)
+        self.clock(topic, partition).and_then(|c| c.max_event_ms)
     }
 
     /// Stops tracking partitions this process no longer owns.
     pub fn forget(&mut self, partitions: impl IntoIterator<Item = (String, i32)>) {
         for key in partitions {
-            self.partitions.remove(&key);
+            if let Some(topic) = self.partitions.get_mut(&key.0) {
+                topic.remove(&key.1);
+                if topic.is_empty() {
+                    self.partitions.remove(&key.0);
+                }
+            }
         }
     }
 
@@ -195,11 +215,12 @@ impl Watermarks {
         let active: Vec<Option<i64>> = self
             .partitions
             .iter()
-            .filter(|((topic, partition), c)| now.saturating_duration_since(c.last_seen) < idle_timeout || !backlog.caught_up(topic, *partition))
+            .flat_map(|(topic, clocks)| clocks.iter().map(move |(partition, c)| ((topic, partition), c)))
+            .filter(|((topic, partition), c)| now.saturating_duration_since(c.last_seen) < idle_timeout || !backlog.caught_up(topic, **partition))
             .map(|(_, c)| c.max_event_ms)
             .collect();
         let computed = if active.is_empty() {
-            self.partitions.values().filter_map(|c| c.max_event_ms).max()
+            self.partitions.values().flat_map(HashMap::values).filter_map(|c| c.max_event_ms).max()
         } else if active.iter().any(Option::is_none) {
             None
         } else {
