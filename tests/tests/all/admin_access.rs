@@ -87,18 +87,21 @@ async fn without_a_token_cross_site_posts_and_rebound_host_names_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_uploads_beyond_the_bound_are_told_to_retry() {
     let addr = serve(&Registry::in_memory(), None).await;
-    // Two uploads whose bodies never finish hold the two upload slots.
+    // Uploads whose bodies never finish hold the upload slots. A probe that
+    // lands between two of them takes a slot for a moment and the later one is
+    // refused (it drains, holding nothing), so hold one more at a time until
+    // a probe finds both slots taken.
     let mut held = Vec::new();
-    for _ in 0..2 {
+    let mut answers = Vec::new();
+    for _ in 0..20 {
         let mut stream = TcpStream::connect(addr).unwrap();
         let head = format!("PUT /v1/plugins/slow HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/wasm\r\nContent-Length: 100000\r\n\r\n\0asm");
         stream.write_all(head.as_bytes()).unwrap();
         held.push(stream);
-    }
-    // A third is answered 429 once both are being read (polled: the server
-    // takes the first two in its own time).
-    let mut answers = Vec::new();
-    for _ in 0..100 {
+        if held.len() < 2 {
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let (code, body) = tokio::task::spawn_blocking(move || {
             raw(addr, "PUT /v1/plugins/third", &[&format!("Host: {addr}"), "Content-Type: application/wasm"], b"not wasm")
         })
@@ -119,10 +122,10 @@ async fn concurrent_uploads_beyond_the_bound_are_told_to_retry() {
             }
             panic!("the upload slots were not released");
         }
+        assert_eq!(code, 400, "a probe with a free slot is read and refused as not wasm: {body}");
         answers.push(code);
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("no 429 while two uploads were in progress: {answers:?}");
+    panic!("no 429 while {} uploads were in progress: {answers:?}", held.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
