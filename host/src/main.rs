@@ -8,6 +8,11 @@ use weir::batch::{JsonDecoder, SchemaSpec, write_json_lines};
 use weir::engine::{Engine, EngineConfig, HttpAllowlist, SandboxLimits, SinkResult};
 use weir::operator::{Chain, Operator};
 
+/// mimalloc: batches are allocated on decoder threads and freed on workers,
+/// and small calls allocate a few dozen buffers each (BENCHMARKS.md, per call).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// weir: WebAssembly stream operators on Arrow batches.
 #[derive(Parser)]
 #[command(name = "weir", version, about)]

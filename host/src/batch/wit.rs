@@ -8,13 +8,13 @@ use crate::bindings::weir::operator::types as wit;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, make_array};
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow_data::{ArrayData, ArrayDataBuilder, transform::MutableArrayData};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, FieldRef, Schema, TimeUnit};
 use std::sync::Arc;
 
 /// A batch prepared for a guest call: the selected columns, normalised so
 /// their buffers start at row 0, ready to be borrowed as a WIT batch.
 pub struct GuestBatch {
-    fields: Vec<(String, DataType, bool)>,
+    fields: Vec<FieldRef>,
     columns: Vec<ArrayData>,
     num_rows: usize,
 }
@@ -41,7 +41,7 @@ impl GuestBatch {
         for index in indices {
             let field = schema.field(index);
             check_supported(field)?;
-            fields.push((field.name().clone(), field.data_type().clone(), field.is_nullable()));
+            fields.push(schema.fields()[index].clone());
             columns.push(normalise(batch.column(index).to_data()));
         }
         Ok(GuestBatch { fields, columns, num_rows: batch.num_rows() })
@@ -58,10 +58,10 @@ impl GuestBatch {
         let schema: Vec<wit::FieldParam<'_>> = self
             .fields
             .iter()
-            .map(|(name, data_type, nullable)| wit::FieldParam {
-                name: name.as_str(),
-                data_type: wit_type(data_type),
-                nullable: *nullable,
+            .map(|field| wit::FieldParam {
+                name: field.name().as_str(),
+                data_type: wit_type(field.data_type()),
+                nullable: field.is_nullable(),
             })
             .collect();
         let columns: Vec<wit::ColumnParam<'_>> = self.columns.iter().map(wit_column).collect();

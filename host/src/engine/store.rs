@@ -83,33 +83,47 @@ pub struct DeadlineExceeded {
 }
 
 /// Runs one guest call (a Wasmtime future) to completion, bounded by the
-/// call deadline: epoch interruption stops Wasm code, this timer stops a call
+/// call deadline: epoch interruption stops Wasm code, a timer stops a call
 /// waiting in the host. A timed-out call fails with [`DeadlineExceeded`] and
 /// its instance must be discarded.
 ///
-/// Blocks the calling thread: on a multi-threaded Tokio runtime in
-/// `block_in_place` (the runtime's timers and I/O drive the call), elsewhere
-/// (no runtime, or a current-thread one, which cannot block in place) on a
-/// small runtime of the engine's own.
+/// The call is first polled once in place, in the runtime's context: a call
+/// that never waits in the host (nearly all of them) ends there, with no
+/// timer, no executor and no thread hand-off. Only a call that is still
+/// pending (a WASI sleep or poll, an HTTP request) gets the timer for the
+/// rest of its deadline and is driven to the end: on a multi-threaded Tokio
+/// runtime in `block_in_place` (the runtime's timers and I/O drive it),
+/// elsewhere (no runtime, or a current-thread one, which cannot block in
+/// place) on a small runtime of the engine's own.
 pub fn run_bounded<R>(limits: &SandboxLimits, call: impl Future<Output = wasmtime::Result<R>>) -> wasmtime::Result<R> {
+    let started = std::time::Instant::now();
+    let mut call = std::pin::pin!(call);
+    let runtime = tokio::runtime::Handle::try_current().ok().filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    // Host calls (WASI clocks, HTTP) need a Tokio context even when polled once.
+    let _entered = runtime.is_none().then(|| fallback_runtime().enter());
+    let first = match &runtime {
+        // Guest code may run for a while: give the worker thread's other tasks away first.
+        Some(_) => tokio::task::block_in_place(|| call.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))),
+        None => call.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())),
+    };
+    if let std::task::Poll::Ready(result) = first {
+        return result;
+    }
+    // Pending: the guest waits in a host call. The next poll (at once, with
+    // a real waker) re-registers every waker the first one left.
     let bounded = async {
         if !limits.deadline_enabled() {
             return call.await;
         }
-        let deadline = std::time::Duration::from_millis(limits.call_deadline_ms);
-        match tokio::time::timeout(deadline, call).await {
+        let remaining = std::time::Duration::from_millis(limits.call_deadline_ms).saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, call).await {
             Ok(result) => result,
             Err(_) => Err(wasmtime::Error::new(DeadlineExceeded { deadline_ms: limits.call_deadline_ms })),
         }
     };
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle.block_on(bounded))
-        }
-        _ => {
-            let _entered = fallback_runtime().enter();
-            futures::executor::block_on(bounded)
-        }
+    match runtime {
+        Some(handle) => tokio::task::block_in_place(|| handle.block_on(bounded)),
+        None => futures::executor::block_on(bounded),
     }
 }
 

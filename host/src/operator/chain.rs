@@ -1,7 +1,7 @@
 //! A chain of operators run in order on each batch.
 
 use super::shadow::Shadow;
-use super::{Operator, RowRejection, StepOutput};
+use super::{EmptyBatch, Operator, RowRejection, StepOutput};
 use crate::engine::{OperatorKind, Result, SinkResult};
 use arrow_array::RecordBatch;
 
@@ -39,12 +39,13 @@ pub struct Chain {
     operators: Vec<Operator>,
     shadow: Option<Shadow>,
     rows_only_tail: bool,
+    empty: EmptyBatch,
 }
 
 impl Chain {
     /// A chain of `operators`; sinks may only come last.
     pub fn new(operators: Vec<Operator>) -> Chain {
-        Chain { operators, shadow: None, rows_only_tail: false }
+        Chain { operators, shadow: None, rows_only_tail: false, empty: EmptyBatch::default() }
     }
 
     /// The same operators with instances of their own (no shadow run).
@@ -108,7 +109,7 @@ impl Chain {
                         let step = match operator.kind() {
                             OperatorKind::Filter if last && self.rows_only_tail && self.shadow.is_none() => {
                                 let input_rows = operator.select(&batch)?;
-                                StepOutput { batch: batch.slice(0, 0), input_rows, rejected: Vec::new(), returned: Vec::new() }
+                                StepOutput { batch: self.empty.like(&batch), input_rows, rejected: Vec::new(), returned: Vec::new() }
                             }
                             OperatorKind::Filter => operator.filter(&batch)?,
                             _ => operator.map(&batch)?,

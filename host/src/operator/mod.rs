@@ -51,6 +51,22 @@ pub struct Operator {
     stats: OperatorStats,
     version: String,
     metrics: Option<OperatorMetrics>,
+    empty: EmptyBatch,
+}
+
+/// The zero-row batch of the last schema seen, so a filter that keeps no
+/// row (most one-row calls of a selective filter) builds no empty columns.
+#[derive(Default)]
+pub(crate) struct EmptyBatch(Option<RecordBatch>);
+
+impl EmptyBatch {
+    /// A zero-row batch with `batch`'s schema.
+    pub(crate) fn like(&mut self, batch: &RecordBatch) -> RecordBatch {
+        match &self.0 {
+            Some(empty) if Arc::ptr_eq(empty.schema_ref(), batch.schema_ref()) => empty.clone(),
+            _ => self.0.insert(batch.slice(0, 0)).clone(),
+        }
+    }
 }
 
 impl Operator {
@@ -64,6 +80,7 @@ impl Operator {
             stats: OperatorStats::default(),
             version: String::new(),
             metrics: None,
+            empty: EmptyBatch::default(),
         };
         operator.version = operator.plugin.sha256()[..12].to_owned();
         operator.instance()?;
@@ -170,7 +187,7 @@ impl Operator {
         let input_rows = set_bits(&mask);
         // Nothing or everything kept (always so for one-row batches): no copy.
         let kept = match input_rows.len() {
-            0 => batch.slice(0, 0),
+            0 => self.empty.like(batch),
             n if n == batch.num_rows() => batch.clone(),
             _ => arrow_select::filter::filter_record_batch(batch, &mask).map_err(BatchError::from)?,
         };

@@ -20,39 +20,37 @@
 //! before (error messages included). The differential tests in `tests.rs`
 //! hold the two to the same output.
 
+mod columns;
 mod cursor;
 #[cfg(test)]
 mod tests;
 
-use arrow_array::builder::{BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder};
-use arrow_array::{Array, ArrayRef, RecordBatch, make_array};
-use arrow_schema::{DataType, FieldRef, SchemaRef};
+use arrow_array::RecordBatch;
+use columns::Column;
+use arrow_schema::{DataType, SchemaRef};
 use cursor::{Bail, Cursor, Scan, Text};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// What the scanner builds for a schema field.
-#[derive(Debug, Clone)]
-enum Kind {
-    Bool,
-    Int32,
-    Int64,
-    Float32,
-    Float64,
-    Utf8,
-    /// Integer epoch values in the column's unit (text timestamps bail).
-    Timestamp(DataType),
-    /// A list of strings; the item field as the schema has it.
-    ListUtf8(FieldRef),
+/// Whether the scanner builds a column of this type (integer epoch values
+/// for timestamps: text timestamps bail; lists of nullable strings).
+fn builds(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Boolean | DataType::Int32 | DataType::Int64 | DataType::Float32 | DataType::Float64 | DataType::Utf8 | DataType::Timestamp(..) => true,
+        DataType::List(item) => item.data_type() == &DataType::Utf8 && item.is_nullable(),
+        _ => false,
+    }
 }
 
 /// The scanner for one schema (shared by the decoder's threads).
 #[derive(Debug)]
 pub(super) struct Scanner {
     schema: SchemaRef,
-    kinds: Vec<Kind>,
     nullable: Vec<bool>,
     names: HashMap<Box<str>, usize>,
+    /// The key layout the last batch ended with: the next starts from it,
+    /// so steady traffic matches every key without a lookup or allocation.
+    learned: Mutex<Arc<Vec<KeySlot>>>,
 }
 
 impl Scanner {
@@ -60,29 +58,17 @@ impl Scanner {
     /// not build (arrow-json then decodes every batch) or two fields share
     /// a name.
     pub fn new(schema: &SchemaRef) -> Option<Scanner> {
-        let mut kinds = Vec::with_capacity(schema.fields().len());
         let mut names = HashMap::new();
         for (index, field) in schema.fields().iter().enumerate() {
-            kinds.push(match field.data_type() {
-                DataType::Boolean => Kind::Bool,
-                DataType::Int32 => Kind::Int32,
-                DataType::Int64 => Kind::Int64,
-                DataType::Float32 => Kind::Float32,
-                DataType::Float64 => Kind::Float64,
-                DataType::Utf8 => Kind::Utf8,
-                t @ DataType::Timestamp(..) => Kind::Timestamp(t.clone()),
-                DataType::List(item) if item.data_type() == &DataType::Utf8 && item.is_nullable() => Kind::ListUtf8(item.clone()),
-                _ => return None,
-            });
-            if names.insert(field.name().as_str().into(), index).is_some() {
+            if !builds(field.data_type()) || names.insert(field.name().as_str().into(), index).is_some() {
                 return None;
             }
         }
-        if kinds.is_empty() {
+        if names.is_empty() {
             return None;
         }
         let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
-        Some(Scanner { schema: schema.clone(), kinds, nullable, names })
+        Some(Scanner { schema: schema.clone(), nullable, names, learned: Mutex::default() })
     }
 
     /// The batch of `lines` (one JSON object each), or `None` when any line
@@ -96,61 +82,13 @@ impl Scanner {
     }
 }
 
-/// A column being built.
-enum Builder {
-    Bool(BooleanBuilder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    Float32(Float32Builder),
-    Float64(Float64Builder),
-    Utf8(StringBuilder),
-    List(ListBuilder<StringBuilder>),
-}
-
-impl Builder {
-    fn new(kind: &Kind, rows: usize, bytes: usize) -> Builder {
-        match kind {
-            Kind::Bool => Builder::Bool(BooleanBuilder::with_capacity(rows)),
-            Kind::Int32 => Builder::Int32(Int32Builder::with_capacity(rows)),
-            Kind::Int64 | Kind::Timestamp(_) => Builder::Int64(Int64Builder::with_capacity(rows)),
-            Kind::Float32 => Builder::Float32(Float32Builder::with_capacity(rows)),
-            Kind::Float64 => Builder::Float64(Float64Builder::with_capacity(rows)),
-            Kind::Utf8 => Builder::Utf8(StringBuilder::with_capacity(rows, bytes)),
-            Kind::ListUtf8(item) => Builder::List(ListBuilder::with_capacity(StringBuilder::new(), rows).with_field(item.clone())),
-        }
-    }
-
-    fn append_null(&mut self) {
-        match self {
-            Builder::Bool(b) => b.append_null(),
-            Builder::Int32(b) => b.append_null(),
-            Builder::Int64(b) => b.append_null(),
-            Builder::Float32(b) => b.append_null(),
-            Builder::Float64(b) => b.append_null(),
-            Builder::Utf8(b) => b.append_null(),
-            Builder::List(b) => b.append_null(),
-        }
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Builder::Bool(b) => Arc::new(b.finish()),
-            Builder::Int32(b) => Arc::new(b.finish()),
-            Builder::Int64(b) => Arc::new(b.finish()),
-            Builder::Float32(b) => Arc::new(b.finish()),
-            Builder::Float64(b) => Arc::new(b.finish()),
-            Builder::Utf8(b) => Arc::new(b.finish()),
-            Builder::List(b) => Arc::new(b.finish()),
-        }
-    }
-}
-
 /// A key seen at one position of the previous records: records of a topic
 /// usually list their keys in the same order, so a key is matched with one
 /// comparison instead of a lookup.
+#[derive(Debug, Clone)]
 struct KeySlot {
     /// The key's raw bytes (`None` when it had escapes: always looked up).
-    raw: Option<Box<[u8]>>,
+    raw: Option<Arc<[u8]>>,
     /// The schema field it names.
     field: Option<usize>,
 }
@@ -158,11 +96,13 @@ struct KeySlot {
 /// One batch in progress.
 struct BatchScan<'s> {
     scanner: &'s Scanner,
-    builders: Vec<Builder>,
+    builders: Vec<Column>,
     /// Row number (from 1) that last set each field: a second set is a duplicate key.
     seen: Vec<u32>,
     row: u32,
-    layout: Vec<KeySlot>,
+    layout: Arc<Vec<KeySlot>>,
+    /// Whether `layout` changed (and is worth keeping for the next batch).
+    relearned: bool,
     scratch: String,
 }
 
@@ -170,9 +110,9 @@ impl<'s> BatchScan<'s> {
     fn new(scanner: &'s Scanner, lines: &[&[u8]]) -> BatchScan<'s> {
         let rows = lines.len();
         let bytes: usize = lines.iter().map(|l| l.len()).sum();
-        let per_string = bytes / scanner.kinds.len().max(1);
-        let builders = scanner.kinds.iter().map(|kind| Builder::new(kind, rows, per_string)).collect();
-        BatchScan { scanner, builders, seen: vec![0; scanner.kinds.len()], row: 0, layout: Vec::new(), scratch: String::new() }
+        let per_string = bytes / scanner.nullable.len().max(1);
+        let builders = scanner.schema.fields().iter().map(|field| Column::new(field.data_type(), rows, per_string)).collect();
+        BatchScan { scanner, builders, seen: vec![0; scanner.nullable.len()], row: 0, layout: scanner.learned.lock().map(|l| l.clone()).unwrap_or_default(), relearned: false, scratch: String::new() }
     }
 
     /// Scans one record into the builders.
@@ -229,7 +169,7 @@ impl<'s> BatchScan<'s> {
                     if !self.scanner.nullable[index] {
                         return Err(Bail);
                     }
-                    self.builders[index].append_null();
+                    self.builders[index].push_null();
                 }
             }
         }
@@ -252,11 +192,13 @@ impl<'s> BatchScan<'s> {
         };
         let field = self.scanner.names.get(name).copied();
         let slot = KeySlot { raw, field };
-        if position < self.layout.len() {
-            self.layout[position] = slot;
+        let layout = Arc::make_mut(&mut self.layout);
+        if position < layout.len() {
+            layout[position] = slot;
         } else {
-            self.layout.push(slot);
+            layout.push(slot);
         }
+        self.relearned = true;
         Ok(field)
     }
 
@@ -268,33 +210,49 @@ impl<'s> BatchScan<'s> {
             if !self.scanner.nullable[index] {
                 return Err(Bail);
             }
-            self.builders[index].append_null();
+            self.builders[index].push_null();
             return Ok(());
         }
         match &mut self.builders[index] {
-            Builder::Float64(b) => b.append_value(float(cursor)?),
-            Builder::Utf8(b) => {
+            Column::Float64(values, validity) => {
+                values.push(float(cursor)?);
+                validity.push(true);
+            }
+            Column::Utf8(strings) => {
                 cursor.expect(b'"')?;
                 match cursor.string(&mut self.scratch)? {
-                    Text::Borrowed(s) => b.append_value(s),
-                    Text::Decoded => b.append_value(&self.scratch),
+                    Text::Borrowed(s) => strings.push(s),
+                    Text::Decoded => strings.push(&self.scratch),
                 }
+                .ok_or(Bail)?;
             }
-            Builder::Int64(b) => b.append_value(integer(cursor)?),
-            Builder::Int32(b) => b.append_value(integer(cursor)?),
-            Builder::Float32(b) => b.append_value(float(cursor)?),
-            Builder::Bool(b) => match cursor.peek() {
-                Some(b't') => {
-                    cursor.literal(b"true")?;
-                    b.append_value(true);
+            Column::Int64(values, validity) => {
+                values.push(integer(cursor)?);
+                validity.push(true);
+            }
+            Column::Int32(values, validity) => {
+                values.push(integer(cursor)?);
+                validity.push(true);
+            }
+            Column::Float32(values, validity) => {
+                values.push(float(cursor)?);
+                validity.push(true);
+            }
+            Column::Bool(values, validity) => {
+                match cursor.peek() {
+                    Some(b't') => {
+                        cursor.literal(b"true")?;
+                        values.append(true);
+                    }
+                    Some(b'f') => {
+                        cursor.literal(b"false")?;
+                        values.append(false);
+                    }
+                    _ => return Err(Bail),
                 }
-                Some(b'f') => {
-                    cursor.literal(b"false")?;
-                    b.append_value(false);
-                }
-                _ => return Err(Bail),
-            },
-            Builder::List(b) => {
+                validity.push(true);
+            }
+            Column::List { offsets, items, validity } => {
                 cursor.expect(b'[')?;
                 cursor.skip_ws();
                 if cursor.peek() == Some(b']') {
@@ -305,13 +263,14 @@ impl<'s> BatchScan<'s> {
                             Some(b'"') => {
                                 cursor.advance(1);
                                 match cursor.string(&mut self.scratch)? {
-                                    Text::Borrowed(s) => b.values().append_value(s),
-                                    Text::Decoded => b.values().append_value(&self.scratch),
+                                    Text::Borrowed(s) => items.push(s),
+                                    Text::Decoded => items.push(&self.scratch),
                                 }
+                                .ok_or(Bail)?;
                             }
                             Some(b'n') => {
                                 cursor.literal(b"null")?;
-                                b.values().append_null();
+                                items.push_null();
                             }
                             _ => return Err(Bail),
                         }
@@ -329,22 +288,21 @@ impl<'s> BatchScan<'s> {
                         }
                     }
                 }
-                b.append(true);
+                Column::end_list(offsets, items, validity).ok_or(Bail)?;
             }
         }
         Ok(())
     }
 
-    /// The batch; timestamp columns retyped from their integer builders.
-    fn finish(mut self) -> Option<RecordBatch> {
-        let mut columns = Vec::with_capacity(self.builders.len());
-        for (builder, kind) in self.builders.iter_mut().zip(&self.scanner.kinds) {
-            let column = builder.finish();
-            columns.push(match kind {
-                Kind::Timestamp(data_type) => make_array(column.into_data().into_builder().data_type(data_type.clone()).build().ok()?),
-                _ => column,
-            });
+    /// The batch, each column typed as the schema says.
+    fn finish(self) -> Option<RecordBatch> {
+        if self.relearned
+            && let Ok(mut learned) = self.scanner.learned.lock()
+        {
+            *learned = self.layout;
         }
+        let fields = self.scanner.schema.fields();
+        let columns = self.builders.into_iter().zip(fields).map(|(column, field)| column.finish(field.data_type())).collect::<Option<Vec<_>>>()?;
         RecordBatch::try_new(self.scanner.schema.clone(), columns).ok()
     }
 }
