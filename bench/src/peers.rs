@@ -297,20 +297,37 @@ pub fn run(quick: bool) -> Result<String, Error> {
 
     let mut tables = Vec::new();
     let mut summary = Summary::default();
-    for workload in [Workload::Filter, Workload::Map, Workload::Aggregate] {
-        tables.push(same_work(&suite, workload, &mut summary)?);
+    // WEIR_BENCH_TABLES=same,decode,batch,threads,width,memory,pipeline picks tables (all by default).
+    let picked = std::env::var("WEIR_BENCH_TABLES").ok();
+    let wants = |table: &str| picked.as_deref().is_none_or(|p| p.split(',').any(|t| t.trim() == table));
+    if wants("same") {
+        for workload in [Workload::Filter, Workload::Map, Workload::Aggregate] {
+            tables.push(same_work(&suite, workload, &mut summary)?);
+        }
     }
-    tables.push(decode_alone(&suite, &mut summary)?);
-    tables.push(batch_sizes(&suite)?);
-    tables.push(threads(&suite)?);
-    tables.push(widths(&suite)?);
-    let instances = if quick { 20 } else { 500 };
-    tables.push(crate::engine::memory_per_instance(&suite.engine, instances).map_err(|e| e.to_string())?);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (end_to_end, ratio) = runtime.block_on(crate::pipeline::throughput(suite.plan.pipeline_records)).map_err(|e| e.to_string())?;
-    summary.end_to_end = Some(ratio);
-    tables.push(end_to_end);
-    tables.push(runtime.block_on(crate::pipeline::scale_out(suite.plan.pipeline_records)).map_err(|e| e.to_string())?);
+    if wants("decode") {
+        tables.push(decode_alone(&suite, &mut summary)?);
+    }
+    if wants("batch") {
+        tables.push(batch_sizes(&suite)?);
+    }
+    if wants("threads") {
+        tables.push(threads(&suite)?);
+    }
+    if wants("width") {
+        tables.push(widths(&suite)?);
+    }
+    if wants("memory") {
+        let instances = if quick { 20 } else { 500 };
+        tables.push(crate::engine::memory_per_instance(&suite.engine, instances).map_err(|e| e.to_string())?);
+    }
+    if wants("pipeline") {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let (end_to_end, ratio) = runtime.block_on(crate::pipeline::throughput(suite.plan.pipeline_records)).map_err(|e| e.to_string())?;
+        summary.end_to_end = Some(ratio);
+        tables.push(end_to_end);
+        tables.push(runtime.block_on(crate::pipeline::scale_out(suite.plan.pipeline_records)).map_err(|e| e.to_string())?);
+    }
     tables.insert(0, summary.table());
 
     let heading = format!("Peer benchmarks ({} seed orders as JSON lines, {BATCH} records per call{})", suite.plan.records, if quick { ", quick mode" } else { "" });
