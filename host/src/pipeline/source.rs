@@ -1,13 +1,14 @@
 //! The Kafka source: a consumer in the pipeline's group with manual offset
 //! management (no auto-commit, no auto offset store), cooperative-sticky
 //! assignment, and a context that tracks revocations so uncommitted records
-//! of revoked partitions are dropped (their new owner re-reads them).
+//! of revoked partitions are dropped (their new owner re-reads them, from the
+//! group's committed offset; that may be this process again).
 
 use crate::config::{BatchConfig, SourceConfig};
 use crate::telemetry::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use super::watermark::Backlog;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,7 +21,13 @@ use super::command::PipelineCommand;
 pub struct SourceContext {
     pipeline: String,
     stats: Arc<PipelineStats>,
+    /// Exactly-once: offsets move only inside transactions, never on revoke.
+    transactional: bool,
+    /// Partitions revoked since the last [`SourceContext::take_revoked`].
     revoked: Mutex<HashSet<(String, i32)>>,
+    /// Partitions revoked since [`collect`] last dropped the records it had
+    /// collected from them.
+    revoked_while_collecting: Mutex<HashSet<(String, i32)>>,
     /// Partitions assigned since the last [`SourceContext::take_assigned`].
     assigned: Mutex<Vec<(String, i32)>>,
 }
@@ -34,6 +41,22 @@ impl SourceContext {
     /// Takes the partitions assigned since the last call.
     pub fn take_assigned(&self) -> Vec<(String, i32)> {
         std::mem::take(&mut *self.assigned.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Drops from `records` those of partitions revoked since the last call:
+    /// they were delivered before the revocation. Records a partition
+    /// delivers after it is assigned again (from the group's committed
+    /// offset) are not touched by a later call.
+    fn drop_revoked(&self, records: &mut Vec<OwnedMessage>) {
+        let revoked = std::mem::take(&mut *self.revoked_while_collecting.lock().unwrap_or_else(|e| e.into_inner()));
+        if revoked.is_empty() || records.is_empty() {
+            return;
+        }
+        let before = records.len();
+        records.retain(|r| !revoked.contains(&(r.topic().to_owned(), r.partition())));
+        if records.len() < before {
+            tracing::info!(pipeline = %self.pipeline, dropped = before - records.len(), "records of revoked partitions dropped (their next owner reads them again)");
+        }
     }
 }
 
@@ -56,20 +79,28 @@ impl ClientContext for SourceContext {
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
-            // Processing is sequential: nothing is in flight here, and every
-            // processed batch was committed. Commit those offsets
-            // synchronously so the next owner starts exactly there.
-            let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner());
             let mut list = TopicPartitionList::new();
             let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+            let mut while_collecting = self.revoked_while_collecting.lock().unwrap_or_else(|e| e.into_inner());
             for element in partitions.elements() {
                 let key = (element.topic().to_owned(), element.partition());
-                if let Some(offset) = committed.get(&key) {
-                    let _ = list.add_partition_offset(&key.0, key.1, Offset::Offset(*offset));
+                // Forgotten: should the partition come back, another owner
+                // may have moved its offset meanwhile (rewinds then ask the group).
+                if let Some(offset) = committed.remove(&key) {
+                    let _ = list.add_partition_offset(&key.0, key.1, Offset::Offset(offset));
                 }
+                while_collecting.insert(key.clone());
                 revoked.insert(key);
             }
-            if list.count() > 0
+            drop((committed, while_collecting));
+            // At-least-once: processing is sequential, nothing is in flight
+            // here and every processed batch was committed; commit those
+            // offsets synchronously so the next owner starts exactly there.
+            // Exactly-once: the transactions committed them already, and the
+            // group's offsets move only inside transactions.
+            if !self.transactional
+                && list.count() > 0
                 && let Err(error) = consumer.commit(&list, CommitMode::Sync) {
                     tracing::warn!(pipeline = %self.pipeline, %error, "commit on revoke failed");
                 }
@@ -108,11 +139,13 @@ pub type SourceConsumer = StreamConsumer<SourceContext>;
 /// "consumer"` among the properties) the broker assigns: the client-side
 /// `partition.assignment.strategy` is not allowed there, and co-partitioned
 /// pipelines ask for the broker's range assignor (`group.remote.assignor`).
+/// `transactional` (exactly-once): offsets are committed by transactions only.
 pub fn create_consumer(
     pipeline: &str,
     source: &SourceConfig,
     stats: Arc<PipelineStats>,
     co_partitioned: bool,
+    transactional: bool,
 ) -> Result<SourceConsumer, rdkafka::error::KafkaError> {
     let mut config = ClientConfig::new();
     config
@@ -139,7 +172,14 @@ pub fn create_consumer(
     for (key, value) in &source.properties {
         config.set(key, value);
     }
-    let context = SourceContext { pipeline: pipeline.to_owned(), stats, revoked: Mutex::default(), assigned: Mutex::default() };
+    let context = SourceContext {
+        pipeline: pipeline.to_owned(),
+        stats,
+        transactional,
+        revoked: Mutex::default(),
+        revoked_while_collecting: Mutex::default(),
+        assigned: Mutex::default(),
+    };
     let consumer: SourceConsumer = config.create_with_context(context)?;
     let topics: Vec<&str> = source.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
@@ -220,7 +260,28 @@ pub enum Cut {
 /// the first record, a pause/resume request, a command, or shutdown; with
 /// `idle`, also when nothing arrived for that long (an empty batch, so
 /// periodic work such as checkpoints runs while the input is quiet).
+///
+/// Records of a partition revoked while collecting are dropped when the
+/// revocation is seen (rebalance callbacks run inside `recv`), not when the
+/// batch is cut: a partition revoked and assigned again before the cut (a
+/// lapsed group session) delivers its records again from the committed
+/// offset, and those are kept; dropping them too would move the consumer's
+/// position, and the next commit, past records never processed.
 pub async fn collect(
+    consumer: &SourceConsumer,
+    limits: &BatchConfig,
+    shutdown: &mut watch::Receiver<bool>,
+    control: &mut watch::Receiver<Option<String>>,
+    commands: &mut mpsc::Receiver<PipelineCommand>,
+    idle: Option<Duration>,
+) -> (Vec<OwnedMessage>, Cut) {
+    let (mut records, cut) = collect_until_cut(consumer, limits, shutdown, control, commands, idle).await;
+    // A revocation seen by a `recv` that returned no record.
+    consumer.context().drop_revoked(&mut records);
+    (records, cut)
+}
+
+async fn collect_until_cut(
     consumer: &SourceConsumer,
     limits: &BatchConfig,
     shutdown: &mut watch::Receiver<bool>,
@@ -231,6 +292,8 @@ pub async fn collect(
     let mut records = Vec::new();
     let mut bytes = 0usize;
     let mut deadline: Option<tokio::time::Instant> = idle.map(|d| tokio::time::Instant::now() + d);
+    // Revocations before this batch concern records of earlier ones.
+    consumer.context().drop_revoked(&mut records);
     loop {
         if *shutdown.borrow() {
             return (records, Cut::Shutdown);
@@ -249,6 +312,11 @@ pub async fn collect(
             Some(command) = commands.recv() => return (records, Cut::Command(Box::new(command))),
             message = consumer.recv() => match message {
                 Ok(message) => {
+                    let held = records.len();
+                    consumer.context().drop_revoked(&mut records);
+                    if records.len() < held {
+                        bytes = records.iter().map(|r| r.payload().map_or(0, <[u8]>::len)).sum();
+                    }
                     bytes += message.payload_len();
                     records.push(message.detach());
                     if records.len() == 1 {

@@ -10,8 +10,23 @@ pub(super) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Resumes of a transaction call that timed out retriably.
 const RESUME_ATTEMPTS: u32 = 2;
 
+/// Timeout of one `send_offsets_to_transaction` call (resumed like the others).
+const SEND_OFFSETS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long past its own timeout a `send_offsets_to_transaction` call may
+/// block before the producer counts as stuck in it. librdkafka 2.12 does not
+/// enforce that timeout while its cached group coordinator is a broker that
+/// died and left the metadata (confluentinc/librdkafka#5456, #5511): the call
+/// then blocks until that broker returns.
+const STUCK_AFTER: Duration = Duration::from_secs(5);
+
+/// The transactional id of pipeline `name`'s producer.
+pub(super) fn transactional_id(config: &PipelineConfig, name: &str) -> String {
+    format!("weir.{}.{name}.{}", config.source.group_id, config.exactly_once.instance())
+}
+
 /// Calls a transaction API again while it fails with a retriable error
-/// (librdkafka: "retry call to resume", e.g. after the coordinator
+/// (librdkafka: "retry call to resume", e.g. after the coordinator moved).
 pub(super) fn resume_retriable(mut call: impl FnMut() -> rdkafka::error::KafkaResult<()>) -> rdkafka::error::KafkaResult<()> {
     let mut attempts = 0;
     loop {
@@ -23,6 +38,14 @@ pub(super) fn resume_retriable(mut call: impl FnMut() -> rdkafka::error::KafkaRe
             other => return other,
         }
     }
+}
+
+/// Why a transaction did not commit.
+enum CommitError {
+    /// A call failed (see [`Worker::process_in_transaction`]).
+    Failed(PipelineError),
+    /// `send_offsets_to_transaction` did not return (see [`STUCK_AFTER`]).
+    Stuck,
 }
 
 /// What a transaction commits besides its outputs.
@@ -57,7 +80,22 @@ impl Worker {
             TransactionPlan::Offsets(plan) => (plan, None),
             TransactionPlan::Checkpoints(plan, checkpoints) => (plan, Some(checkpoints)),
         };
-        if let Err(error) = self.commit_transaction(&plan) {
+        let committed = match self.commit_transaction(&plan) {
+            Err(CommitError::Stuck) => {
+                tracing::warn!(
+                    pipeline = %self.name,
+                    "send_offsets_to_transaction did not return (its group coordinator is a broker that died): \
+                     replacing the producer, which fences the stuck one and aborts its transaction; rewinding to the committed offsets"
+                );
+                self.replace_producer()?;
+                PipelineStats::add(&self.stats.retries, 1);
+                self.rewind_to_committed();
+                return Ok(());
+            }
+            Err(CommitError::Failed(error)) => Err(error),
+            Ok(()) => Ok(()),
+        };
+        if let Err(error) = committed {
             tracing::warn!(pipeline = %self.name, %error, "transaction not committed: aborted; rewinding to the committed offsets");
             self.abort_transaction();
             if matches!(&error, PipelineError::Kafka { source: rdkafka::error::KafkaError::Transaction(e), .. } if e.is_fatal()) {
@@ -132,24 +170,68 @@ impl Worker {
     }
 
     /// Sends the consumer offsets into the transaction and commits it.
-    pub(super) fn commit_transaction(&self, next: &BTreeMap<(String, i32), i64>) -> Result<(), PipelineError> {
-        let kafka = |source| PipelineError::Kafka { pipeline: self.name.clone(), source };
+    fn commit_transaction(&self, next: &BTreeMap<(String, i32), i64>) -> Result<(), CommitError> {
+        let kafka = |source| CommitError::Failed(PipelineError::Kafka { pipeline: self.name.clone(), source });
         let mut offsets = rdkafka::TopicPartitionList::new();
         for ((topic, partition), offset) in next {
             offsets.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset)).map_err(kafka)?;
         }
-        let metadata = self.consumer.group_metadata().ok_or_else(|| PipelineError::Setup {
-            pipeline: self.name.clone(),
-            message: "the consumer has no group metadata (not in a group yet)".into(),
+        let metadata = self.consumer.group_metadata().ok_or_else(|| {
+            CommitError::Failed(PipelineError::Setup {
+                pipeline: self.name.clone(),
+                message: "the consumer has no group metadata (not in a group yet)".into(),
+            })
         })?;
+        let offsets = Arc::new(offsets);
+        let metadata = Arc::new(metadata);
         let producer = &self.sender.producer;
         tokio::task::block_in_place(|| {
             if offsets.count() > 0 {
-                resume_retriable(|| producer.send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT))?;
+                // On a thread of its own, so that a call that never returns
+                // does not take the pipeline with it.
+                let mut stuck = false;
+                resume_retriable(|| {
+                    let (call_producer, call_offsets, call_metadata) = (producer.clone(), offsets.clone(), metadata.clone());
+                    let (done, outcome) = std::sync::mpsc::sync_channel(1);
+                    let spawned = std::thread::Builder::new().name("weir-send-offsets".into()).spawn(move || {
+                        let _ = done.send(call_producer.send_offsets_to_transaction(&call_offsets, &call_metadata, SEND_OFFSETS_TIMEOUT));
+                    });
+                    if spawned.is_err() {
+                        return producer.send_offsets_to_transaction(&offsets, &metadata, SEND_OFFSETS_TIMEOUT);
+                    }
+                    outcome.recv_timeout(SEND_OFFSETS_TIMEOUT + STUCK_AFTER).unwrap_or_else(|_| {
+                        stuck = true;
+                        Ok(())
+                    })
+                })
+                .map_err(kafka)?;
+                if stuck {
+                    return Err(CommitError::Stuck);
+                }
             }
-            resume_retriable(|| producer.commit_transaction(TRANSACTION_TIMEOUT))
+            resume_retriable(|| producer.commit_transaction(TRANSACTION_TIMEOUT)).map_err(kafka)
         })
-        .map_err(kafka)
+    }
+
+    /// Replaces a producer stuck in a transaction call with a new one under
+    /// the same transactional id. Its `init_transactions` fences the stuck
+    /// producer and aborts the transaction that one left open; the stuck
+    /// call's thread keeps the old producer until the call returns.
+    fn replace_producer(&mut self) -> Result<(), PipelineError> {
+        let kafka = |source| PipelineError::Kafka { pipeline: self.name.clone(), source };
+        let config = &self.config;
+        let id = transactional_id(config, &self.name);
+        let producer = output::create_producer(
+            &config.source,
+            config.output.as_ref(),
+            Some((&id, config.exactly_once.transaction_timeout_ms)),
+            config.state.as_ref().map(|s| s.max_bytes + (1 << 20)),
+        )
+        .map_err(kafka)?;
+        tokio::task::block_in_place(|| producer.init_transactions(TRANSACTION_TIMEOUT)).map_err(kafka)?;
+        tracing::info!(pipeline = %self.name, transactional_id = %id, "exactly-once: producer replaced, transactions initialised");
+        self.sender.producer = producer;
+        Ok(())
     }
 
     pub(super) fn abort_transaction(&self) {

@@ -49,9 +49,9 @@ impl Worker {
         // Forwarded records need only which rows the last filter kept.
         chain.set_rows_only_tail(emit == output::Emit::Forward && config.output.as_ref().is_some_and(|o| o.key_column.is_none()));
         let kafka = |source| PipelineError::Kafka { pipeline: name.to_owned(), source };
-        let consumer = source::create_consumer(name, &config.source, stats.clone(), config.state.is_some()).map_err(kafka)?;
-        let transactional_id = (config.guarantee == Guarantee::ExactlyOnce)
-            .then(|| format!("weir.{}.{name}.{}", config.source.group_id, config.exactly_once.instance()));
+        let transactional = config.guarantee == Guarantee::ExactlyOnce;
+        let consumer = source::create_consumer(name, &config.source, stats.clone(), config.state.is_some(), transactional).map_err(kafka)?;
+        let transactional_id = transactional.then(|| transaction::transactional_id(&config, name));
         let transactional = transactional_id.as_deref().map(|id| (id, config.exactly_once.transaction_timeout_ms));
         let producer = output::create_producer(&config.source, config.output.as_ref(), transactional, config.state.as_ref().map(|s| s.max_bytes + (1 << 20))).map_err(kafka)?;
         if let Some(id) = &transactional_id {
@@ -146,14 +146,12 @@ impl Worker {
                 && !self.wait_while_paused(reason, shutdown, &mut control).await? {
                     return self.drain_commit().await;
                 }
+            // Without the records of partitions revoked meanwhile.
             let (mut records, cut) =
                 source::collect(&self.consumer, &self.config.batch, shutdown, &mut control, &mut self.commands, idle).await;
             let revoked = self.consumer.context().take_revoked();
             if let Some(tasks) = &mut self.tasks {
                 tasks.forget(&revoked);
-            }
-            if !revoked.is_empty() {
-                records.retain(|r| !revoked.contains(&(r.topic().to_owned(), r.partition())));
             }
             self.follow_assignment(&revoked);
             if !self.unpositioned.is_empty() {
@@ -365,6 +363,7 @@ impl Worker {
             };
             match self.consumer.seek(element.topic(), element.partition(), rdkafka::Offset::Offset(offset), Duration::from_secs(5)) {
                 Ok(()) => {
+                    tracing::debug!(pipeline = %self.name, topic = %key.0, partition = key.1, offset, "rewound to the committed offset");
                     self.unpositioned.remove(&key);
                     self.started_at.remove(&key);
                     self.consumed.remove(&key);

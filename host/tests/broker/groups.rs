@@ -176,3 +176,80 @@ async fn classic_protocol_fraud_state_moves_with_its_partitions() {
 async fn kip_848_consumer_protocol_fraud_state_moves_with_its_partitions() {
     fraud_join_and_leave("consumer (KIP-848), broker range assignor", CONSUMER).await;
 }
+
+/// Process A owns both input partitions and waits for input; a second member
+/// of its group (a plain consumer that never commits) joins, takes one
+/// partition, receives records there and leaves again, so the partition is
+/// revoked from A and given back while A collects its next batch. A reads
+/// those records again from the group's committed offset and must process
+/// them: none may be dropped as records of a revoked partition (the
+/// revocation came before them). The same happens, in the group's eyes, when
+/// a broker crash expires A's membership.
+async fn partition_given_back_while_collecting(guarantee: &str) {
+    let kafka = Kafka::shared();
+    let setup = setup(kafka, 2).await;
+    let config = write_config(kafka.bootstrap(), &setup, guarantee, CLASSIC);
+    let collector = Collector::start(kafka.bootstrap(), &[&setup.output, &setup.dlq]);
+    let log = setup.dir.path().join("a.log");
+    let mut a = weir_run(&config, &log);
+    wait_assignment(&[&log], 0, Duration::from_secs(60)).await;
+    let expect = |end: usize| {
+        let (out, dead) = expected_counts(&orders(0..end, 500).1);
+        out + dead
+    };
+    let (records, _) = orders(0..200, 500);
+    produce(kafka.bootstrap(), &setup.input, &records).await;
+    collector.wait_for(expect(200), Duration::ZERO, Duration::from_secs(60), || log_tail(&log, 40)).await;
+
+    // B joins with the same assignor and takes one partition from A.
+    let b: rdkafka::consumer::StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("group.id", &setup.group)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    rdkafka::consumer::Consumer::subscribe(&b, &[&setup.input]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let taken = loop {
+        let _ = tokio::time::timeout(Duration::from_millis(100), b.recv()).await;
+        let assignment = rdkafka::consumer::Consumer::assignment(&b).unwrap();
+        if let Some(element) = assignment.elements().first() {
+            break element.partition();
+        }
+        assert!(Instant::now() < deadline, "the second member got no partition: {}", log_tail(&log, 40));
+    };
+    // Records for B's partition only (A gets nothing meanwhile), which B
+    // reads but never commits; then B leaves and A gets the partition back.
+    let (records, _) = orders(200..400, 500);
+    let producer = producer(kafka.bootstrap());
+    let sends = records.iter().map(|(k, v)| producer.send(rdkafka::producer::FutureRecord::to(&setup.input).partition(taken).key(k).payload(v), Duration::from_secs(30)));
+    for result in futures::future::join_all(sends).await {
+        result.expect("produce");
+    }
+    let assigned = assignments(&log);
+    drop(b);
+    wait_assignment(&[&log], assigned, Duration::from_secs(60)).await;
+
+    let (records, _) = orders(400..600, 500);
+    produce_with(&producer, &setup.input, &records).await;
+    let (_, fates) = orders(0..600, 500);
+    let seen = collector.wait_for(expect(600), Duration::from_secs(1), Duration::from_secs(60), || log_tail(&log, 40)).await;
+    stop(&mut a, &log);
+    let duplicates = check(&fates, &seen, &setup.output);
+    if guarantee.contains("exactly-once") {
+        assert_eq!(duplicates, 0, "duplicates under exactly-once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_given_back_while_collecting_loses_nothing() {
+    partition_given_back_while_collecting("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_given_back_while_collecting_under_exactly_once_loses_and_duplicates_nothing() {
+    partition_given_back_while_collecting(r#"guarantee = "exactly-once"
+        exactly_once = { instance_id = "given-back", transaction_timeout_ms = 10000 }"#).await;
+}
