@@ -123,13 +123,12 @@ async fn leader_crash_under_at_least_once_loses_nothing() {
     leader_crash("at-least-once", "").await;
 }
 
-/// Fails in some runs (docs/kafka.md, "Known gaps"): when the crash makes
-/// `send_offsets_to_transaction` fail with UNKNOWN_MEMBER_ID (the group
-/// session lapsed) the transaction is aborted and rewound, the partitions are
-/// revoked and re-assigned, and one batch of results (101 records) never
-/// becomes visible while the input offsets move past it.
+/// The crash can lapse the group session (the group coordinator died with
+/// the node): `send_offsets_to_transaction` then fails with UNKNOWN_MEMBER_ID
+/// or, when librdkafka still holds the dead node as coordinator, never
+/// returns (the producer is replaced); the partitions are revoked and given
+/// back, and their records are read again from the committed offsets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: exactly-once can lose a batch when a leader crash aborts a transaction with UNKNOWN_MEMBER_ID (docs/kafka.md)"]
 async fn leader_crash_under_exactly_once_loses_and_duplicates_nothing() {
     leader_crash("exactly-once", r#"guarantee = "exactly-once"
         exactly_once = { instance_id = "cluster", transaction_timeout_ms = 60000 }"#).await;
