@@ -253,3 +253,42 @@ async fn partition_given_back_while_collecting_under_exactly_once_loses_and_dupl
     partition_given_back_while_collecting(r#"guarantee = "exactly-once"
         exactly_once = { instance_id = "given-back", transaction_timeout_ms = 10000 }"#).await;
 }
+
+/// Two exactly-once processes (instance ids `a` and `b`) in one group while
+/// input arrives: B joins and takes a partition from A, then leaves (SIGTERM)
+/// and A takes it back. Offsets move only inside transactions, so each owner
+/// starts where the previous one's last transaction ended: every result is
+/// visible exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_exactly_once_processes_rebalancing_keep_every_result_exactly_once() {
+    let kafka = Kafka::shared();
+    let setup = setup(kafka, 2).await;
+    let config_a = write_config(kafka.bootstrap(), &setup, r#"guarantee = "exactly-once"
+        exactly_once = { instance_id = "a", transaction_timeout_ms = 10000 }"#, CLASSIC);
+    let config_b = setup.dir.path().join("pipeline-b.toml");
+    std::fs::write(&config_b, std::fs::read_to_string(&config_a).unwrap().replace(r#"instance_id = "a""#, r#"instance_id = "b""#)).unwrap();
+    let collector = Collector::start(kafka.bootstrap(), &[&setup.output, &setup.dlq]);
+    let total = 6000;
+    let (records, fates) = orders(0..total, 500);
+    let producing = produce_steadily(kafka.bootstrap(), &setup.input, records, 100, Duration::from_millis(50));
+    let input_done = || producing.is_finished();
+    let logs: Vec<PathBuf> = ["a", "b"].iter().map(|n| setup.dir.path().join(format!("{n}.log"))).collect();
+    let mut a = weir_run(&config_a, &logs[0]);
+    wait_assignment(&[&logs[0]], 0, Duration::from_secs(60)).await;
+    wait_flow(&collector, 0, 300, &input_done).await;
+    let before = collector.len();
+    let mut b = weir_run(&config_b, &logs[1]);
+    wait_assignment(&[&logs[1]], 0, Duration::from_secs(60)).await;
+    wait_flow(&collector, before, 300, &input_done).await;
+    let (before, assigned) = (collector.len(), assignments(&logs[0]));
+    stop(&mut b, &logs[1]);
+    wait_assignment(&[&logs[0]], assigned, Duration::from_secs(60)).await;
+    wait_flow(&collector, before, 300, &input_done).await;
+    producing.await.unwrap();
+    let (want_out, want_dead) = expected_counts(&fates);
+    let seen = collector.wait_for(want_out + want_dead, Duration::from_secs(2), Duration::from_secs(120), || log_tail(&logs[0], 40)).await;
+    stop(&mut a, &logs[0]);
+    let duplicates = check(&fates, &seen, &setup.output);
+    assert_eq!(duplicates, 0, "results visible twice after a rebalance between two exactly-once processes");
+    assert!(partition_moves(&logs[1]).0 > 0, "B never owned a partition");
+}
