@@ -32,7 +32,8 @@ impl Worker {
     /// Follows assignment and revocation (both modes): newly assigned
     /// partitions hold the watermark until they deliver data or are idle;
     /// revoked ones stop counting. A (re)assigned partition starts from the
-    /// group's committed offset, so it needs no rewind.
+    /// group's committed offset, so it needs no rewind, and this process's
+    /// record of what it committed there is dropped.
     pub(super) fn follow_assignment(&mut self, revoked: &std::collections::HashSet<(String, i32)>) {
         let now = Instant::now();
         let assigned = self.consumer.context().take_assigned();
@@ -49,6 +50,15 @@ impl Worker {
             self.consumed.remove(key);
             self.started_at.remove(key);
             self.unpositioned.remove(key);
+        }
+        if !assigned.is_empty() {
+            // Another owner may have moved these offsets since this process
+            // last committed them: until it commits them again, rewinds ask
+            // the group, and a revoke commits nothing for them.
+            let mut committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner());
+            for key in &assigned {
+                committed.remove(key);
+            }
         }
     }
 

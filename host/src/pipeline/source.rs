@@ -79,21 +79,19 @@ impl ClientContext for SourceContext {
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
-            let mut committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner());
+            let committed = self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let mut list = TopicPartitionList::new();
             let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
             let mut while_collecting = self.revoked_while_collecting.lock().unwrap_or_else(|e| e.into_inner());
             for element in partitions.elements() {
                 let key = (element.topic().to_owned(), element.partition());
-                // Forgotten: should the partition come back, another owner
-                // may have moved its offset meanwhile (rewinds then ask the group).
-                if let Some(offset) = committed.remove(&key) {
-                    let _ = list.add_partition_offset(&key.0, key.1, Offset::Offset(offset));
+                if let Some(offset) = committed.get(&key) {
+                    let _ = list.add_partition_offset(&key.0, key.1, Offset::Offset(*offset));
                 }
                 while_collecting.insert(key.clone());
                 revoked.insert(key);
             }
-            drop((committed, while_collecting));
+            drop(while_collecting);
             // At-least-once: processing is sequential, nothing is in flight
             // here and every processed batch was committed; commit those
             // offsets synchronously so the next owner starts exactly there.
