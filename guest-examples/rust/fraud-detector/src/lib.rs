@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use weir_sdk::sketch::hash64;
+use weir_sdk::state::KeyedState;
 use weir_sdk::window::{Accumulator, Window, WindowSpec, Windows, event_times_ms};
 use weir_sdk::{Aggregate, Batch, Column, DataType, Error, Field, StringBuilder, TimeUnit};
 
@@ -239,7 +240,7 @@ impl Aggregate for FraudDetector {
             self.windows.add(key.clone(), t, &activity);
             // Early alerts: each window of this row that now crosses a threshold, once.
             for window in self.windows.spec().assign(t) {
-                let Some(acc) = self.windows.get_mut(&key, &window) else { continue };
+                let Some(acc) = self.windows.get(&key, &window) else { continue };
                 if acc.alerted {
                     continue;
                 }
@@ -272,6 +273,11 @@ impl Aggregate for FraudDetector {
     fn restore(&mut self, state: &[u8]) -> Result<(), Error> {
         self.windows = Windows::restore(state).map_err(Error::InvalidInput)?;
         Ok(())
+    }
+
+    /// Checkpoints store one entry per key, and only the keys that changed.
+    fn keyed_state(&mut self) -> Option<&mut dyn KeyedState> {
+        Some(&mut self.windows)
     }
 }
 
