@@ -14,7 +14,10 @@
 //!   "merchant": "merchant_id", "location": "location", "device": "device_id",
 //!   "size_ms": 300000, "slide_ms": 60000, "emit": "alerts",
 //!   "max_tx_count": 10, "max_total_amount": 5000.0, "max_merchants": 5,
-//!   "max_locations": 3, "max_devices": 2}`
+//!   "max_locations": 3, "max_devices": 2, "keyed": true}`
+//!
+//! State: checkpointed one entry per (user, window), only the changed ones
+//! (`"keyed": false`: the whole state per checkpoint, for comparisons).
 //!
 //! Build: cargo build --release --target wasm32-wasip2 -p fraud-detector
 
@@ -52,6 +55,9 @@ struct Config {
     max_merchants: usize,
     max_locations: usize,
     max_devices: usize,
+    /// Checkpoint the windows key by key (default); false: whole snapshots,
+    /// as before contract 0.1.1 (for comparisons).
+    keyed: bool,
 }
 
 impl Default for Config {
@@ -71,6 +77,7 @@ impl Default for Config {
             max_merchants: 5,
             max_locations: 3,
             max_devices: 2,
+            keyed: true,
         }
     }
 }
@@ -277,7 +284,7 @@ impl Aggregate for FraudDetector {
 
     /// Checkpoints store one entry per key, and only the keys that changed.
     fn keyed_state(&mut self) -> Option<&mut dyn KeyedState> {
-        Some(&mut self.windows)
+        self.config.keyed.then_some(&mut self.windows as &mut dyn KeyedState)
     }
 }
 
