@@ -341,34 +341,24 @@ impl Tasks {
     pub fn snapshot(&mut self) -> Result<Vec<Checkpoint>, TaskError> {
         let written_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
         let mut checkpoints = Vec::new();
+        let mut failed = None;
         for (&task, state) in self.tasks.iter_mut().filter(|(_, t)| t.dirty) {
             let seq = self.store.take_seq(task);
-            let mut operators = Vec::new();
-            let mut keyed = Vec::new();
-            for operator in state.chain.operators_mut().iter_mut().filter(|o| o.kind() == OperatorKind::Aggregate) {
-                let failed = |e| TaskError::Operator { task, source: Box::new(e) };
-                let name = operator.plugin().name().to_owned();
-                if operator.keyed_state() {
-                    let changes = if state.full { operator.snapshot_entries() } else { operator.snapshot_changes() }.map_err(failed)?;
-                    let empty = KeyedLog::default();
-                    let write = self.store.keyed_log(task, &name).unwrap_or(&empty).plan(task, &name, seq, changes, state.full);
-                    if write.largest_value() > self.config.max_bytes {
-                        return Err(TaskError::TooLarge { task, bytes: write.largest_value(), max: self.config.max_bytes });
-                    }
-                    operators.push(OperatorState::keyed(name, operator.version()));
-                    keyed.push(write);
-                } else {
-                    let bytes = operator.snapshot().map_err(failed)?;
-                    operators.push(OperatorState::new(name, operator.version(), bytes));
+            match checkpoint_of(&self.store, &self.config, task, state, seq, written_at_ms) {
+                Ok(checkpoint) => checkpoints.push(checkpoint),
+                Err(error) => {
+                    failed = Some(error);
+                    break;
                 }
             }
-            let max_event_ms = state.next.keys().filter_map(|topic| state.watermarks.as_ref().and_then(|w| w.max_event_ms(topic, task)).map(|ms| (topic.clone(), ms))).collect();
-            let watermark_ms = state.watermarks.as_ref().and_then(Watermarks::peek);
-            let checkpoint = Checkpoint { task, offsets: state.next.clone(), max_event_ms, watermark_ms, written_at_ms, operators, seq, keyed };
-            if checkpoint.state_bytes() > self.config.max_bytes {
-                return Err(TaskError::TooLarge { task, bytes: checkpoint.state_bytes(), max: self.config.max_bytes });
+        }
+        if let Some(error) = failed {
+            // Keyed operators handed over changes that are not written now:
+            // the next checkpoint compares their whole state instead.
+            for task in self.tasks.values_mut() {
+                task.full = true;
             }
-            checkpoints.push(checkpoint);
+            return Err(error);
         }
         Ok(checkpoints)
     }
@@ -412,6 +402,37 @@ impl Tasks {
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
+}
+
+/// The checkpoint of `task` (number `seq`): whole snapshots, and for keyed
+/// operators the entries changed since the last checkpoint.
+fn checkpoint_of(store: &StateStore, config: &StateConfig, task: i32, state: &mut Task, seq: u64, written_at_ms: i64) -> Result<Checkpoint, TaskError> {
+    let mut operators = Vec::new();
+    let mut keyed = Vec::new();
+    for operator in state.chain.operators_mut().iter_mut().filter(|o| o.kind() == OperatorKind::Aggregate) {
+        let failed = |e| TaskError::Operator { task, source: Box::new(e) };
+        let name = operator.plugin().name().to_owned();
+        if operator.keyed_state() {
+            let changes = if state.full { operator.snapshot_entries() } else { operator.snapshot_changes() }.map_err(failed)?;
+            let empty = KeyedLog::default();
+            let write = store.keyed_log(task, &name).unwrap_or(&empty).plan(task, &name, seq, changes, state.full);
+            if write.largest_value() > config.max_bytes {
+                return Err(TaskError::TooLarge { task, bytes: write.largest_value(), max: config.max_bytes });
+            }
+            operators.push(OperatorState::keyed(name, operator.version()));
+            keyed.push(write);
+        } else {
+            let bytes = operator.snapshot().map_err(failed)?;
+            operators.push(OperatorState::new(name, operator.version(), bytes));
+        }
+    }
+    let max_event_ms = state.next.keys().filter_map(|topic| state.watermarks.as_ref().and_then(|w| w.max_event_ms(topic, task)).map(|ms| (topic.clone(), ms))).collect();
+    let watermark_ms = state.watermarks.as_ref().and_then(Watermarks::peek);
+    let checkpoint = Checkpoint { task, offsets: state.next.clone(), max_event_ms, watermark_ms, written_at_ms, operators, seq, keyed };
+    if checkpoint.state_bytes() > config.max_bytes {
+        return Err(TaskError::TooLarge { task, bytes: checkpoint.state_bytes(), max: config.max_bytes });
+    }
+    Ok(checkpoint)
 }
 
 /// Restores each aggregate of a fresh `chain` from `task`'s durable state:

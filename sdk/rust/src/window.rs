@@ -125,34 +125,29 @@ pub trait Accumulator: Default + Clone + Serialize + DeserializeOwned {
 }
 
 /// Open windows and their accumulators, by key. As [`KeyedState`], one
-/// entry per open (key, window); the pairs changed since the last
-/// checkpoint are tracked, and a closed (or merged) window is removed.
+/// entry per key holding its open windows; the keys changed since the last
+/// checkpoint are tracked, and a key whose windows all closed is removed.
 #[derive(Serialize, Deserialize)]
 #[serde(bound(serialize = "K: Serialize, A: Serialize", deserialize = "K: DeserializeOwned + Ord, A: DeserializeOwned"))]
 pub struct Windows<K, A> {
     spec: WindowSpec,
     /// Per key, its open windows (sorted by start) with their accumulators.
     open: BTreeMap<K, Vec<(Window, A)>>,
-    /// Windows changed (or removed) since the last checkpoint, by key.
+    /// Keys changed (or removed) since the last checkpoint.
     #[serde(skip)]
-    changed: BTreeMap<K, BTreeSet<Window>>,
+    changed: BTreeSet<K>,
 }
 
 impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A> {
     /// No open windows yet.
     pub fn new(spec: WindowSpec) -> Windows<K, A> {
-        Windows { spec, open: BTreeMap::new(), changed: BTreeMap::new() }
+        Windows { spec, open: BTreeMap::new(), changed: BTreeSet::new() }
     }
 
-    /// Marks `window` of `key` changed (clones the key only when new).
-    fn touch(changed: &mut BTreeMap<K, BTreeSet<Window>>, key: &K, window: Window) {
-        match changed.get_mut(key) {
-            Some(windows) => {
-                windows.insert(window);
-            }
-            None => {
-                changed.insert(key.clone(), BTreeSet::from([window]));
-            }
+    /// Marks `key` changed (clones it only when new).
+    fn touch(changed: &mut BTreeSet<K>, key: &K) {
+        if !changed.contains(key) {
+            changed.insert(key.clone());
         }
     }
 
@@ -163,8 +158,8 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
 
     /// Adds `row` with event time `t` under `key`.
     pub fn add(&mut self, key: K, t: i64, row: &A::Row) {
-        let changed = &mut self.changed;
-        let windows = self.open.entry(key.clone()).or_default();
+        Self::touch(&mut self.changed, &key);
+        let windows = self.open.entry(key).or_default();
         match self.spec {
             WindowSpec::Session { gap_ms } => {
                 let mut session = Window { start_ms: t, end_ms: t + gap_ms };
@@ -177,19 +172,16 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
                         session.start_ms = session.start_ms.min(window.start_ms);
                         session.end_ms = session.end_ms.max(window.end_ms);
                         acc.merge(&other);
-                        Self::touch(changed, &key, window);
                     } else {
                         kept.push((window, other));
                     }
                 }
-                Self::touch(changed, &key, session);
                 kept.push((session, acc));
                 kept.sort_by_key(|(w, _)| *w);
                 *windows = kept;
             }
             _ => {
                 for window in self.spec.assign(t) {
-                    Self::touch(changed, &key, window);
                     match windows.binary_search_by_key(&window, |(w, _)| *w) {
                         Ok(i) => windows[i].1.add(row),
                         Err(i) => {
@@ -218,14 +210,17 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
         let mut closed = Vec::new();
         let changed = &mut self.changed;
         self.open.retain(|key, windows| {
+            let before = closed.len();
             windows.retain(|(window, acc)| {
                 let done = window.end_ms <= watermark;
                 if done {
-                    Self::touch(changed, key, *window);
                     closed.push((*window, key.clone(), acc.clone()));
                 }
                 !done
             });
+            if closed.len() > before {
+                Self::touch(changed, key);
+            }
             !windows.is_empty()
         });
         closed.sort_by(|a, b| (a.0.end_ms, &a.1, a.0.start_ms).cmp(&(b.0.end_ms, &b.1, b.0.start_ms)));
@@ -236,7 +231,7 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
     /// (early updates, alerts sent once).
     pub fn get_mut(&mut self, key: &K, window: &Window) -> Option<&mut A> {
         let i = self.open.get(key)?.binary_search_by_key(window, |(w, _)| *w).ok()?;
-        Self::touch(&mut self.changed, key, *window);
+        Self::touch(&mut self.changed, key);
         Some(&mut self.open.get_mut(key).expect("found above")[i].1)
     }
 
@@ -273,48 +268,38 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
         serde_json::from_slice(bytes).map_err(|e| format!("window state: {e}"))
     }
 
-    /// The entry of `window` of `key`: key `[key, start_ms, end_ms]` and
-    /// the accumulator, both JSON.
-    fn entry(key: &K, window: &Window, acc: Option<&A>) -> StateEntry {
+    /// The entry of `key`: the key as JSON, its open windows in postcard
+    /// (compact binary serde: about half the bytes of JSON, faster both ways).
+    fn entry(key: &K, windows: Option<&Vec<(Window, A)>>) -> StateEntry {
         StateEntry {
-            key: serde_json::to_vec(&(key, window.start_ms, window.end_ms)).expect("window keys serialise"),
-            value: acc.map(|a| serde_json::to_vec(a).expect("window state serialises")),
+            key: serde_json::to_vec(key).expect("window keys serialise"),
+            value: windows.map(|w| postcard::to_stdvec(w).expect("window state serialises")),
         }
     }
 }
 
-/// One entry per open (key, window): `[key, start_ms, end_ms]` as JSON, the
-/// accumulator as JSON.
+/// One entry per key: the key as JSON, its open windows in postcard. A
+/// checkpoint writes the keys that got a row or closed a window since the
+/// previous one; a key without open windows is removed.
 impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> KeyedState for Windows<K, A> {
     fn changes(&mut self) -> Result<Vec<StateEntry>, Error> {
         let changed = std::mem::take(&mut self.changed);
-        let mut out = Vec::new();
-        for (key, windows) in &changed {
-            let open = self.open.get(key).map(Vec::as_slice).unwrap_or_default();
-            for window in windows {
-                let acc = open.binary_search_by_key(window, |(w, _)| *w).ok().map(|i| &open[i].1);
-                out.push(Self::entry(key, window, acc));
-            }
-        }
-        Ok(out)
+        Ok(changed.iter().map(|key| Self::entry(key, self.open.get(key))).collect())
     }
 
     fn entries(&mut self) -> Result<Vec<StateEntry>, Error> {
         self.changed.clear();
-        Ok(self.open.iter().flat_map(|(key, windows)| windows.iter().map(move |(w, a)| Self::entry(key, w, Some(a)))).collect())
+        Ok(self.open.iter().map(|(key, windows)| Self::entry(key, Some(windows))).collect())
     }
 
     fn restore_entries(&mut self, entries: Vec<StateEntry>) -> Result<(), Error> {
-        let mut open: BTreeMap<K, Vec<(Window, A)>> = BTreeMap::new();
+        let mut open = BTreeMap::new();
         for StateEntry { key, value } in entries {
-            let bad = |e: serde_json::Error| Error::InvalidInput(format!("window state entry: {e}"));
-            let (key, start_ms, end_ms): (K, i64, i64) = serde_json::from_slice(&key).map_err(bad)?;
+            let key: K = serde_json::from_slice(&key).map_err(|e| Error::InvalidInput(format!("window state key: {e}")))?;
             if let Some(value) = value {
-                open.entry(key).or_default().push((Window { start_ms, end_ms }, serde_json::from_slice(&value).map_err(bad)?));
+                let windows = postcard::from_bytes(&value).map_err(|e| Error::InvalidInput(format!("window state entry: {e}")))?;
+                open.insert(key, windows);
             }
-        }
-        for windows in open.values_mut() {
-            windows.sort_by_key(|(w, _)| *w);
         }
         self.open = open;
         self.changed.clear();
@@ -395,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn changes_name_the_windows_added_to_and_remove_the_closed_ones() {
+    fn changes_name_the_keys_added_to_and_remove_the_keys_whose_windows_all_closed() {
         let mut windows: Windows<String, Count> = Windows::new(WindowSpec::Tumbling { size_ms: MIN });
         windows.add("a".into(), 10, &());
         windows.add("b".into(), 20, &());
@@ -407,9 +392,9 @@ mod tests {
         windows.close(MIN); // a's only window and b's first close
         let changes = windows.changes().unwrap();
         let keys: Vec<&[u8]> = changes.iter().map(|e| e.key.as_slice()).collect();
-        assert_eq!(keys, [&br#"["a",0,60000]"#[..], br#"["b",0,60000]"#, br#"["c",60000,120000]"#]);
-        assert_eq!((changes[0].value.as_ref(), changes[1].value.as_ref()), (None, None), "closed windows are removed");
-        assert!(changes[2].value.is_some());
+        assert_eq!(keys, [&br#""a""#[..], br#""b""#, br#""c""#]);
+        assert_eq!(changes[0].value, None, "a has no open window left: removed");
+        assert!(changes[1].value.is_some() && changes[2].value.is_some(), "b keeps its second window");
         assert!(windows.changes().unwrap().is_empty());
         // The copy, given the changes the way the host merges them, equals the original.
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = copy.entries().unwrap().into_iter().map(|e| (e.key, e.value.unwrap())).collect();
@@ -425,7 +410,7 @@ mod tests {
     }
 
     #[test]
-    fn a_session_merge_removes_the_merged_sessions_entries() {
+    fn a_session_merge_is_a_change_of_its_key() {
         let mut windows: Windows<String, Count> = Windows::new(WindowSpec::Session { gap_ms: 10_000 });
         windows.add("k".into(), 0, &());
         windows.add("k".into(), 18_000, &());
@@ -437,7 +422,7 @@ mod tests {
                 None => stored.remove(&key),
             };
         }
-        assert_eq!(stored.keys().collect::<Vec<_>>(), [&br#"["k",0,28000]"#.to_vec()]);
+        assert_eq!(stored.keys().collect::<Vec<_>>(), [&br#""k""#.to_vec()]);
         let mut restored: Windows<String, Count> = Windows::new(windows.spec());
         restored.restore_entries(stored.into_iter().map(|(key, value)| StateEntry { key, value: Some(value) }).collect()).unwrap();
         assert_eq!(restored.snapshot(), windows.snapshot());
