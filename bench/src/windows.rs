@@ -363,6 +363,10 @@ async fn state_written(bootstrap: &str) -> Result<(u64, u64), Error> {
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "state-reader")
         .set("enable.auto.commit", "false")
+        // Whole snapshots are single records of several MiB.
+        .set("fetch.message.max.bytes", "134217728")
+        .set("fetch.max.bytes", "134217728")
+        .set("receive.message.max.bytes", "268435456")
         .create()?;
     let (_, high) = consumer.fetch_watermarks("fraud.state", 0, Duration::from_secs(5))?;
     let mut assignment = rdkafka::TopicPartitionList::new();
