@@ -18,6 +18,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("ORDER_REVENUE", "order_revenue.wasm"),
     ("FRAUD_DETECTOR", "fraud_detector.wasm"),
     ("MISBEHAVE_AGGREGATE", "misbehave_aggregate.wasm"),
+    ("LEGACY_AGGREGATE", "legacy_aggregate.wasm"),
 ];
 
 fn main() {

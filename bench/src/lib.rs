@@ -11,6 +11,7 @@ pub mod contenders;
 pub mod deploy;
 pub mod engine;
 pub mod kafka;
+pub mod keyed;
 pub mod orders;
 pub mod peers;
 pub mod pipeline;

@@ -2,10 +2,13 @@
 //! fraud seed pipeline (fraud-detector guest, 5-minute windows sliding by
 //! 1 minute, 30-minute allowed lateness) against librdkafka's in-process
 //! mock cluster:
-//! - throughput with checkpointed state vs the same pipeline without state;
+//! - throughput with checkpointed state vs the same pipeline without state,
+//!   with whole snapshots (before contract 0.1.1) and keyed, incremental
+//!   checkpoints (issue 20), and the state-topic bytes each writes;
 //! - alert latency at a fixed input rate: from producing the payment that
 //!   crosses a threshold to weir producing the alert (record timestamps);
-//! - checkpoint time vs state size;
+//! - checkpoint time vs state size, and vs the fraction of keys touched
+//!   between two checkpoints;
 //! - recovery after a crash: the pipeline task is aborted (no drain, no
 //!   final checkpoint) and a new one restores the checkpoints and catches up.
 
@@ -33,6 +36,7 @@ pub fn run(quick: bool) -> Result<(), Error> {
     tables.push(runtime.block_on(throughput(users))?);
     tables.push(runtime.block_on(alert_latency(if quick { 60 } else { 1_000 }, if quick { 10 } else { 100 }, if quick { 2_000 } else { 5_000 }))?);
     tables.push(runtime.block_on(checkpoint_cost(if quick { &[50, 200][..] } else { &[200, 1_000, 3_000][..] }))?);
+    tables.push(crate::keyed::touched(if quick { 200 } else { 2_000 })?);
     tables.push(runtime.block_on(recovery(users))?);
     let heading = format!("Windowed aggregation benchmarks (fraud pipeline{})", if quick { ", quick mode" } else { "" });
     crate::report::publish("windows", &heading, &tables, serde_json::json!({"quick": quick}), "")?;
@@ -49,10 +53,32 @@ fn cluster() -> Result<MockCluster<'static, rdkafka::producer::DefaultProducerCo
     Ok(cluster)
 }
 
-/// The fraud pipeline config; `state` false drops the `state` line.
-fn config(dir: &std::path::Path, bootstrap: &str, group: &str, state: bool, emit: &str) -> Result<weir::config::PipelineConfig, Error> {
+/// How the fraud pipeline keeps its state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No `state`: in memory only.
+    Memory,
+    /// Checkpointed, the whole state per checkpoint (fraud-detector `keyed = false`).
+    Whole,
+    /// Checkpointed key by key, changed entries only (contract 0.1.1).
+    Keyed,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Memory => "state in memory only",
+            Mode::Whole => "checkpointed, whole snapshots (before)",
+            Mode::Keyed => "checkpointed, keyed changes (after)",
+        }
+    }
+}
+
+/// The fraud pipeline config in `mode`.
+fn config(dir: &std::path::Path, bootstrap: &str, group: &str, mode: Mode, emit: &str) -> Result<weir::config::PipelineConfig, Error> {
     std::fs::write(dir.join("schema.json"), scenario::TRANSACTION_SCHEMA)?;
-    let state_line = if state { "state = { checkpoint_records = 10000, checkpoint_interval_ms = 1000, max_bytes = 67108864 }" } else { "" };
+    let state_line = if mode != Mode::Memory { "state = { checkpoint_records = 10000, checkpoint_interval_ms = 1000, max_bytes = 67108864 }" } else { "" };
+    let keyed = mode != Mode::Whole;
     let toml = format!(
         r#"
         [pipelines.fraud]
@@ -72,7 +98,7 @@ fn config(dir: &std::path::Path, bootstrap: &str, group: &str, state: bool, emit
         [[pipelines.fraud.operators]]
         plugin = "{plugin}"
         name = "fraud-detector"
-        config = {{ emit = "{emit}" }}
+        config = {{ emit = "{emit}", keyed = {keyed} }}
         [pipelines.fraud.output]
         topic = "fraud-alerts"
         key_column = "result_key"
@@ -149,19 +175,21 @@ async fn throughput(users: u64) -> Result<Table, Error> {
     let records = stream.events.len() as u64;
     let mut table = Table::new(
         &format!("Fraud pipeline throughput ({records} payments, {users} users, 60 min of event time)"),
-        &["pipeline", "records/s", "time", "checkpoints", "state (last)", "vs no state", "until durable"],
+        &["pipeline", "records/s", "time", "checkpoints", "state (last)", "state topic written", "vs no state", "until durable"],
     );
     let mut baseline = None;
-    for stateful in [false, true] {
+    for mode in [Mode::Memory, Mode::Whole, Mode::Keyed] {
+        let stateful = mode != Mode::Memory;
         let cluster = cluster()?;
         let bootstrap = cluster.bootstrap_servers();
         produce(&bootstrap, &stream.events, None).await?;
         let dir = tempfile::tempdir()?;
-        let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", stateful, "alerts")?, Engine::new(EngineConfig::default())?)?;
+        let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", mode, "alerts")?, Engine::new(EngineConfig::default())?)?;
         let (elapsed, durable) = drain(&handle, records, stateful).await?;
         let stats = handle.stats().snapshot();
         handle.shutdown();
         handle.join().await?;
+        let (written_records, written_bytes) = if stateful { state_written(&bootstrap).await? } else { (0, 0) };
         drop(cluster);
         let ratio = match baseline {
             None => {
@@ -171,11 +199,12 @@ async fn throughput(users: u64) -> Result<Table, Error> {
             Some(base) => format!("{:.2}x", base.as_secs_f64() / elapsed.as_secs_f64()),
         };
         table.row(vec![
-            if stateful { "checkpointed state (every 10k records / 1 s)".into() } else { "state in memory only".into() },
+            mode.label().into(),
             rate(records as usize, elapsed),
             format!("{:.2} s", elapsed.as_secs_f64()),
             stats.checkpoints.to_string(),
             format!("{} KiB", stats.state_bytes / 1024),
+            if stateful { format!("{:.1} MiB in {written_records} records", written_bytes as f64 / (1 << 20) as f64) } else { "-".into() },
             ratio,
             if stateful { format!("{:.2} s (next checkpoint, interval 1 s)", durable.as_secs_f64()) } else { "never (in memory)".into() },
         ]);
@@ -188,7 +217,7 @@ async fn alert_latency(users: u64, fraud_users: u64, rate_per_s: u64) -> Result<
     let cluster = cluster()?;
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir()?;
-    let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", true, "alerts")?, Engine::new(EngineConfig::default())?)?;
+    let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", Mode::Keyed, "alerts")?, Engine::new(EngineConfig::default())?)?;
     // Wait for the group to assign partitions before the clock starts.
     while handle.stats().snapshot().assigned_partitions.unwrap_or(0) == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -243,45 +272,63 @@ async fn first_alerts(bootstrap: &str) -> Result<BTreeMap<String, i64>, Error> {
 }
 
 async fn checkpoint_cost(user_counts: &[u64]) -> Result<Table, Error> {
-    let mut table = Table::new("Checkpoint time vs state size (3 tasks; snapshot + produce + ack + commit)", &["users", "state (3 tasks)", "checkpoint", "per MiB"]);
+    let mut table = Table::new(
+        "Checkpoint time vs state size (3 tasks; snapshot + produce + ack + commit; last checkpoint of the run)",
+        &["users", "checkpoints", "state (3 tasks)", "whole: checkpoint", "whole: written / checkpoint", "keyed: checkpoint", "keyed: written / checkpoint"],
+    );
     for &users in user_counts {
         let stream = scenario::fraud(users, 1, 40, PARTITIONS);
-        let cluster = cluster()?;
-        let bootstrap = cluster.bootstrap_servers();
-        produce(&bootstrap, &stream.events, None).await?;
-        let dir = tempfile::tempdir()?;
-        let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", true, "alerts")?, Engine::new(EngineConfig::default())?)?;
-        drain(&handle, stream.events.len() as u64, true).await?;
-        let stats = handle.stats().snapshot();
-        handle.shutdown();
-        handle.join().await?;
-        drop(cluster);
-        let mib = stats.state_bytes as f64 / (1 << 20) as f64;
-        table.row(vec![
-            users.to_string(),
-            format!("{:.2} MiB", mib),
-            format!("{:.1} ms", stats.checkpoint_us as f64 / 1000.0),
-            format!("{:.1} ms", stats.checkpoint_us as f64 / 1000.0 / mib.max(1e-9)),
-        ]);
+        let mut row = vec![users.to_string()];
+        for mode in [Mode::Whole, Mode::Keyed] {
+            let cluster = cluster()?;
+            let bootstrap = cluster.bootstrap_servers();
+            produce(&bootstrap, &stream.events, None).await?;
+            let dir = tempfile::tempdir()?;
+            let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", mode, "alerts")?, Engine::new(EngineConfig::default())?)?;
+            drain(&handle, stream.events.len() as u64, true).await?;
+            let stats = handle.stats().snapshot();
+            handle.shutdown();
+            handle.join().await?;
+            let (_, written) = state_written(&bootstrap).await?;
+            drop(cluster);
+            if mode == Mode::Whole {
+                row.push(stats.checkpoints.to_string());
+                row.push(format!("{:.2} MiB", stats.state_bytes as f64 / (1 << 20) as f64));
+            }
+            row.push(format!("{:.1} ms", stats.checkpoint_us as f64 / 1000.0));
+            row.push(format!("{:.2} MiB", written as f64 / stats.checkpoints.max(1) as f64 / (1 << 20) as f64));
+        }
+        table.row(row);
     }
     Ok(table)
 }
 
 async fn recovery(users: u64) -> Result<Table, Error> {
+    let mut table = Table::new(
+        "Recovery after a crash (pipeline aborted, restarted on the same group)",
+        &["checkpoints", "state restored", "records after the checkpoint", "start -> first record folded", "start -> caught up"],
+    );
+    for mode in [Mode::Whole, Mode::Keyed] {
+        table.row(recover(users, mode).await?);
+    }
+    Ok(table)
+}
+
+async fn recover(users: u64, mode: Mode) -> Result<Vec<String>, Error> {
     let stream = scenario::fraud(users, users / 20 + 1, 60, PARTITIONS);
     let (first, second) = stream.events.split_at(stream.events.len() * 2 / 3);
     let cluster = cluster()?;
     let bootstrap = cluster.bootstrap_servers();
     produce(&bootstrap, first, None).await?;
     let dir = tempfile::tempdir()?;
-    let crashed = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", true, "alerts")?, Engine::new(EngineConfig::default())?)?;
+    let crashed = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", mode, "alerts")?, Engine::new(EngineConfig::default())?)?;
     drain(&crashed, first.len() as u64, true).await?;
     let state_bytes = crashed.stats().snapshot().state_bytes;
     crashed.abort(); // no drain, no final checkpoint
     let _ = crashed.join().await;
     produce(&bootstrap, second, None).await?;
     let started = Instant::now();
-    let restarted = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", true, "alerts")?, Engine::new(EngineConfig::default())?)?;
+    let restarted = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", mode, "alerts")?, Engine::new(EngineConfig::default())?)?;
     let mut first_record = None;
     loop {
         let stats = restarted.stats().snapshot();
@@ -301,17 +348,41 @@ async fn recovery(users: u64) -> Result<Table, Error> {
     restarted.shutdown();
     restarted.join().await?;
     drop(cluster);
-    let mut table = Table::new(
-        "Recovery after a crash (pipeline aborted, restarted on the same group)",
-        &["state restored", "records after the checkpoint", "start -> first record folded", "start -> caught up"],
-    );
-    table.row(vec![
+    Ok(vec![
+        if mode == Mode::Whole { "whole snapshots".into() } else { "keyed entries".into() },
         format!("{:.2} MiB", state_bytes as f64 / (1 << 20) as f64),
         second.len().to_string(),
         format!("{:.2} s", first_record.unwrap_or_default().as_secs_f64()),
         format!("{:.2} s", caught_up.as_secs_f64()),
-    ]);
-    Ok(table)
+    ])
+}
+
+/// Records and bytes (keys and values) on the state topic `fraud.state`.
+async fn state_written(bootstrap: &str) -> Result<(u64, u64), Error> {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "state-reader")
+        .set("enable.auto.commit", "false")
+        // Whole snapshots are single records of several MiB.
+        .set("fetch.message.max.bytes", "134217728")
+        .set("fetch.max.bytes", "134217728")
+        .set("receive.message.max.bytes", "268435456")
+        .create()?;
+    let (_, high) = consumer.fetch_watermarks("fraud.state", 0, Duration::from_secs(5))?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment.add_partition_offset("fraud.state", 0, rdkafka::Offset::Beginning)?;
+    consumer.assign(&assignment)?;
+    let (mut records, mut bytes, mut next) = (0u64, 0u64, 0i64);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next < high && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message?;
+            records += 1;
+            bytes += (message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len)) as u64;
+            next = message.offset() + 1;
+        }
+    }
+    Ok((records, bytes))
 }
 
 #[cfg(test)]

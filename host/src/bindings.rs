@@ -5,15 +5,19 @@ wasmtime::component::bindgen!({
     path: "../wit",
     // A host-only world that names every operator interface, so one set of
     // generated types serves all four kinds. Guests implement exactly one of
-    // the package's own worlds; the engine loads only the export it found.
+    // the package's own worlds; the engine loads only the exports it found.
+    // 0.1.1 names also find a 0.1.0 component's exports and satisfy its
+    // imports (Wasmtime's semver-compatible lookup), so 0.1.0 components
+    // load unchanged.
     inline: "
         package weir:host;
         world all-operators {
-            import weir:operator/host@0.1.0;
-            export weir:operator/filter@0.1.0;
-            export weir:operator/%map@0.1.0;
-            export weir:operator/aggregate@0.1.0;
-            export weir:operator/sink@0.1.0;
+            import weir:operator/host@0.1.1;
+            export weir:operator/filter@0.1.1;
+            export weir:operator/%map@0.1.1;
+            export weir:operator/aggregate@0.1.1;
+            export weir:operator/keyed-state@0.1.1;
+            export weir:operator/sink@0.1.1;
         }
     ",
     world: "weir:host/all-operators",
@@ -25,3 +29,7 @@ wasmtime::component::bindgen!({
 
 pub use self::weir::operator::host::{Host as HostImports, Level};
 pub use self::weir::operator::types::{OperatorError, OperatorInfo, RowRejection, TimeUnit};
+/// A keyed-state entry as a guest returns it (owned key and value).
+pub use self::exports::weir::operator::keyed_state::StateEntryResult as StateEntry;
+/// A keyed-state entry lent to a guest (`restore-entries`).
+pub use self::exports::weir::operator::keyed_state::StateEntryParam;

@@ -15,7 +15,7 @@ fn validate_names_the_kind_or_the_reason() {
     let ok = weir().args(["validate", guests::HIGH_VALUE_ORDERS, guests::COUNT_BY_KEY]).output().unwrap();
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{stdout}");
-    assert!(stdout.contains("filter operator (weir:operator/filter@0.1.0)"), "{stdout}");
+    assert!(stdout.contains("filter operator (weir:operator/filter@0.1.1)"), "{stdout}");
     assert!(stdout.contains("aggregate operator"), "{stdout}");
 
     let garbage = tempfile::NamedTempFile::new().unwrap();

@@ -192,9 +192,10 @@ async fn crash_and_restart(seed: Seed) {
     produce(&bootstrap, first).await;
 
     let mut crashed = spawn_weir(&config, &dir.path().join("first.log"));
-    // Kill it once it has checkpointed a few times, while it is still busy.
+    // Kill it once it has checkpointed (a keyed checkpoint is many records)
+    // and emitted results, while it is still busy.
     let deadline = Instant::now() + Duration::from_secs(90);
-    while count(&bootstrap, &state_topic, 1) < 4 {
+    while count(&bootstrap, &state_topic, 1) < 4 || count(&bootstrap, seed.output, PARTITIONS) == 0 {
         assert!(crashed.try_wait().unwrap().is_none(), "weir exited early: {}", std::fs::read_to_string(dir.path().join("first.log")).unwrap());
         assert!(Instant::now() < deadline, "no checkpoints: {}", std::fs::read_to_string(dir.path().join("first.log")).unwrap());
         tokio::time::sleep(Duration::from_millis(20)).await;

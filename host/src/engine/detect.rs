@@ -28,17 +28,17 @@ pub fn detect_kind(
     let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
     let found: Vec<OperatorKind> = OperatorKind::ALL
         .into_iter()
-        .filter(|kind| exports.iter().any(|name| name == kind.export_name()))
+        .filter(|kind| exports.iter().any(|name| compatible(name, kind.export_name())))
         .collect();
     match found.as_slice() {
         [kind] => Ok(*kind),
         [] => {
             let other_version = exports.iter().find(|name| name.starts_with("weir:operator/"));
             let reason = match other_version {
-                Some(name) => format!("it exports `{name}`, but this host speaks weir:operator@0.1.0"),
+                Some(name) => format!("it exports `{name}`, but this host speaks weir:operator@0.1.x"),
                 None if exports.is_empty() => "it exports nothing".to_owned(),
                 None => format!(
-                    "it exports {} but none of weir:operator/{{filter,map,aggregate,sink}}@0.1.0",
+                    "it exports {} but none of weir:operator/{{filter,map,aggregate,sink}}@0.1.x",
                     exports.join(", ")
                 ),
             };
@@ -54,9 +54,50 @@ pub fn detect_kind(
     }
 }
 
+/// The keyed-state interface an incremental aggregate exports besides `aggregate`.
+pub const KEYED_STATE_EXPORT: &str = "weir:operator/keyed-state@0.1.1";
+
+/// Whether an aggregate also exports `keyed-state` (0.1.1's
+/// `keyed-aggregate-operator` world): its state is checkpointed key by key.
+pub fn exports_keyed_state(engine: &wasmtime::Engine, component: &wasmtime::component::Component) -> bool {
+    component.component_type().exports(engine).any(|(name, _)| compatible(name, KEYED_STATE_EXPORT))
+}
+
+/// Whether export `name` matches `wanted` under the component model's
+/// semver rules, the ones Wasmtime applies to export lookups and linking:
+/// same interface, and for 0.x versions the same minor version (so
+/// `@0.1.0` and `@0.1.1` match, `@0.2.0` does not).
+fn compatible(name: &str, wanted: &str) -> bool {
+    let (Some((base, version)), Some((wanted_base, wanted_version))) = (name.split_once('@'), wanted.split_once('@')) else {
+        return name == wanted;
+    };
+    let track = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = parts.next()?;
+        // Pre-releases match nothing but themselves.
+        // 0.0.x matches only itself, like a pre-release.
+        (patch.parse::<u64>().is_ok() && (major, minor) != (0, 0)).then_some((major, if major == 0 { minor } else { 0 }))
+    };
+    base == wanted_base && (version == wanted_version || (track(version).is_some() && track(version) == track(wanted_version)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_names_match_within_a_semver_compatible_track() {
+        let wanted = "weir:operator/aggregate@0.1.1";
+        assert!(compatible("weir:operator/aggregate@0.1.0", wanted));
+        assert!(compatible("weir:operator/aggregate@0.1.1", wanted));
+        assert!(compatible("weir:operator/aggregate@0.1.7", wanted));
+        assert!(!compatible("weir:operator/aggregate@0.2.0", wanted));
+        assert!(!compatible("weir:operator/aggregate@0.1.0-rc.1", wanted));
+        assert!(!compatible("weir:operator/filter@0.1.1", wanted));
+        assert!(!compatible("weir:operator/aggregate", wanted));
+    }
 
     #[test]
     fn preamble_rejects_garbage_and_core_modules() {

@@ -8,13 +8,15 @@ use super::store::{DeadlineExceeded, StoreState, arm_call, run_bounded};
 use crate::batch::{GuestBatch, batch_from_guest, guest_batch_bytes, selection_to_mask};
 use crate::bindings::exports::weir::operator as exports;
 use crate::bindings::weir::operator::types as wit;
+use crate::bindings::{StateEntry, StateEntryParam};
 use arrow_array::{BooleanArray, RecordBatch};
 use wasmtime::Store;
 
 pub(super) enum Guest {
     Filter(exports::filter::Guest),
     Map(exports::map::Guest),
-    Aggregate(exports::aggregate::Guest),
+    /// With `keyed-state` when the component exports it.
+    Aggregate(exports::aggregate::Guest, Option<exports::keyed_state::Guest>),
     Sink(exports::sink::Guest),
 }
 
@@ -25,6 +27,15 @@ pub struct RowRejection {
     pub row: u32,
     /// The operator's reason.
     pub reason: String,
+}
+
+/// One key of a keyed aggregate's state: its new value, or none when removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The operator's key bytes.
+    pub key: Vec<u8>,
+    /// The serialised state of the key; none = removed.
+    pub value: Option<Vec<u8>>,
 }
 
 /// What a map call returned (before the host removes rejected rows).
@@ -63,7 +74,7 @@ impl Instance {
         let info = instance.call("init", async |store, guest| match guest {
             Guest::Filter(g) => g.call_init(store, config).await,
             Guest::Map(g) => g.call_init(store, config).await,
-            Guest::Aggregate(g) => g.call_init(store, config).await,
+            Guest::Aggregate(g, _) => g.call_init(store, config).await,
             Guest::Sink(g) => g.call_init(store, config).await,
         })?;
         let info = instance.guest_result("init", info)?;
@@ -132,7 +143,7 @@ impl Instance {
         self.expect(OperatorKind::Aggregate)?;
         let result = batch.with_wit(|wit_batch| {
             self.call("process", async |store, guest| match guest {
-                Guest::Aggregate(g) => g.call_process(store, wit_batch, watermark_ms).await,
+                Guest::Aggregate(g, _) => g.call_process(store, wit_batch, watermark_ms).await,
                 _ => unreachable!("kind checked"),
             })
         })?;
@@ -158,7 +169,7 @@ impl Instance {
     pub fn snapshot(&mut self) -> Result<Vec<u8>> {
         self.expect(OperatorKind::Aggregate)?;
         let result = self.call("snapshot", async |store, guest| match guest {
-            Guest::Aggregate(g) => g.call_snapshot(store).await,
+            Guest::Aggregate(g, _) => g.call_snapshot(store).await,
             _ => unreachable!("kind checked"),
         })?;
         self.guest_result("snapshot", result)
@@ -168,10 +179,55 @@ impl Instance {
     pub fn restore(&mut self, state: &[u8]) -> Result<()> {
         self.expect(OperatorKind::Aggregate)?;
         let result = self.call("restore", async |store, guest| match guest {
-            Guest::Aggregate(g) => g.call_restore(store, state).await,
+            Guest::Aggregate(g, _) => g.call_restore(store, state).await,
             _ => unreachable!("kind checked"),
         })?;
         self.guest_result("restore", result)
+    }
+
+    /// Keyed aggregate: every entry of the state (see [`Instance::snapshot_changes`]).
+    pub fn snapshot_entries(&mut self) -> Result<Vec<StateChange>> {
+        self.keyed_call("snapshot-entries", false)
+    }
+
+    /// Keyed aggregate: the entries changed or removed since the last
+    /// `snapshot-entries`, `snapshot-changes` or `restore-entries`.
+    pub fn snapshot_changes(&mut self) -> Result<Vec<StateChange>> {
+        self.keyed_call("snapshot-changes", true)
+    }
+
+    fn keyed_call(&mut self, function: &'static str, changes: bool) -> Result<Vec<StateChange>> {
+        self.expect_keyed(function)?;
+        let result = self.call(function, async |store, guest| match guest {
+            Guest::Aggregate(_, Some(k)) if changes => k.call_snapshot_changes(store).await,
+            Guest::Aggregate(_, Some(k)) => k.call_snapshot_entries(store).await,
+            _ => unreachable!("keyed state checked"),
+        })?;
+        let entries = self.guest_result(function, result)?;
+        if !changes && let Some(entry) = entries.iter().find(|e| e.value.is_none()) {
+            return Err(self.contract(function, format!("entry of {} key bytes has no value (snapshot-entries returns present entries only)", entry.key.len())));
+        }
+        Ok(entries.into_iter().map(|StateEntry { key, value }| StateChange { key, value }).collect())
+    }
+
+    /// Keyed aggregate: replaces the state with `entries` (key, value).
+    pub fn restore_entries(&mut self, entries: &[(&[u8], &[u8])]) -> Result<()> {
+        self.expect_keyed("restore-entries")?;
+        let entries: Vec<StateEntryParam<'_>> = entries.iter().map(|&(key, value)| StateEntryParam { key, value: Some(value) }).collect();
+        let result = self.call("restore-entries", async |store, guest| match guest {
+            Guest::Aggregate(_, Some(k)) => k.call_restore_entries(store, &entries).await,
+            _ => unreachable!("keyed state checked"),
+        })?;
+        self.guest_result("restore-entries", result)
+    }
+
+    fn expect_keyed(&self, function: &'static str) -> Result<()> {
+        self.expect(OperatorKind::Aggregate)?;
+        if matches!(self.guest, Guest::Aggregate(_, Some(_))) {
+            Ok(())
+        } else {
+            Err(self.contract(function, "the component does not export weir:operator/keyed-state".to_owned()))
+        }
     }
 
     /// Sink: writes the batch.

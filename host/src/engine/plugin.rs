@@ -2,7 +2,7 @@
 //! operator kind, and a pre-instantiated, linked form that makes new
 //! instances cheap.
 
-use super::detect::{check_preamble, detect_kind};
+use super::detect::{check_preamble, detect_kind, exports_keyed_state};
 use super::error::{Error, OperatorKind, Result};
 use super::http::HttpAllowlist;
 use super::instance::{Guest, Instance};
@@ -26,7 +26,8 @@ pub enum LoadSource {
 pub(super) enum Indices {
     Filter(exports::filter::GuestIndices),
     Map(exports::map::GuestIndices),
-    Aggregate(exports::aggregate::GuestIndices),
+    /// With the `keyed-state` indices when the component exports it.
+    Aggregate(exports::aggregate::GuestIndices, Option<exports::keyed_state::GuestIndices>),
     Sink(exports::sink::GuestIndices),
 }
 
@@ -68,7 +69,10 @@ impl Plugin {
         let indices = match kind {
             OperatorKind::Filter => exports::filter::GuestIndices::new(&pre).map(Indices::Filter),
             OperatorKind::Map => exports::map::GuestIndices::new(&pre).map(Indices::Map),
-            OperatorKind::Aggregate => exports::aggregate::GuestIndices::new(&pre).map(Indices::Aggregate),
+            OperatorKind::Aggregate => exports::aggregate::GuestIndices::new(&pre).and_then(|aggregate| {
+                let keyed = exports_keyed_state(wasmtime, &component).then(|| exports::keyed_state::GuestIndices::new(&pre)).transpose()?;
+                Ok(Indices::Aggregate(aggregate, keyed))
+            }),
             OperatorKind::Sink => exports::sink::GuestIndices::new(&pre).map(Indices::Sink),
         }
         .map_err(|e| Error::UnknownWorld {
@@ -128,6 +132,12 @@ impl Plugin {
         self.inner.load_time
     }
 
+    /// Whether the plugin is an aggregate whose state is checkpointed key by
+    /// key (it exports `weir:operator/keyed-state`, contract 0.1.1).
+    pub fn keyed_state(&self) -> bool {
+        matches!(self.inner.indices, Indices::Aggregate(_, Some(_)))
+    }
+
     /// Fails with [`Error::WrongKind`] unless the plugin is of `kind`.
     pub fn expect_kind(&self, kind: OperatorKind) -> Result<()> {
         if self.inner.kind == kind {
@@ -151,7 +161,10 @@ impl Plugin {
         let guest = match &inner.indices {
             Indices::Filter(i) => Guest::Filter(i.load(&mut store, &instance).map_err(load_error)?),
             Indices::Map(i) => Guest::Map(i.load(&mut store, &instance).map_err(load_error)?),
-            Indices::Aggregate(i) => Guest::Aggregate(i.load(&mut store, &instance).map_err(load_error)?),
+            Indices::Aggregate(i, keyed) => Guest::Aggregate(
+                i.load(&mut store, &instance).map_err(load_error)?,
+                keyed.as_ref().map(|k| k.load(&mut store, &instance)).transpose().map_err(load_error)?,
+            ),
             Indices::Sink(i) => Guest::Sink(i.load(&mut store, &instance).map_err(load_error)?),
         };
         Instance::init(self.clone(), store, guest, config_json)

@@ -12,7 +12,7 @@ pub use chain::{Chain, ChainOutput, ChainRejection};
 use crate::batch::BatchError;
 use crate::telemetry::OperatorMetrics;
 use crate::engine::{Error, HttpAllowlist, Instance, OperatorKind, Plugin, Result, SinkResult};
-pub use crate::engine::{MapResult, RowRejection};
+pub use crate::engine::{MapResult, RowRejection, StateChange};
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::{Field, Schema};
 use std::sync::Arc;
@@ -232,6 +232,26 @@ impl Operator {
     /// Aggregate: restores state from a snapshot.
     pub fn restore(&mut self, state: &[u8]) -> Result<()> {
         self.with_instance(|instance| instance.restore(state))
+    }
+
+    /// Aggregate: whether its state is checkpointed key by key (contract 0.1.1).
+    pub fn keyed_state(&self) -> bool {
+        self.plugin.keyed_state()
+    }
+
+    /// Keyed aggregate: the entries changed or removed since the last call.
+    pub fn snapshot_changes(&mut self) -> Result<Vec<StateChange>> {
+        self.with_instance(|instance| instance.snapshot_changes())
+    }
+
+    /// Keyed aggregate: every entry of the state.
+    pub fn snapshot_entries(&mut self) -> Result<Vec<StateChange>> {
+        self.with_instance(|instance| instance.snapshot_entries())
+    }
+
+    /// Keyed aggregate: replaces the state with these entries.
+    pub fn restore_entries(&mut self, entries: &[(&[u8], &[u8])]) -> Result<()> {
+        self.with_instance(|instance| instance.restore_entries(entries))
     }
 
     /// Sink: writes the batch.

@@ -3,6 +3,7 @@
 //! Offsets are committed only after everything derived from a batch was
 //! acknowledged (see docs/delivery.md).
 
+pub mod changelog;
 pub mod command;
 pub mod dead_letters;
 pub mod decode;

@@ -21,11 +21,22 @@ impl Sender {
     /// Produces checkpoints to the state topic `topic` and waits for their
     /// acknowledgement (in the open transaction under exactly-once).
     pub(super) async fn write_checkpoints(&self, topic: &str, checkpoints: &[state::Checkpoint]) -> Result<(), PipelineError> {
-        let sends = checkpoints.iter().map(|checkpoint| async move {
+        // One partition, an idempotent producer, sends enqueued in this
+        // order: a task's entry records land before its checkpoint record.
+        let entries = checkpoints.iter().flat_map(|c| c.keyed.iter().flat_map(|w| w.records.iter())).map(|(key, value)| async move {
+            let record = FutureRecord::<[u8], [u8]>::to(topic).key(key.as_slice());
+            let record = match value {
+                Some(value) => record.payload(value.as_slice()),
+                None => record,
+            };
+            self.producer.send(record, Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e.to_string())
+        });
+        let headers = checkpoints.iter().map(|checkpoint| async move {
             let key = state::Checkpoint::key_of(checkpoint.task);
             let value = checkpoint.encode();
             self.producer.send(FutureRecord::to(topic).key(&key).payload(&value), Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e.to_string())
         });
+        let sends = entries.map(futures::future::Either::Left).chain(headers.map(futures::future::Either::Right));
         let failed: Vec<String> = futures::future::join_all(sends).await.into_iter().filter_map(Result::err).collect();
         if let Some(error) = failed.first() {
             return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic: topic.to_owned(), count: failed.len(), attempts: 1, last_error: error.clone() });

@@ -3,13 +3,16 @@
 //! every aggregate operator's snapshot, the next offset of each of the task's
 //! partitions and their event-time progress. Checkpoints are records of a
 //! compacted topic keyed `task/<n>`, so the newest one per task survives
-//! compaction; see docs/state.md for the protocol around them.
+//! compaction; see docs/state.md for the protocol around them. Keyed
+//! aggregates (contract 0.1.1) keep their entries in records of their own
+//! next to the checkpoint ([`super::changelog`]).
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use super::changelog::{Collected, KeyedLog, KeyedWrite, parse_entry_key};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -72,12 +75,21 @@ pub struct OperatorState {
     pub bytes: Vec<u8>,
     /// Length of `bytes` (the header's record of it).
     len: u64,
+    /// Whether the state is keyed: its entries are records of their own
+    /// ([`super::changelog`]) and `bytes` is empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keyed: bool,
 }
 
 impl OperatorState {
     /// A snapshot of `operator` at `version`.
     pub fn new(operator: impl Into<String>, version: impl Into<String>, bytes: Vec<u8>) -> OperatorState {
-        OperatorState { operator: operator.into(), version: version.into(), len: bytes.len() as u64, bytes }
+        OperatorState { operator: operator.into(), version: version.into(), len: bytes.len() as u64, bytes, keyed: false }
+    }
+
+    /// The keyed state of `operator` at `version` (entries stored apart).
+    pub fn keyed(operator: impl Into<String>, version: impl Into<String>) -> OperatorState {
+        OperatorState { operator: operator.into(), version: version.into(), len: 0, bytes: Vec::new(), keyed: true }
     }
 }
 
@@ -99,6 +111,13 @@ pub struct Checkpoint {
     pub written_at_ms: i64,
     /// Snapshots of the chain's aggregate operators, in chain order.
     pub operators: Vec<OperatorState>,
+    /// Sequence number of the checkpoint within its task (entries of keyed
+    /// operators carry the number of the checkpoint that wrote them).
+    #[serde(default)]
+    pub seq: u64,
+    /// Entry records of keyed operators, written before this record.
+    #[serde(skip)]
+    pub keyed: Vec<KeyedWrite>,
 }
 
 impl Checkpoint {
@@ -107,12 +126,17 @@ impl Checkpoint {
         format!("task/{task}")
     }
 
-    /// The snapshot stored for `operator`, if any.
+    /// The snapshot stored for `operator`, if any (none for keyed state).
     pub fn state_of(&self, operator: &str) -> Option<&[u8]> {
-        self.operators.iter().find(|o| o.operator == operator).map(|o| o.bytes.as_slice())
+        self.operators.iter().find(|o| o.operator == operator && !o.keyed).map(|o| o.bytes.as_slice())
     }
 
-    /// Total snapshot bytes.
+    /// Whether `operator`'s state is keyed (its entries stored apart).
+    pub fn is_keyed(&self, operator: &str) -> bool {
+        self.operators.iter().any(|o| o.operator == operator && o.keyed)
+    }
+
+    /// Total snapshot bytes (whole snapshots only).
     pub fn state_bytes(&self) -> u64 {
         self.operators.iter().map(|o| o.bytes.len() as u64).sum()
     }
@@ -155,6 +179,10 @@ pub struct StateStore {
     topic: String,
     client: ClientConfig,
     cache: HashMap<i32, Checkpoint>,
+    /// Per task and keyed operator, the durable entries.
+    keyed: HashMap<i32, HashMap<String, KeyedLog>>,
+    /// Per task, the sequence number of its next checkpoint.
+    next_seq: HashMap<i32, u64>,
 }
 
 impl StateStore {
@@ -169,7 +197,7 @@ impl StateStore {
                 client.set(key, value);
             }
         }
-        StateStore { topic: topic.into(), client, cache: HashMap::new() }
+        StateStore { topic: topic.into(), client, cache: HashMap::new(), keyed: HashMap::new(), next_seq: HashMap::new() }
     }
 
     /// The state topic.
@@ -223,14 +251,39 @@ impl StateStore {
         self.cache.get(&task)
     }
 
+    /// The durable keyed entries of `operator` in `task`.
+    pub fn keyed_log(&self, task: i32, operator: &str) -> Option<&KeyedLog> {
+        self.keyed.get(&task).and_then(|logs| logs.get(operator))
+    }
+
+    /// Takes the sequence number of `task`'s next checkpoint.
+    pub fn take_seq(&mut self, task: i32) -> u64 {
+        let next = self.next_seq.entry(task).or_insert_with(|| self.cache.get(&task).map_or(1, |c| c.seq + 1));
+        let seq = *next;
+        *next += 1;
+        seq
+    }
+
+    /// Bytes of `task`'s durable state: whole snapshots and keyed entries.
+    pub fn state_bytes(&self, task: i32) -> u64 {
+        let whole = self.cache.get(&task).map_or(0, Checkpoint::state_bytes);
+        whole + self.keyed.get(&task).map_or(0, |logs| logs.values().map(KeyedLog::bytes).sum())
+    }
+
     /// Remembers a checkpoint that is now durable.
-    pub fn confirm(&mut self, checkpoint: Checkpoint) {
+    pub fn confirm(&mut self, mut checkpoint: Checkpoint) {
+        let logs = self.keyed.entry(checkpoint.task).or_default();
+        for write in std::mem::take(&mut checkpoint.keyed) {
+            logs.entry(write.operator.clone()).or_default().apply(write);
+        }
         self.cache.insert(checkpoint.task, checkpoint);
     }
 
     /// Forgets the cached checkpoint of `task` (another process may own it next).
     pub fn forget(&mut self, task: i32) {
         self.cache.remove(&task);
+        self.keyed.remove(&task);
+        self.next_seq.remove(&task);
     }
 
     /// Reads the topic to its end (as of the call) and caches the newest checkpoint of each
@@ -259,6 +312,9 @@ impl StateStore {
             }
         }
         let mut found: HashMap<i32, Checkpoint> = HashMap::new();
+        let mut entries: HashMap<i32, HashMap<String, Collected>> = HashMap::new();
+        let mut max_seq: HashMap<i32, u64> = HashMap::new();
+        let wanted_tasks: std::collections::HashSet<i32> = tasks.iter().copied().collect();
         if !remaining.is_empty() {
             consumer.assign(&assignment).map_err(|e| self.kafka(e))?;
         }
@@ -280,6 +336,16 @@ impl StateStore {
             }
             let Some(message) = polled else { continue };
             let message = message.map_err(|e| self.kafka(e))?;
+            if let Some(entry) = parse_entry_key(message.key().unwrap_or_default()) {
+                if wanted_tasks.contains(&entry.task) {
+                    let seq = entries.entry(entry.task).or_default().entry(entry.operator.to_owned()).or_default().apply(entry.slot, entry.key, message.payload()).map_err(|reason| {
+                        StateError::Corrupt { topic: self.topic.clone(), key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(), reason }
+                    })?;
+                    let max = max_seq.entry(entry.task).or_default();
+                    *max = (*max).max(seq);
+                }
+                continue;
+            }
             let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
             let Some(&task) = wanted.get(&key) else { continue };
             let Some(value) = message.payload() else {
@@ -287,9 +353,17 @@ impl StateStore {
                 continue;
             };
             let checkpoint = Checkpoint::decode(value).map_err(|reason| StateError::Corrupt { topic: self.topic.clone(), key: key.clone(), reason })?;
+            let max = max_seq.entry(task).or_default();
+            *max = (*max).max(checkpoint.seq);
             found.insert(task, checkpoint);
         }
         for &task in tasks {
+            // Entries newer than the checkpoint (or without one) are an
+            // unfinished checkpoint's: ignored, deleted by the next one.
+            let seq = found.get(&task).map_or(0, |c| c.seq);
+            let logs: HashMap<String, KeyedLog> = entries.remove(&task).unwrap_or_default().into_iter().map(|(operator, collected)| (operator, collected.resolve(seq))).collect();
+            self.keyed.insert(task, logs);
+            self.next_seq.insert(task, max_seq.get(&task).copied().unwrap_or(0) + 1);
             match found.remove(&task) {
                 Some(checkpoint) => {
                     self.cache.insert(task, checkpoint);
@@ -315,11 +389,14 @@ mod tests {
             max_event_ms: BTreeMap::from([("orders".to_owned(), 1_700_000_000_000)]),
             watermark_ms: Some(1_699_999_000_000),
             written_at_ms: 5,
-            operators: vec![OperatorState::new("revenue", "v2", vec![1, 2, 3]), OperatorState::new("other", "v1", Vec::new())],
+            operators: vec![OperatorState::new("revenue", "v2", vec![1, 2, 3]), OperatorState::new("other", "v1", Vec::new()), OperatorState::keyed("fraud", "v3")],
+            seq: 7,
+            keyed: Vec::new(),
         };
         let bytes = checkpoint.encode();
         assert_eq!(Checkpoint::decode(&bytes).unwrap(), checkpoint);
         assert_eq!(Checkpoint::decode(&bytes).unwrap().state_of("revenue"), Some(&[1u8, 2, 3][..]));
+        assert!(Checkpoint::decode(&bytes).unwrap().is_keyed("fraud") && !Checkpoint::decode(&bytes).unwrap().is_keyed("revenue"));
         assert!(Checkpoint::decode(&bytes[..bytes.len() - 1]).unwrap_err().contains("truncated snapshot"));
         assert!(Checkpoint::decode(b"garbage").unwrap_err().contains("magic"));
         let mut longer = bytes.clone();

@@ -14,6 +14,7 @@
 //! checkpoint with its partitions rewound to the checkpoint's offsets.
 
 use super::source::SourceConsumer;
+use super::changelog::KeyedLog;
 use super::state::{Checkpoint, OperatorState, StateError, StateStore};
 use super::watermark::{Backlog, Trackers, Watermarks};
 use crate::config::StateConfig;
@@ -67,6 +68,10 @@ struct Task {
     /// Topics whose position was checked against the checkpoint since load.
     checked: HashSet<String>,
     dirty: bool,
+    /// The next checkpoint takes every keyed operator's whole state (after a
+    /// restore from a whole snapshot or a hot swap: the operator's change
+    /// tracking does not cover the difference to the stored entries).
+    full: bool,
     unexplained_failures: u32,
     /// The task's own event-time progress (its partitions only), so that a
     /// replay from the checkpoint sees the watermark the checkpoint saw.
@@ -121,9 +126,13 @@ impl Tasks {
         &self.store
     }
 
-    /// Task chains, for hot swap.
+    /// Task chains, for hot swap (the next checkpoint of each task takes
+    /// the keyed operators' whole state).
     pub fn chains_mut(&mut self) -> impl Iterator<Item = (i32, &mut Chain)> {
-        self.tasks.iter_mut().map(|(task, t)| (*task, &mut t.chain))
+        self.tasks.iter_mut().map(|(task, t)| {
+            t.full = true;
+            (*task, &mut t.chain)
+        })
     }
 
     /// Loads the tasks `records` need (one read of the state topic for all
@@ -143,13 +152,8 @@ impl Tasks {
             let mut chain = template.fresh().map_err(|e| TaskError::Operator { task, source: Box::new(e) })?;
             let checkpoint = self.store.cached(task);
             let mut watermarks = self.event_time.map(|(lateness, idle)| Watermarks::new(lateness, idle));
+            let full = restore_chain(&self.store, task, &mut chain).map_err(|e| TaskError::Operator { task, source: Box::new(e) })?;
             if let Some(checkpoint) = checkpoint {
-                for operator in chain.operators_mut().iter_mut().filter(|o| o.kind() == OperatorKind::Aggregate) {
-                    match checkpoint.state_of(operator.plugin().name()) {
-                        Some(state) => operator.restore(state).map_err(|e| TaskError::Operator { task, source: Box::new(e) })?,
-                        None => tracing::warn!(task, operator = operator.plugin().name(), "the checkpoint has no state for this operator: it starts empty"),
-                    }
-                }
                 if let Some(watermarks) = watermarks.as_mut() {
                     for (topic, max) in &checkpoint.max_event_ms {
                         watermarks.observe(topic, task, *max, now);
@@ -159,7 +163,7 @@ impl Tasks {
                     // must keep holding it.
                     watermarks.restore(checkpoint.watermark_ms);
                 }
-                tracing::info!(task, offsets = ?checkpoint.offsets, state_bytes = checkpoint.state_bytes(), "task restored from its checkpoint");
+                tracing::info!(task, offsets = ?checkpoint.offsets, state_bytes = self.store.state_bytes(task), "task restored from its checkpoint");
             }
             // Every source partition of the task holds its watermark until it reports (or idles).
             if let (Some(watermarks), Ok(assignment)) = (watermarks.as_mut(), consumer.assignment()) {
@@ -168,7 +172,7 @@ impl Tasks {
                 }
             }
             let offsets = checkpoint.map(|c| c.offsets.clone()).unwrap_or_default();
-            self.tasks.insert(task, Task { chain, next: offsets.clone(), checkpointed: offsets, checked: HashSet::new(), dirty: false, unexplained_failures: 0, watermarks });
+            self.tasks.insert(task, Task { chain, next: offsets.clone(), checkpointed: offsets, checked: HashSet::new(), dirty: false, full, unexplained_failures: 0, watermarks });
         }
         let before = records.len();
         let mut rewound: HashSet<(String, i32)> = HashSet::new();
@@ -268,13 +272,7 @@ impl Tasks {
     /// A copy of task `task` restored from its checkpoint (for bisection).
     fn scratch(&self, template: &Chain, task: i32) -> Result<Chain, Error> {
         let mut chain = template.fresh()?;
-        if let Some(checkpoint) = self.store.cached(task) {
-            for operator in chain.operators_mut().iter_mut().filter(|o| o.kind() == OperatorKind::Aggregate) {
-                if let Some(state) = checkpoint.state_of(operator.plugin().name()) {
-                    operator.restore(state)?;
-                }
-            }
-        }
+        restore_chain(&self.store, task, &mut chain)?;
         Ok(chain)
     }
 
@@ -338,23 +336,29 @@ impl Tasks {
                 || self.last_checkpoint.elapsed() >= Duration::from_millis(self.config.checkpoint_interval_ms))
     }
 
-    /// Snapshots every task changed since its last checkpoint.
+    /// Snapshots every task changed since its last checkpoint: whole
+    /// snapshots, and for keyed operators the entries changed since.
     pub fn snapshot(&mut self) -> Result<Vec<Checkpoint>, TaskError> {
         let written_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
         let mut checkpoints = Vec::new();
+        let mut failed = None;
         for (&task, state) in self.tasks.iter_mut().filter(|(_, t)| t.dirty) {
-            let mut operators = Vec::new();
-            for operator in state.chain.operators_mut().iter_mut().filter(|o| o.kind() == OperatorKind::Aggregate) {
-                let bytes = operator.snapshot().map_err(|e| TaskError::Operator { task, source: Box::new(e) })?;
-                operators.push(OperatorState::new(operator.plugin().name(), operator.version(), bytes));
+            let seq = self.store.take_seq(task);
+            match checkpoint_of(&self.store, &self.config, task, state, seq, written_at_ms) {
+                Ok(checkpoint) => checkpoints.push(checkpoint),
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
             }
-            let max_event_ms = state.next.keys().filter_map(|topic| state.watermarks.as_ref().and_then(|w| w.max_event_ms(topic, task)).map(|ms| (topic.clone(), ms))).collect();
-            let watermark_ms = state.watermarks.as_ref().and_then(Watermarks::peek);
-            let checkpoint = Checkpoint { task, offsets: state.next.clone(), max_event_ms, watermark_ms, written_at_ms, operators };
-            if checkpoint.state_bytes() > self.config.max_bytes {
-                return Err(TaskError::TooLarge { task, bytes: checkpoint.state_bytes(), max: self.config.max_bytes });
+        }
+        if let Some(error) = failed {
+            // Keyed operators handed over changes that are not written now:
+            // the next checkpoint compares their whole state instead.
+            for task in self.tasks.values_mut() {
+                task.full = true;
             }
-            checkpoints.push(checkpoint);
+            return Err(error);
         }
         Ok(checkpoints)
     }
@@ -365,6 +369,7 @@ impl Tasks {
             if let Some(task) = self.tasks.get_mut(&checkpoint.task) {
                 task.checkpointed = checkpoint.offsets.clone();
                 task.dirty = task.next != task.checkpointed;
+                task.full = false;
             }
             self.store.confirm(checkpoint);
         }
@@ -383,9 +388,9 @@ impl Tasks {
         offsets
     }
 
-    /// Bytes of state in the cached checkpoints of owned tasks.
+    /// Bytes of durable state of owned tasks (snapshots and keyed entries).
     pub fn state_bytes(&self) -> u64 {
-        self.tasks.keys().filter_map(|t| self.store.cached(*t)).map(Checkpoint::state_bytes).sum()
+        self.tasks.keys().map(|t| self.store.state_bytes(*t)).sum()
     }
 
     /// Owned tasks.
@@ -397,6 +402,75 @@ impl Tasks {
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
+}
+
+/// The checkpoint of `task` (number `seq`): whole snapshots, and for keyed
+/// operators the entries changed since the last checkpoint.
+fn checkpoint_of(store: &StateStore, config: &StateConfig, task: i32, state: &mut Task, seq: u64, written_at_ms: i64) -> Result<Checkpoint, TaskError> {
+    let mut operators = Vec::new();
+    let mut keyed = Vec::new();
+    for operator in state.chain.operators_mut().iter_mut().filter(|o| o.kind() == OperatorKind::Aggregate) {
+        let failed = |e| TaskError::Operator { task, source: Box::new(e) };
+        let name = operator.plugin().name().to_owned();
+        if operator.keyed_state() {
+            let changes = if state.full { operator.snapshot_entries() } else { operator.snapshot_changes() }.map_err(failed)?;
+            let empty = KeyedLog::default();
+            let write = store.keyed_log(task, &name).unwrap_or(&empty).plan(task, &name, seq, changes, state.full);
+            if write.largest_value() > config.max_bytes {
+                return Err(TaskError::TooLarge { task, bytes: write.largest_value(), max: config.max_bytes });
+            }
+            operators.push(OperatorState::keyed(name, operator.version()));
+            keyed.push(write);
+        } else {
+            let bytes = operator.snapshot().map_err(failed)?;
+            operators.push(OperatorState::new(name, operator.version(), bytes));
+        }
+    }
+    let max_event_ms = state.next.keys().filter_map(|topic| state.watermarks.as_ref().and_then(|w| w.max_event_ms(topic, task)).map(|ms| (topic.clone(), ms))).collect();
+    let watermark_ms = state.watermarks.as_ref().and_then(Watermarks::peek);
+    let checkpoint = Checkpoint { task, offsets: state.next.clone(), max_event_ms, watermark_ms, written_at_ms, operators, seq, keyed };
+    if checkpoint.state_bytes() > config.max_bytes {
+        return Err(TaskError::TooLarge { task, bytes: checkpoint.state_bytes(), max: config.max_bytes });
+    }
+    Ok(checkpoint)
+}
+
+/// Restores each aggregate of a fresh `chain` from `task`'s durable state:
+/// keyed entries through `restore-entries`, a whole snapshot through
+/// `restore`. Returns whether a keyed operator was restored from a whole
+/// snapshot (its next checkpoint must then take its whole state).
+fn restore_chain(store: &StateStore, task: i32, chain: &mut Chain) -> Result<bool, Error> {
+    let Some(checkpoint) = store.cached(task) else { return Ok(false) };
+    let mut full = false;
+    for operator in chain.operators_mut().iter_mut().filter(|o| o.kind() == OperatorKind::Aggregate) {
+        let name = operator.plugin().name().to_owned();
+        if checkpoint.is_keyed(&name) {
+            let entries = store.keyed_log(task, &name).map(KeyedLog::entries).unwrap_or_default();
+            if operator.keyed_state() {
+                operator.restore_entries(&entries)?;
+            } else {
+                // A whole-snapshot version after a keyed one: only the SDKs'
+                // single-entry form (the snapshot under the empty key) fits.
+                match entries.as_slice() {
+                    [] => {}
+                    [(b"", snapshot)] => operator.restore(snapshot)?,
+                    _ => {
+                        return Err(Error::Contract {
+                            plugin: name,
+                            function: "restore",
+                            reason: format!("task {task}'s state was checkpointed key by key (weir:operator@0.1.1 keyed-state) and this version exports no keyed-state to restore it"),
+                        });
+                    }
+                }
+            }
+        } else if let Some(state) = checkpoint.state_of(&name) {
+            operator.restore(state)?;
+            full |= operator.keyed_state();
+        } else {
+            tracing::warn!(task, operator = %name, "the checkpoint has no state for this operator: it starts empty");
+        }
+    }
+    Ok(full)
 }
 
 fn seek(consumer: &SourceConsumer, topic: &str, partition: i32, offset: rdkafka::Offset) {

@@ -19,7 +19,7 @@ mod glue {
     use crate::column::ListItems;
     use crate::{
         Aggregate, Batch, Column, DataType, Field, Filter, Map, RowRejection, Sink, SinkError,
-        TimeUnit,
+        TimeUnit, state::StateEntry,
     };
 
     type WitResult<T> = Result<T, wit::OperatorError>;
@@ -228,6 +228,48 @@ mod glue {
         with_instance(state, |t| t.restore(&bytes)).map_err(to_wit)
     }
 
+    type WitEntry = crate::bindings::aggregate::exports::weir::operator::keyed_state::StateEntry;
+
+    fn entries_to_wit(entries: Vec<StateEntry>) -> Vec<WitEntry> {
+        entries.into_iter().map(|StateEntry { key, value }| WitEntry { key, value }).collect()
+    }
+
+    /// The whole snapshot as the one entry of an aggregate without keyed state.
+    fn whole<T: Aggregate>(t: &mut T) -> Result<Vec<StateEntry>, Error> {
+        Ok(vec![StateEntry { key: Vec::new(), value: Some(t.snapshot()?) }])
+    }
+
+    pub fn aggregate_snapshot_changes<T: Aggregate>(state: &'static State<T>) -> WitResult<Vec<WitEntry>> {
+        with_instance(state, |t| match t.keyed_state() {
+            Some(keyed) => keyed.changes(),
+            None => whole(t),
+        })
+        .map(entries_to_wit)
+        .map_err(to_wit)
+    }
+    pub fn aggregate_snapshot_entries<T: Aggregate>(state: &'static State<T>) -> WitResult<Vec<WitEntry>> {
+        with_instance(state, |t| match t.keyed_state() {
+            Some(keyed) => keyed.entries(),
+            None => whole(t),
+        })
+        .map(entries_to_wit)
+        .map_err(to_wit)
+    }
+    pub fn aggregate_restore_entries<T: Aggregate>(
+        state: &'static State<T>,
+        entries: Vec<WitEntry>,
+    ) -> WitResult<()> {
+        let entries: Vec<StateEntry> = entries.into_iter().map(|WitEntry { key, value }| StateEntry { key, value }).collect();
+        with_instance(state, |t| match t.keyed_state() {
+            Some(keyed) => keyed.restore_entries(entries),
+            None => match entries.into_iter().find(|e| e.key.is_empty()).and_then(|e| e.value) {
+                Some(snapshot) => t.restore(&snapshot),
+                None => Ok(()),
+            },
+        })
+        .map_err(to_wit)
+    }
+
     pub fn sink_init<T: Sink>(
         state: &'static State<T>,
         config: String,
@@ -350,8 +392,11 @@ macro_rules! export_map {
 }
 
 /// Exports an [`Aggregate`](crate::Aggregate) implementation as the
-/// component's `weir:operator/aggregate` interface:
-/// `weir_sdk::export_aggregate!(MyAggregate);`
+/// component's `weir:operator/aggregate` and `weir:operator/keyed-state`
+/// interfaces (the `keyed-aggregate-operator` world, contract 0.1.1):
+/// `weir_sdk::export_aggregate!(MyAggregate);`. Checkpoints are incremental
+/// when [`Aggregate::keyed_state`](crate::Aggregate::keyed_state) returns the
+/// state; otherwise the whole snapshot is the one entry.
 #[macro_export]
 macro_rules! export_aggregate {
     ($ty:ty) => {
@@ -374,6 +419,17 @@ macro_rules! export_aggregate {
                 }
                 fn restore(state: ::std::vec::Vec<u8>) -> ::core::result::Result<(), $crate::bindings::types::OperatorError> {
                     $crate::__private::aggregate_restore::<$ty>(&__WEIR_STATE, state)
+                }
+            }
+            impl $crate::bindings::aggregate::exports::weir::operator::keyed_state::Guest for __WeirExport {
+                fn snapshot_changes() -> ::core::result::Result<::std::vec::Vec<$crate::bindings::aggregate::exports::weir::operator::keyed_state::StateEntry>, $crate::bindings::types::OperatorError> {
+                    $crate::__private::aggregate_snapshot_changes::<$ty>(&__WEIR_STATE)
+                }
+                fn snapshot_entries() -> ::core::result::Result<::std::vec::Vec<$crate::bindings::aggregate::exports::weir::operator::keyed_state::StateEntry>, $crate::bindings::types::OperatorError> {
+                    $crate::__private::aggregate_snapshot_entries::<$ty>(&__WEIR_STATE)
+                }
+                fn restore_entries(entries: ::std::vec::Vec<$crate::bindings::aggregate::exports::weir::operator::keyed_state::StateEntry>) -> ::core::result::Result<(), $crate::bindings::types::OperatorError> {
+                    $crate::__private::aggregate_restore_entries::<$ty>(&__WEIR_STATE, entries)
                 }
             }
             $crate::bindings::aggregate::export!(__WeirExport with_types_in $crate::bindings::aggregate);

@@ -27,23 +27,24 @@ pub mod map {
         default_bindings_module: "weir_sdk::bindings::map",
         runtime_path: "weir_sdk::__private::wit_bindgen::rt",
         with: {
-            "weir:operator/types@0.1.0": weir_sdk::bindings::types,
-            "weir:operator/host@0.1.0": weir_sdk::bindings::host,
+            "weir:operator/types@0.1.1": weir_sdk::bindings::types,
+            "weir:operator/host@0.1.1": weir_sdk::bindings::host,
         },
     });
 }
 
-/// Bindings for the `aggregate-operator` world.
+/// Bindings for the `keyed-aggregate-operator` world (contract 0.1.1):
+/// `aggregate` plus `keyed-state`, which [`crate::export_aggregate!`] exports.
 pub mod aggregate {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "weir:operator/aggregate-operator",
+        world: "weir:operator/keyed-aggregate-operator",
         pub_export_macro: true,
         default_bindings_module: "weir_sdk::bindings::aggregate",
         runtime_path: "weir_sdk::__private::wit_bindgen::rt",
         with: {
-            "weir:operator/types@0.1.0": weir_sdk::bindings::types,
-            "weir:operator/host@0.1.0": weir_sdk::bindings::host,
+            "weir:operator/types@0.1.1": weir_sdk::bindings::types,
+            "weir:operator/host@0.1.1": weir_sdk::bindings::host,
         },
     });
 }
@@ -57,8 +58,8 @@ pub mod sink {
         default_bindings_module: "weir_sdk::bindings::sink",
         runtime_path: "weir_sdk::__private::wit_bindgen::rt",
         with: {
-            "weir:operator/types@0.1.0": weir_sdk::bindings::types,
-            "weir:operator/host@0.1.0": weir_sdk::bindings::host,
+            "weir:operator/types@0.1.1": weir_sdk::bindings::types,
+            "weir:operator/host@0.1.1": weir_sdk::bindings::host,
         },
     });
 }

@@ -40,6 +40,7 @@ pub mod log;
 pub mod operator;
 pub mod selection;
 pub mod sketch;
+pub mod state;
 pub mod window;
 
 #[doc(hidden)]

@@ -2,6 +2,7 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::state::KeyedState;
 use crate::{Batch, Error, Selection};
 
 /// A filter keeps or drops rows; it never changes them.
@@ -101,6 +102,14 @@ pub trait Aggregate: Sized + 'static {
     fn snapshot(&self) -> Result<Vec<u8>, Error>;
     /// Replaces the state with one produced by [`Aggregate::snapshot`].
     fn restore(&mut self, state: &[u8]) -> Result<(), Error>;
+
+    /// The state as keyed entries, for incremental checkpoints: return the
+    /// [`Windows`](crate::window::Windows) (or other [`KeyedState`]) that
+    /// holds the state, e.g. `Some(&mut self.windows)`. `None` (default):
+    /// each checkpoint stores the whole [`Aggregate::snapshot`] as one entry.
+    fn keyed_state(&mut self) -> Option<&mut dyn KeyedState> {
+        None
+    }
 }
 
 /// Why a sink did not accept a batch.

@@ -24,10 +24,11 @@
 //! assert_eq!((closed[0].2.orders, closed[0].2.total), (2, 100.0));
 //! ```
 
+use crate::state::{KeyedState, StateEntry};
 use crate::{Column, DataType, Error, TimeUnit};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Event time of each row in Unix milliseconds (None for nulls), from an
 /// `Int64` column (already ms) or a `Timestamp` column of any unit.
@@ -123,19 +124,31 @@ pub trait Accumulator: Default + Clone + Serialize + DeserializeOwned {
     fn merge(&mut self, other: &Self);
 }
 
-/// Open windows and their accumulators, by key.
+/// Open windows and their accumulators, by key. As [`KeyedState`], one
+/// entry per key holding its open windows; the keys changed since the last
+/// checkpoint are tracked, and a key whose windows all closed is removed.
 #[derive(Serialize, Deserialize)]
 #[serde(bound(serialize = "K: Serialize, A: Serialize", deserialize = "K: DeserializeOwned + Ord, A: DeserializeOwned"))]
 pub struct Windows<K, A> {
     spec: WindowSpec,
     /// Per key, its open windows (sorted by start) with their accumulators.
     open: BTreeMap<K, Vec<(Window, A)>>,
+    /// Keys changed (or removed) since the last checkpoint.
+    #[serde(skip)]
+    changed: BTreeSet<K>,
 }
 
 impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A> {
     /// No open windows yet.
     pub fn new(spec: WindowSpec) -> Windows<K, A> {
-        Windows { spec, open: BTreeMap::new() }
+        Windows { spec, open: BTreeMap::new(), changed: BTreeSet::new() }
+    }
+
+    /// Marks `key` changed (clones it only when new).
+    fn touch(changed: &mut BTreeSet<K>, key: &K) {
+        if !changed.contains(key) {
+            changed.insert(key.clone());
+        }
     }
 
     /// The window kind.
@@ -145,6 +158,7 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
 
     /// Adds `row` with event time `t` under `key`.
     pub fn add(&mut self, key: K, t: i64, row: &A::Row) {
+        Self::touch(&mut self.changed, &key);
         let windows = self.open.entry(key).or_default();
         match self.spec {
             WindowSpec::Session { gap_ms } => {
@@ -194,7 +208,9 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
     /// `watermark`: `(window, key, accumulator)`, by window end then key.
     pub fn close(&mut self, watermark: i64) -> Vec<(Window, K, A)> {
         let mut closed = Vec::new();
+        let changed = &mut self.changed;
         self.open.retain(|key, windows| {
+            let before = closed.len();
             windows.retain(|(window, acc)| {
                 let done = window.end_ms <= watermark;
                 if done {
@@ -202,6 +218,9 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
                 }
                 !done
             });
+            if closed.len() > before {
+                Self::touch(changed, key);
+            }
             !windows.is_empty()
         });
         closed.sort_by(|a, b| (a.0.end_ms, &a.1, a.0.start_ms).cmp(&(b.0.end_ms, &b.1, b.0.start_ms)));
@@ -211,9 +230,17 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
     /// The accumulator of an open window of `key`, to read or flag it
     /// (early updates, alerts sent once).
     pub fn get_mut(&mut self, key: &K, window: &Window) -> Option<&mut A> {
-        let windows = self.open.get_mut(key)?;
+        let i = self.open.get(key)?.binary_search_by_key(window, |(w, _)| *w).ok()?;
+        Self::touch(&mut self.changed, key);
+        Some(&mut self.open.get_mut(key).expect("found above")[i].1)
+    }
+
+    /// The accumulator of an open window of `key`, read only (does not mark
+    /// the key changed, unlike [`Windows::get_mut`]).
+    pub fn get(&self, key: &K, window: &Window) -> Option<&A> {
+        let windows = self.open.get(key)?;
         let i = windows.binary_search_by_key(window, |(w, _)| *w).ok()?;
-        Some(&mut windows[i].1)
+        Some(&windows[i].1)
     }
 
     /// The open windows of `key` (sorted by start).
@@ -239,6 +266,44 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
     /// State from [`Windows::snapshot`] bytes, for `restore`.
     pub fn restore(bytes: &[u8]) -> Result<Windows<K, A>, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("window state: {e}"))
+    }
+
+    /// The entry of `key`: the key as JSON, its open windows in postcard
+    /// (compact binary serde: about half the bytes of JSON, faster both ways).
+    fn entry(key: &K, windows: Option<&Vec<(Window, A)>>) -> StateEntry {
+        StateEntry {
+            key: serde_json::to_vec(key).expect("window keys serialise"),
+            value: windows.map(|w| postcard::to_stdvec(w).expect("window state serialises")),
+        }
+    }
+}
+
+/// One entry per key: the key as JSON, its open windows in postcard. A
+/// checkpoint writes the keys that got a row or closed a window since the
+/// previous one; a key without open windows is removed.
+impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> KeyedState for Windows<K, A> {
+    fn changes(&mut self) -> Result<Vec<StateEntry>, Error> {
+        let changed = std::mem::take(&mut self.changed);
+        Ok(changed.iter().map(|key| Self::entry(key, self.open.get(key))).collect())
+    }
+
+    fn entries(&mut self) -> Result<Vec<StateEntry>, Error> {
+        self.changed.clear();
+        Ok(self.open.iter().map(|(key, windows)| Self::entry(key, Some(windows))).collect())
+    }
+
+    fn restore_entries(&mut self, entries: Vec<StateEntry>) -> Result<(), Error> {
+        let mut open = BTreeMap::new();
+        for StateEntry { key, value } in entries {
+            let key: K = serde_json::from_slice(&key).map_err(|e| Error::InvalidInput(format!("window state key: {e}")))?;
+            if let Some(value) = value {
+                let windows = postcard::from_bytes(&value).map_err(|e| Error::InvalidInput(format!("window state entry: {e}")))?;
+                open.insert(key, windows);
+            }
+        }
+        self.open = open;
+        self.changed.clear();
+        Ok(())
     }
 }
 
@@ -312,5 +377,54 @@ mod tests {
         restored.add("a".into(), 30, &());
         assert_eq!(restored.close(MIN), vec![(Window { start_ms: 0, end_ms: MIN }, "a".to_owned(), Count(3))]);
         assert!(Windows::<String, Count>::restore(b"nonsense").is_err());
+    }
+
+    #[test]
+    fn changes_name_the_keys_added_to_and_remove_the_keys_whose_windows_all_closed() {
+        let mut windows: Windows<String, Count> = Windows::new(WindowSpec::Tumbling { size_ms: MIN });
+        windows.add("a".into(), 10, &());
+        windows.add("b".into(), 20, &());
+        windows.add("b".into(), MIN + 5, &());
+        let mut copy: Windows<String, Count> = Windows::new(windows.spec());
+        copy.restore_entries(windows.entries().unwrap()).unwrap();
+        assert!(windows.changes().unwrap().is_empty(), "entries() starts tracking afresh");
+        windows.add("c".into(), MIN + 30, &());
+        windows.close(MIN); // a's only window and b's first close
+        let changes = windows.changes().unwrap();
+        let keys: Vec<&[u8]> = changes.iter().map(|e| e.key.as_slice()).collect();
+        assert_eq!(keys, [&br#""a""#[..], br#""b""#, br#""c""#]);
+        assert_eq!(changes[0].value, None, "a has no open window left: removed");
+        assert!(changes[1].value.is_some() && changes[2].value.is_some(), "b keeps its second window");
+        assert!(windows.changes().unwrap().is_empty());
+        // The copy, given the changes the way the host merges them, equals the original.
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = copy.entries().unwrap().into_iter().map(|e| (e.key, e.value.unwrap())).collect();
+        for StateEntry { key, value } in changes {
+            match value {
+                Some(value) => merged.insert(key, value),
+                None => merged.remove(&key),
+            };
+        }
+        let mut restored: Windows<String, Count> = Windows::new(windows.spec());
+        restored.restore_entries(merged.into_iter().map(|(key, value)| StateEntry { key, value: Some(value) }).collect()).unwrap();
+        assert_eq!(restored.snapshot(), windows.snapshot());
+    }
+
+    #[test]
+    fn a_session_merge_is_a_change_of_its_key() {
+        let mut windows: Windows<String, Count> = Windows::new(WindowSpec::Session { gap_ms: 10_000 });
+        windows.add("k".into(), 0, &());
+        windows.add("k".into(), 18_000, &());
+        let mut stored: BTreeMap<Vec<u8>, Vec<u8>> = windows.entries().unwrap().into_iter().map(|e| (e.key, e.value.unwrap())).collect();
+        windows.add("k".into(), 9_000, &());
+        for StateEntry { key, value } in windows.changes().unwrap() {
+            match value {
+                Some(value) => stored.insert(key, value),
+                None => stored.remove(&key),
+            };
+        }
+        assert_eq!(stored.keys().collect::<Vec<_>>(), [&br#""k""#.to_vec()]);
+        let mut restored: Windows<String, Count> = Windows::new(windows.spec());
+        restored.restore_entries(stored.into_iter().map(|(key, value)| StateEntry { key, value: Some(value) }).collect()).unwrap();
+        assert_eq!(restored.snapshot(), windows.snapshot());
     }
 }

@@ -15,6 +15,7 @@ mod filter_and_map;
 mod forwarding;
 mod hostile;
 mod kafka;
+mod keyed_state;
 mod loading;
 mod pipeline;
 mod replay;

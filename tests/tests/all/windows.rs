@@ -185,6 +185,9 @@ async fn rebalance(topics: &[&str], schema: &str, plugin: &str, operator_config:
     }
     assert!(sb.records_in > 0, "the second process took partitions over");
     assert!(sa.checkpoints > 0 && sb.checkpoints > 0, "both processes checkpointed: {} / {}", sa.checkpoints, sb.checkpoints);
+    // The seed guests checkpoint key by key (issue 20): the moved tasks were restored from entries.
+    let (entries, _) = super::keyed_state::split(&super::keyed_state::state_records(&kafka.bootstrap, "seed.state").await, "windows");
+    assert!(entries > 0, "the state topic holds keyed entries");
     read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect()
 }
 

@@ -14,7 +14,10 @@
 //!   "merchant": "merchant_id", "location": "location", "device": "device_id",
 //!   "size_ms": 300000, "slide_ms": 60000, "emit": "alerts",
 //!   "max_tx_count": 10, "max_total_amount": 5000.0, "max_merchants": 5,
-//!   "max_locations": 3, "max_devices": 2}`
+//!   "max_locations": 3, "max_devices": 2, "keyed": true}`
+//!
+//! State: checkpointed one entry per (user, window), only the changed ones
+//! (`"keyed": false`: the whole state per checkpoint, for comparisons).
 //!
 //! Build: cargo build --release --target wasm32-wasip2 -p fraud-detector
 
@@ -22,6 +25,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use weir_sdk::sketch::hash64;
+use weir_sdk::state::KeyedState;
 use weir_sdk::window::{Accumulator, Window, WindowSpec, Windows, event_times_ms};
 use weir_sdk::{Aggregate, Batch, Column, DataType, Error, Field, StringBuilder, TimeUnit};
 
@@ -51,6 +55,9 @@ struct Config {
     max_merchants: usize,
     max_locations: usize,
     max_devices: usize,
+    /// Checkpoint the windows key by key (default); false: whole snapshots,
+    /// as before contract 0.1.1 (for comparisons).
+    keyed: bool,
 }
 
 impl Default for Config {
@@ -70,6 +77,7 @@ impl Default for Config {
             max_merchants: 5,
             max_locations: 3,
             max_devices: 2,
+            keyed: true,
         }
     }
 }
@@ -239,7 +247,7 @@ impl Aggregate for FraudDetector {
             self.windows.add(key.clone(), t, &activity);
             // Early alerts: each window of this row that now crosses a threshold, once.
             for window in self.windows.spec().assign(t) {
-                let Some(acc) = self.windows.get_mut(&key, &window) else { continue };
+                let Some(acc) = self.windows.get(&key, &window) else { continue };
                 if acc.alerted {
                     continue;
                 }
@@ -272,6 +280,11 @@ impl Aggregate for FraudDetector {
     fn restore(&mut self, state: &[u8]) -> Result<(), Error> {
         self.windows = Windows::restore(state).map_err(Error::InvalidInput)?;
         Ok(())
+    }
+
+    /// Checkpoints store one entry per key, and only the keys that changed.
+    fn keyed_state(&mut self) -> Option<&mut dyn KeyedState> {
+        self.config.keyed.then_some(&mut self.windows as &mut dyn KeyedState)
     }
 }
 

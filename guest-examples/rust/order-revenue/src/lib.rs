@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use weir_sdk::sketch::{HyperLogLog, hash64};
+use weir_sdk::state::KeyedState;
 use weir_sdk::window::{Accumulator, Window, WindowSpec, Windows, event_times_ms};
 use weir_sdk::{Aggregate, Batch, Column, DataType, Error, Field, StringBuilder, TimeUnit};
 
@@ -178,7 +179,7 @@ impl Aggregate for OrderRevenue {
             }
         }
         for (key, window) in touched {
-            if let Some(acc) = self.windows.get_mut(&key, &window) {
+            if let Some(acc) = self.windows.get(&key, &window) {
                 let acc = acc.clone();
                 rows.push(&window, &key, &acc, false);
             }
@@ -196,6 +197,11 @@ impl Aggregate for OrderRevenue {
     fn restore(&mut self, state: &[u8]) -> Result<(), Error> {
         self.windows = Windows::restore(state).map_err(Error::InvalidInput)?;
         Ok(())
+    }
+
+    /// Checkpoints store one entry per key, and only the keys that changed.
+    fn keyed_state(&mut self) -> Option<&mut dyn KeyedState> {
+        Some(&mut self.windows)
     }
 }
 

@@ -1,0 +1,159 @@
+//! Incremental (keyed) checkpoints end to end (issue 20): the seed guests
+//! hand their state over key by key (contract 0.1.1), the state topic holds
+//! one record per changed key, and a restore after an abrupt stop (the
+//! pipeline task aborted: no drain, no final checkpoint), from a compacted
+//! copy of the state topic, or in a chain that also holds a 0.1.0
+//! whole-snapshot aggregate, gives the results of an uninterrupted run.
+
+use super::kafka::{MockTopics, Read, random_topic, read_all};
+use super::pipeline::{engine, wait_for_input};
+use super::windows::{inputs, produce_events, seed_config, wait_until_quiet};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use weir::pipeline::changelog::parse_entry_key;
+use weir::pipeline::state::Checkpoint;
+use weir::scenario;
+use weir_tests::guests;
+use weir_tests::seeds;
+
+const PARTITIONS: i32 = 3;
+
+/// Every record of a state topic, in order.
+pub async fn state_records(bootstrap: &str, topic: &str) -> Vec<Read> {
+    read_all(bootstrap, topic, 1, Duration::from_secs(2), Duration::from_secs(30)).await
+}
+
+/// Entry records of `operator` and the newest checkpoint of each task.
+pub fn split(records: &[Read], operator: &str) -> (usize, BTreeMap<i32, Checkpoint>) {
+    let entries = records.iter().filter(|r| r.key.as_deref().and_then(parse_entry_key).is_some_and(|e| e.operator == operator)).count();
+    let mut checkpoints = BTreeMap::new();
+    for record in records {
+        if let (Some(value), Some(key)) = (&record.value, &record.key)
+            && parse_entry_key(key).is_none()
+        {
+            let checkpoint = Checkpoint::decode(value).unwrap();
+            checkpoints.insert(checkpoint.task, checkpoint);
+        }
+    }
+    (entries, checkpoints)
+}
+
+/// What compaction leaves: the newest record per key, tombstones gone
+/// (once `delete.retention.ms` passed).
+fn compact(records: &[Read]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut newest: BTreeMap<Vec<u8>, (usize, Option<Vec<u8>>)> = BTreeMap::new();
+    for (i, record) in records.iter().enumerate() {
+        newest.insert(record.key.clone().unwrap(), (i, record.value.clone()));
+    }
+    let mut kept: Vec<(usize, Vec<u8>, Vec<u8>)> = newest.into_iter().filter_map(|(k, (i, v))| v.map(|v| (i, k, v))).collect();
+    kept.sort_by_key(|(i, _, _)| *i);
+    kept.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_fraud_state_survives_an_abrupt_stop_and_compaction_of_the_state_topic() {
+    let kafka = MockTopics::new();
+    kafka.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS);
+    let (state, compacted) = (random_topic("state"), random_topic("compacted"));
+    kafka.create_topic(&state, 1);
+    kafka.create_topic(&compacted, 1);
+    let stream = scenario::fraud(150, 10, 40, PARTITIONS);
+    let (first, second) = stream.events.split_at(stream.events.len() * 2 / 3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = seed_config(dir.path(), &kafka.bootstrap, &random_topic("g"), &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, guests::FRAUD_DETECTOR, r#"{ emit = "all" }"#, 1_800_000, &kafka.output, &kafka.dlq, true);
+    config.state.as_mut().unwrap().topic = Some(state.clone());
+    let crashed = weir::pipeline::start("fraud", config.clone(), engine()).unwrap();
+    produce_events(&kafka.bootstrap, first).await;
+    wait_for_input(&crashed, first.len() as u64 * 3 / 4, Duration::from_secs(60)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while crashed.stats().snapshot().checkpoints < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no checkpoints");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    crashed.abort();
+    let _ = crashed.join().await;
+
+    let records = state_records(&kafka.bootstrap, &state).await;
+    let (entries, checkpoints) = split(&records, "windows");
+    assert!(entries > 0, "the fraud windows are stored key by key");
+    assert!(!checkpoints.is_empty() && checkpoints.values().all(|c| c.is_keyed("windows") && c.state_bytes() == 0), "checkpoint records hold offsets, not the state");
+    // Restore from a compacted copy of the state topic.
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &kafka.bootstrap).set("enable.idempotence", "true").create().unwrap();
+    for (key, value) in compact(&records) {
+        producer.send(FutureRecord::to(&compacted).key(&key).payload(&value), Duration::from_secs(10)).await.unwrap();
+    }
+    config.state.as_mut().unwrap().topic = Some(compacted);
+    let restarted = weir::pipeline::start("fraud", config, engine()).unwrap();
+    produce_events(&kafka.bootstrap, second).await;
+    wait_until_quiet(&[&restarted], second.len() as u64, Duration::from_secs(120)).await;
+    restarted.shutdown();
+    restarted.join().await.unwrap();
+    let outputs: Vec<Vec<u8>> = read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect();
+    seeds::check_fraud(&inputs(&stream.events), &stream.fraud_users, &outputs);
+}
+
+/// The fraud detector (keyed) followed by the 0.1.0 `legacy-aggregate`
+/// (whole snapshots), counting the detector's result rows per user.
+fn mixed_config(dir: &std::path::Path, kafka: &MockTopics, output: &str, state: &str) -> weir::config::PipelineConfig {
+    seed_config(dir, &kafka.bootstrap, &random_topic("g"), &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, guests::FRAUD_DETECTOR, r#"{ emit = "all" }"#, 1_800_000, output, &kafka.dlq, true);
+    let toml = std::fs::read_to_string(dir.join("p.toml")).unwrap().replace(
+        "[pipelines.seed.output]",
+        &format!("[[pipelines.seed.operators]]\n        plugin = {:?}\n        name = \"legacy\"\n        config = {{ key = \"user_id\" }}\n        [pipelines.seed.output]", guests::LEGACY_AGGREGATE),
+    );
+    std::fs::write(dir.join("p.toml"), toml).unwrap();
+    let mut config = weir::config::Config::load(&dir.join("p.toml")).unwrap().pipelines["seed"].clone();
+    config.state.as_mut().unwrap().topic = Some(state.to_owned());
+    config
+}
+
+/// The last count per user the legacy aggregate emitted.
+async fn counts(bootstrap: &str, topic: &str) -> BTreeMap<String, i64> {
+    let mut last = BTreeMap::new();
+    for record in read_all(bootstrap, topic, 1, Duration::from_secs(2), Duration::from_secs(30)).await {
+        let row: serde_json::Value = serde_json::from_slice(&record.value.unwrap()).unwrap();
+        last.insert(row["user_id"].as_str().unwrap().to_owned(), row["count"].as_i64().unwrap());
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_a_keyed_and_a_0_1_0_aggregate_restores_both_after_an_abrupt_stop() {
+    let kafka = MockTopics::new();
+    kafka.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS);
+    let (out_a, out_b, state_a, state_b) = (random_topic("out"), random_topic("out"), random_topic("state"), random_topic("state"));
+    for (topic, partitions) in [(&out_a, 2), (&out_b, 2), (&state_a, 1), (&state_b, 1)] {
+        kafka.create_topic(topic, partitions);
+    }
+    let stream = scenario::fraud(100, 10, 40, PARTITIONS);
+    produce_events(&kafka.bootstrap, &stream.events).await;
+    // Uninterrupted.
+    let dir_a = tempfile::tempdir().unwrap();
+    let a = weir::pipeline::start("mixed", mixed_config(dir_a.path(), &kafka, &out_a, &state_a), engine()).unwrap();
+    wait_until_quiet(&[&a], stream.events.len() as u64, Duration::from_secs(120)).await;
+    a.shutdown();
+    a.join().await.unwrap();
+    // Stopped abruptly after checkpoints, then restarted.
+    let dir_b = tempfile::tempdir().unwrap();
+    let config_b = mixed_config(dir_b.path(), &kafka, &out_b, &state_b);
+    let crashed = weir::pipeline::start("mixed", config_b.clone(), engine()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while crashed.stats().snapshot().checkpoints < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no checkpoints");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    crashed.abort();
+    let _ = crashed.join().await;
+    let (entries, checkpoints) = split(&state_records(&kafka.bootstrap, &state_b).await, "windows");
+    assert!(entries > 0, "the keyed aggregate's entries are records of their own");
+    assert!(checkpoints.values().any(|c| c.is_keyed("windows") && c.state_of("legacy").is_some_and(|s| !s.is_empty())), "the 0.1.0 aggregate's whole snapshot rides in the checkpoint record");
+    let restarted = weir::pipeline::start("mixed", config_b, engine()).unwrap();
+    wait_until_quiet(&[&restarted], 1, Duration::from_secs(120)).await;
+    restarted.shutdown();
+    restarted.join().await.unwrap();
+
+    let (expected, got) = (counts(&kafka.bootstrap, &out_a).await, counts(&kafka.bootstrap, &out_b).await);
+    assert!(expected.len() > 50, "users counted: {}", expected.len());
+    assert_eq!(got, expected, "the restored chain counts like the uninterrupted one");
+}
