@@ -42,6 +42,18 @@ pub fn split(records: &[Read], operator: &str) -> (usize, BTreeMap<i32, Checkpoi
 
 /// What compaction leaves: the newest record per key, tombstones gone
 /// (once `delete.retention.ms` passed).
+/// Stops `pipeline` abruptly (no drain, no final checkpoint) once it has
+/// written `checkpoints` checkpoints.
+async fn abort_after_checkpoints(pipeline: weir::pipeline::PipelineHandle, checkpoints: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while pipeline.stats().snapshot().checkpoints < checkpoints {
+        assert!(tokio::time::Instant::now() < deadline, "no checkpoints");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pipeline.abort();
+    let _ = pipeline.join().await;
+}
+
 fn compact(records: &[Read]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut newest: BTreeMap<Vec<u8>, (usize, Option<Vec<u8>>)> = BTreeMap::new();
     for (i, record) in records.iter().enumerate() {
@@ -67,13 +79,7 @@ async fn keyed_fraud_state_survives_an_abrupt_stop_and_compaction_of_the_state_t
     let crashed = weir::pipeline::start("fraud", config.clone(), engine()).unwrap();
     produce_events(&kafka.bootstrap, first).await;
     wait_for_input(&crashed, first.len() as u64 * 3 / 4, Duration::from_secs(60)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while crashed.stats().snapshot().checkpoints < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "no checkpoints");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    crashed.abort();
-    let _ = crashed.join().await;
+    abort_after_checkpoints(crashed, 2).await;
 
     let records = state_records(&kafka.bootstrap, &state).await;
     let (entries, checkpoints) = split(&records, "windows");
@@ -138,13 +144,7 @@ async fn a_chain_of_a_keyed_and_a_0_1_0_aggregate_restores_both_after_an_abrupt_
     let dir_b = tempfile::tempdir().unwrap();
     let config_b = mixed_config(dir_b.path(), &kafka, &out_b, &state_b);
     let crashed = weir::pipeline::start("mixed", config_b.clone(), engine()).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while crashed.stats().snapshot().checkpoints < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "no checkpoints");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    crashed.abort();
-    let _ = crashed.join().await;
+    abort_after_checkpoints(crashed, 2).await;
     let (entries, checkpoints) = split(&state_records(&kafka.bootstrap, &state_b).await, "windows");
     assert!(entries > 0, "the keyed aggregate's entries are records of their own");
     assert!(checkpoints.values().any(|c| c.is_keyed("windows") && c.state_of("legacy").is_some_and(|s| !s.is_empty())), "the 0.1.0 aggregate's whole snapshot rides in the checkpoint record");
