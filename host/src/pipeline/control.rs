@@ -134,13 +134,21 @@ impl Worker {
                 let offsets = reader.next_offsets(&batch).map_err(reader_error)?;
                 let metadata = reader.group_metadata().ok_or_else(|| RedriveFailure::Reader("redrive consumer has no group metadata".into()))?;
                 let producer = &self.sender.producer;
-                let committed = tokio::task::block_in_place(|| {
-                    resume_retriable(|| producer.send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_TIMEOUT))?;
-                    resume_retriable(|| producer.commit_transaction(TRANSACTION_TIMEOUT))
+                let committed = tokio::task::block_in_place(|| match transaction::send_offsets_bounded(producer, offsets, metadata)? {
+                    transaction::SentOffsets::Sent => resume_retriable(|| producer.commit_transaction(TRANSACTION_TIMEOUT)).map(|()| true),
+                    transaction::SentOffsets::Stuck => Ok(false),
                 });
-                if let Err(error) = committed {
-                    self.abort_transaction();
-                    return Err(RedriveFailure::Reader(format!("redrive transaction failed (aborted; rerun the redrive): {error}")));
+                match committed {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // The stuck producer's transaction is aborted by the fencing.
+                        self.replace_producer().map_err(RedriveFailure::Pipeline)?;
+                        return Err(RedriveFailure::Reader("redrive transaction did not commit (its group coordinator was lost; rerun the redrive)".into()));
+                    }
+                    Err(error) => {
+                        self.abort_transaction();
+                        return Err(RedriveFailure::Reader(format!("redrive transaction failed (aborted; rerun the redrive): {error}")));
+                    }
                 }
             } else {
                 tokio::task::block_in_place(|| reader.commit(&batch)).map_err(reader_error)?;

@@ -182,32 +182,10 @@ impl Worker {
                 message: "the consumer has no group metadata (not in a group yet)".into(),
             })
         })?;
-        let offsets = Arc::new(offsets);
-        let metadata = Arc::new(metadata);
         let producer = &self.sender.producer;
         tokio::task::block_in_place(|| {
-            if offsets.count() > 0 {
-                // On a thread of its own, so that a call that never returns
-                // does not take the pipeline with it.
-                let mut stuck = false;
-                resume_retriable(|| {
-                    let (call_producer, call_offsets, call_metadata) = (producer.clone(), offsets.clone(), metadata.clone());
-                    let (done, outcome) = std::sync::mpsc::sync_channel(1);
-                    let spawned = std::thread::Builder::new().name("weir-send-offsets".into()).spawn(move || {
-                        let _ = done.send(call_producer.send_offsets_to_transaction(&call_offsets, &call_metadata, SEND_OFFSETS_TIMEOUT));
-                    });
-                    if spawned.is_err() {
-                        return producer.send_offsets_to_transaction(&offsets, &metadata, SEND_OFFSETS_TIMEOUT);
-                    }
-                    outcome.recv_timeout(SEND_OFFSETS_TIMEOUT + STUCK_AFTER).unwrap_or_else(|_| {
-                        stuck = true;
-                        Ok(())
-                    })
-                })
-                .map_err(kafka)?;
-                if stuck {
-                    return Err(CommitError::Stuck);
-                }
+            if offsets.count() > 0 && send_offsets_bounded(producer, offsets, metadata).map_err(kafka)? == SentOffsets::Stuck {
+                return Err(CommitError::Stuck);
             }
             resume_retriable(|| producer.commit_transaction(TRANSACTION_TIMEOUT)).map_err(kafka)
         })
@@ -217,7 +195,7 @@ impl Worker {
     /// the same transactional id. Its `init_transactions` fences the stuck
     /// producer and aborts the transaction that one left open; the stuck
     /// call's thread keeps the old producer until the call returns.
-    fn replace_producer(&mut self) -> Result<(), PipelineError> {
+    pub(super) fn replace_producer(&mut self) -> Result<(), PipelineError> {
         let kafka = |source| PipelineError::Kafka { pipeline: self.name.clone(), source };
         let config = &self.config;
         let id = transactional_id(config, &self.name);
@@ -239,4 +217,42 @@ impl Worker {
             tracing::error!(pipeline = %self.name, %error, "aborting the transaction failed");
         }
     }
+}
+
+/// What [`send_offsets_bounded`] saw.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum SentOffsets {
+    /// The offsets are in the transaction.
+    Sent,
+    /// The call did not return within its timeout plus [`STUCK_AFTER`]: the
+    /// producer must be replaced (see `replace_producer`).
+    Stuck,
+}
+
+/// `send_offsets_to_transaction` (resumed like the other transaction calls)
+/// on a thread of its own, so that a call that never returns (librdkafka
+/// while its group coordinator is a broker that died) does not take the
+/// pipeline with it. Blocks: call it in `block_in_place`.
+pub(super) fn send_offsets_bounded(
+    producer: &FutureProducer,
+    offsets: rdkafka::TopicPartitionList,
+    metadata: rdkafka::consumer::ConsumerGroupMetadata,
+) -> Result<SentOffsets, rdkafka::error::KafkaError> {
+    let (offsets, metadata) = (Arc::new(offsets), Arc::new(metadata));
+    let mut stuck = false;
+    resume_retriable(|| {
+        let (call_producer, call_offsets, call_metadata) = (producer.clone(), offsets.clone(), metadata.clone());
+        let (done, outcome) = std::sync::mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new().name("weir-send-offsets".into()).spawn(move || {
+            let _ = done.send(call_producer.send_offsets_to_transaction(&call_offsets, &call_metadata, SEND_OFFSETS_TIMEOUT));
+        });
+        if spawned.is_err() {
+            return producer.send_offsets_to_transaction(&offsets, &metadata, SEND_OFFSETS_TIMEOUT);
+        }
+        outcome.recv_timeout(SEND_OFFSETS_TIMEOUT + STUCK_AFTER).unwrap_or_else(|_| {
+            stuck = true;
+            Ok(())
+        })
+    })?;
+    Ok(if stuck { SentOffsets::Stuck } else { SentOffsets::Sent })
 }
