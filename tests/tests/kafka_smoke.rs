@@ -2,13 +2,16 @@
 //! weir uses (rdkafka): produce, consume and commit in a group; transactions
 //! (aborted records hidden from `read_committed` consumers, offsets sent in a
 //! transaction applied only on commit: what the earlier test brokers could not
-//! show); and no JVM left behind when the test process is killed with -9.
+//! show); weir reading a topic's largest record size from the broker; and no
+//! JVM left behind when the test process is killed with -9.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -169,6 +172,28 @@ async fn aborted_transactions_are_hidden_and_their_offsets_not_applied() {
 
 /// Environment variable telling [`child_starts_a_broker_and_waits`] to run.
 const CHILD_ENV: &str = "WEIR_KAFKA_SMOKE_CHILD";
+
+/// The largest record weir produces to a topic comes from the topic's
+/// `max.message.bytes` (a record over it is a `too-large` dead letter before
+/// any produce), until then from the producer's own limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weir_reads_the_largest_record_size_from_the_topic_config() {
+    use weir::delivery::message_size::{DEFAULT_MESSAGE_MAX_BYTES, MessageLimits};
+    let kafka = Kafka::shared();
+    let topic = unique("small-records");
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().unwrap();
+    let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(kafka.replication_factor())).set("max.message.bytes", "65536");
+    for result in admin.create_topics([&new], &AdminOptions::new()).await.unwrap() {
+        result.unwrap();
+    }
+    let limits = MessageLimits::new(&kafka.client_config());
+    assert_eq!(limits.max_for(&topic), DEFAULT_MESSAGE_MAX_BYTES, "the producer's limit while the broker is asked");
+    let deadline = Instant::now() + TIMEOUT;
+    while limits.max_for(&topic) != 65_536 {
+        assert!(Instant::now() < deadline, "the topic's max.message.bytes was not read: {}", limits.max_for(&topic));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_jvm_dies_when_the_test_process_is_killed() {
