@@ -202,7 +202,7 @@ async fn reqwest_get(client: &AdminClient, path: &str) -> String {
 
 /// A copy of a component with a custom section appended: same behaviour,
 /// different bytes (a new version).
-fn with_custom_section(component: &[u8], tag: &str) -> Vec<u8> {
+pub(super) fn with_custom_section(component: &[u8], tag: &str) -> Vec<u8> {
     let mut payload = vec![tag.len() as u8];
     payload.extend_from_slice(tag.as_bytes());
     payload.extend_from_slice(b"rebuilt");

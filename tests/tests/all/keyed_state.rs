@@ -157,3 +157,42 @@ async fn a_chain_of_a_keyed_and_a_0_1_0_aggregate_restores_both_after_an_abrupt_
     assert!(expected.len() > 50, "users counted: {}", expected.len());
     assert_eq!(got, expected, "the restored chain counts like the uninterrupted one");
 }
+
+/// A keyed aggregate swapped for a new version over the admin API while it
+/// runs carries its state over, and the keyed checkpoints written after the
+/// swap restore it after a crash: the alerts still equal the batch computation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_swapped_keyed_aggregate_keeps_its_state_through_a_crash() {
+    let kafka = MockTopics::new();
+    kafka.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS);
+    let state = random_topic("state");
+    kafka.create_topic(&state, 1);
+    let stream = scenario::fraud(150, 10, 40, PARTITIONS);
+    let third = stream.events.len() / 3;
+    let (first, rest) = stream.events.split_at(third);
+    let (second, last) = rest.split_at(third);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = seed_config(dir.path(), &kafka.bootstrap, &random_topic("g"), &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, guests::FRAUD_DETECTOR, r#"{ emit = "all" }"#, 1_800_000, &kafka.output, &kafka.dlq, true);
+    config.state.as_mut().unwrap().topic = Some(state.clone());
+    let registry = weir::registry::Registry::in_memory();
+    let running = weir::pipeline::start_with_registry("fraud", config.clone(), engine(), &registry).unwrap();
+    let client = super::admin::serve(&registry, &[&running], 64 << 20).await;
+    produce_events(&kafka.bootstrap, first).await;
+    wait_for_input(&running, first.len() as u64 * 3 / 4, Duration::from_secs(60)).await;
+    let rebuilt = super::admin::with_custom_section(&std::fs::read(guests::FRAUD_DETECTOR).unwrap(), "v2");
+    let outcome = client.put_wasm("/v1/plugins/windows", rebuilt).await.unwrap();
+    assert!(outcome["pipelines"][0]["report"]["state_bytes"].as_u64().unwrap() > 0, "the state moved to the new version: {outcome}");
+    let swapped_at = running.stats().snapshot().checkpoints;
+    produce_events(&kafka.bootstrap, second).await;
+    abort_after_checkpoints(running, swapped_at + 2).await;
+    let (entries, _) = split(&state_records(&kafka.bootstrap, &state).await, "windows");
+    assert!(entries > 0, "keyed entries in the state topic");
+
+    let restarted = weir::pipeline::start("fraud", config, engine()).unwrap();
+    produce_events(&kafka.bootstrap, last).await;
+    wait_until_quiet(&[&restarted], last.len() as u64, Duration::from_secs(120)).await;
+    restarted.shutdown();
+    restarted.join().await.unwrap();
+    let outputs: Vec<Vec<u8>> = read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect();
+    seeds::check_fraud(&inputs(&stream.events), &stream.fraud_users, &outputs);
+}
