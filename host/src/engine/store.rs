@@ -96,7 +96,8 @@ pub struct DeadlineExceeded {
 /// elsewhere (no runtime, or a current-thread one, which cannot block in
 /// place) on a small runtime of the engine's own.
 pub fn run_bounded<R>(limits: &SandboxLimits, call: impl Future<Output = wasmtime::Result<R>>) -> wasmtime::Result<R> {
-    let started = std::time::Instant::now();
+    // Only a deadline needs the start time (a clock read per call otherwise).
+    let started = limits.deadline_enabled().then(std::time::Instant::now);
     let mut call = std::pin::pin!(call);
     let runtime = tokio::runtime::Handle::try_current().ok().filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     // Host calls (WASI clocks, HTTP) need a Tokio context even when polled once.
@@ -115,7 +116,8 @@ pub fn run_bounded<R>(limits: &SandboxLimits, call: impl Future<Output = wasmtim
         if !limits.deadline_enabled() {
             return call.await;
         }
-        let remaining = std::time::Duration::from_millis(limits.call_deadline_ms).saturating_sub(started.elapsed());
+        let elapsed = started.map_or(std::time::Duration::ZERO, |started| started.elapsed());
+        let remaining = std::time::Duration::from_millis(limits.call_deadline_ms).saturating_sub(elapsed);
         match tokio::time::timeout(remaining, call).await {
             Ok(result) => result,
             Err(_) => Err(wasmtime::Error::new(DeadlineExceeded { deadline_ms: limits.call_deadline_ms })),

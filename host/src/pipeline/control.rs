@@ -169,13 +169,8 @@ impl Worker {
     /// moves over (snapshot on the old instance, restore on the new).
     pub(super) fn swap(&mut self, name: &str, mut replacement: Operator) -> Result<SwapReport, String> {
         let started = Instant::now();
-        let slot = self
-            .chain
-            .operators_mut()
-            .iter_mut()
-            .chain(self.sink.as_mut())
-            .find(|o| o.plugin().name() == name)
-            .ok_or_else(|| format!("pipeline `{}` has no operator `{name}`", self.name))?;
+        let pipeline = &self.name;
+        let slot = operator_named(&mut self.chain, &mut self.sink, name).ok_or_else(|| format!("pipeline `{pipeline}` has no operator `{name}`"))?;
         if slot.kind() != replacement.kind() {
             return Err(format!("operator `{name}` is a {} operator; the new version is a {}", slot.kind(), replacement.kind()));
         }
@@ -209,13 +204,7 @@ impl Worker {
                 }
             }
         }
-        let slot = self
-            .chain
-            .operators_mut()
-            .iter_mut()
-            .chain(self.sink.as_mut())
-            .find(|o| o.plugin().name() == name)
-            .expect("found above");
+        let slot = operator_named(&mut self.chain, &mut self.sink, name).expect("found above");
         let old = std::mem::replace(slot, replacement);
         // The new version may read other columns.
         let host_columns = host_columns(&self.config);
@@ -229,4 +218,9 @@ impl Worker {
         PipelineStats::add(&self.stats.plugin_swaps, 1);
         Ok(SwapReport { pause_us, state_bytes })
     }
+}
+
+/// The operator of the chain (or the sink) whose plugin is `name`.
+fn operator_named<'a>(chain: &'a mut Chain, sink: &'a mut Option<Operator>, name: &str) -> Option<&'a mut Operator> {
+    chain.operators_mut().iter_mut().chain(sink.as_mut()).find(|o| o.plugin().name() == name)
 }
