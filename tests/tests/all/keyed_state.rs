@@ -54,6 +54,17 @@ async fn abort_after_checkpoints(pipeline: weir::pipeline::PipelineHandle, check
     let _ = pipeline.join().await;
 }
 
+/// Feeds `rest` of the stream to `pipeline`, drains it, and checks the
+/// alerts of the whole stream against the batch computation.
+async fn feed_drain_and_check(kafka: &MockTopics, pipeline: weir::pipeline::PipelineHandle, rest: &[scenario::Event], stream: &scenario::FraudStream) {
+    produce_events(&kafka.bootstrap, rest).await;
+    wait_until_quiet(&[&pipeline], rest.len() as u64, Duration::from_secs(120)).await;
+    pipeline.shutdown();
+    pipeline.join().await.unwrap();
+    let outputs: Vec<Vec<u8>> = read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect();
+    seeds::check_fraud(&inputs(&stream.events), &stream.fraud_users, &outputs);
+}
+
 fn compact(records: &[Read]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut newest: BTreeMap<Vec<u8>, (usize, Option<Vec<u8>>)> = BTreeMap::new();
     for (i, record) in records.iter().enumerate() {
@@ -92,12 +103,7 @@ async fn keyed_fraud_state_survives_an_abrupt_stop_and_compaction_of_the_state_t
     }
     config.state.as_mut().unwrap().topic = Some(compacted);
     let restarted = weir::pipeline::start("fraud", config, engine()).unwrap();
-    produce_events(&kafka.bootstrap, second).await;
-    wait_until_quiet(&[&restarted], second.len() as u64, Duration::from_secs(120)).await;
-    restarted.shutdown();
-    restarted.join().await.unwrap();
-    let outputs: Vec<Vec<u8>> = read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect();
-    seeds::check_fraud(&inputs(&stream.events), &stream.fraud_users, &outputs);
+    feed_drain_and_check(&kafka, restarted, second, &stream).await;
 }
 
 /// The fraud detector (keyed) followed by the 0.1.0 `legacy-aggregate`
@@ -189,10 +195,5 @@ async fn a_hot_swapped_keyed_aggregate_keeps_its_state_through_a_crash() {
     assert!(entries > 0, "keyed entries in the state topic");
 
     let restarted = weir::pipeline::start("fraud", config, engine()).unwrap();
-    produce_events(&kafka.bootstrap, last).await;
-    wait_until_quiet(&[&restarted], last.len() as u64, Duration::from_secs(120)).await;
-    restarted.shutdown();
-    restarted.join().await.unwrap();
-    let outputs: Vec<Vec<u8>> = read_all(&kafka.bootstrap, &kafka.output, 1, Duration::from_secs(2), Duration::from_secs(30)).await.into_iter().filter_map(|r| r.value).collect();
-    seeds::check_fraud(&inputs(&stream.events), &stream.fraud_users, &outputs);
+    feed_drain_and_check(&kafka, restarted, last, &stream).await;
 }
