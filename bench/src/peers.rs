@@ -298,8 +298,7 @@ pub fn run(quick: bool) -> Result<String, Error> {
     let mut tables = Vec::new();
     let mut summary = Summary::default();
     // WEIR_BENCH_TABLES=same,decode,batch,threads,width,memory,pipeline picks tables (all by default).
-    let picked = std::env::var("WEIR_BENCH_TABLES").ok();
-    let wants = |table: &str| picked.as_deref().is_none_or(|p| p.split(',').any(|t| t.trim() == table));
+    let wants = crate::report::wanted;
     if wants("same") {
         for workload in [Workload::Filter, Workload::Map, Workload::Aggregate] {
             tables.push(same_work(&suite, workload, &mut summary)?);

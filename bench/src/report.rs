@@ -82,3 +82,9 @@ pub fn publish(name: &str, heading: &str, tables: &[Table], mut meta: serde_json
     std::fs::write(dir.join(format!("{name}.json")), serde_json::to_vec_pretty(&meta)?)?;
     Ok(markdown)
 }
+
+/// Whether to run the table named `table`: `WEIR_BENCH_TABLES` (a comma
+/// list, e.g. `same,decode`) picks tables; all run when it is unset.
+pub fn wanted(table: &str) -> bool {
+    std::env::var("WEIR_BENCH_TABLES").map_or(true, |picked| picked.split(',').any(|t| t.trim() == table))
+}

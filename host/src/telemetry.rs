@@ -57,6 +57,10 @@ pub struct PipelineStats {
     pub state_bytes: AtomicU64,
     /// Duration of the last checkpoint, snapshot to commit, in microseconds (`weir_state_checkpoint_seconds`).
     pub checkpoint_us: AtomicU64,
+    /// Records written to the state topic: checkpoints and keyed entries (`weir_state_written_records_total`).
+    pub state_written_records: AtomicU64,
+    /// Bytes (keys and values) written to the state topic (`weir_state_written_bytes_total`).
+    pub state_written_bytes: AtomicU64,
     /// Live version label per operator.
     pub plugin_versions: Mutex<BTreeMap<String, String>>,
     /// Last committed offset (next to consume) per topic/partition.
@@ -92,6 +96,8 @@ impl Default for PipelineStats {
             checkpoints: AtomicU64::new(0),
             state_bytes: AtomicU64::new(0),
             checkpoint_us: AtomicU64::new(0),
+            state_written_records: AtomicU64::new(0),
+            state_written_bytes: AtomicU64::new(0),
             plugin_versions: Mutex::default(),
             committed: Mutex::default(),
             assigned: Mutex::default(),
@@ -147,6 +153,10 @@ pub struct StatsSnapshot {
     pub state_bytes: u64,
     /// See [`PipelineStats::checkpoint_us`].
     pub checkpoint_us: u64,
+    /// See [`PipelineStats::state_written_records`].
+    pub state_written_records: u64,
+    /// See [`PipelineStats::state_written_bytes`].
+    pub state_written_bytes: u64,
     /// See [`PipelineStats::plugin_swaps`].
     pub plugin_swaps: u64,
     /// See [`PipelineStats::records_late`].
@@ -234,6 +244,8 @@ impl PipelineStats {
             checkpoints: load(&self.checkpoints),
             state_bytes: load(&self.state_bytes),
             checkpoint_us: load(&self.checkpoint_us),
+            state_written_records: load(&self.state_written_records),
+            state_written_bytes: load(&self.state_written_bytes),
             plugin_versions: self.plugin_versions.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             committed: committed
                 .iter()

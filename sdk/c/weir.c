@@ -1,7 +1,8 @@
 /*
  * weir C SDK runtime: glue between wit-bindgen's C bindings of one operator
  * world and the plain structs of weir.h. Compile with exactly one of
- * -DWEIR_FILTER, -DWEIR_MAP, -DWEIR_AGGREGATE, -DWEIR_SINK, next to the
+ * -DWEIR_FILTER, -DWEIR_MAP, -DWEIR_AGGREGATE, -DWEIR_KEYED_AGGREGATE
+ * (both aggregates with weir_state.c), -DWEIR_SINK, next to the
  * bindings generated for that world, or -DWEIR_SINK_HTTP next to the
  * bindings of sdk/c/wit's sink-operator-http world (see docs/sdk-c.md).
  */
@@ -21,6 +22,12 @@
 #include "map_operator.h"
 #define WSTR(x) map_operator_##x
 #define EXPORT(x) exports_weir_operator_map_##x
+#elif defined(WEIR_KEYED_AGGREGATE)
+#define WEIR_AGGREGATE 1
+#include "keyed_aggregate_operator.h"
+#include "weir_state.h"
+#define WSTR(x) keyed_aggregate_operator_##x
+#define EXPORT(x) exports_weir_operator_aggregate_##x
 #elif defined(WEIR_AGGREGATE)
 #include "aggregate_operator.h"
 #define WSTR(x) aggregate_operator_##x
@@ -35,7 +42,7 @@
 #define WSTR(x) sink_operator_##x
 #define EXPORT(x) exports_weir_operator_sink_##x
 #else
-#error "compile weir.c with one of -DWEIR_FILTER, -DWEIR_MAP, -DWEIR_AGGREGATE, -DWEIR_SINK"
+#error "compile weir.c with one of -DWEIR_FILTER, -DWEIR_MAP, -DWEIR_AGGREGATE, -DWEIR_KEYED_AGGREGATE, -DWEIR_SINK"
 #endif
 
 typedef WSTR(string_t) wstring;
@@ -941,6 +948,50 @@ bool EXPORT(restore)(wbytes *state, werror *err) {
         take_error(status, err);
         return false;
     }
+    return true;
+}
+#endif
+
+#if defined(WEIR_KEYED_AGGREGATE)
+typedef exports_weir_operator_keyed_state_list_state_entry_t wentries;
+
+/* The store's entries (changed ones or all) as the WIT list. */
+static void give_entries(bool changes, wentries *ret) {
+    size_t n;
+    weir_state_item *items = weir_state_take(changes, &n);
+    ret->len = n;
+    ret->ptr = n ? xcalloc(n, sizeof *ret->ptr) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        ret->ptr[i].key.ptr = items[i].key;
+        ret->ptr[i].key.len = items[i].key_len;
+        ret->ptr[i].value.is_some = !items[i].removed;
+        ret->ptr[i].value.val.ptr = items[i].value;
+        ret->ptr[i].value.val.len = items[i].value_len;
+    }
+    free(items);
+}
+
+bool exports_weir_operator_keyed_state_snapshot_entries(wentries *ret, werror *err) {
+    (void)err;
+    give_entries(false, ret);
+    return true;
+}
+
+bool exports_weir_operator_keyed_state_snapshot_changes(wentries *ret, werror *err) {
+    (void)err;
+    give_entries(true, ret);
+    return true;
+}
+
+bool exports_weir_operator_keyed_state_restore_entries(wentries *entries, werror *err) {
+    (void)err;
+    weir_state_reset();
+    for (size_t i = 0; i < entries->len; i++) {
+        const exports_weir_operator_keyed_state_state_entry_t *e = &entries->ptr[i];
+        if (e->value.is_some)
+            weir_state_restore_put(e->key.ptr, e->key.len, e->value.val.ptr, e->value.val.len);
+    }
+    exports_weir_operator_keyed_state_list_state_entry_free(entries);
     return true;
 }
 #endif

@@ -7,7 +7,8 @@
  * aligned), and output columns are written through builders. The operator
  * author implements only the functions of one kind (see "Operator
  * functions" below); `weir.c`, compiled with -DWEIR_FILTER / -DWEIR_MAP /
- * -DWEIR_AGGREGATE / -DWEIR_SINK, provides the exports.
+ * -DWEIR_AGGREGATE / -DWEIR_KEYED_AGGREGATE / -DWEIR_SINK (and, for
+ * aggregates, `weir_state.c`), provides the exports.
  *
  * Build (what `scripts/build-polyglot-guests c` does): see docs/sdk-c.md.
  *
@@ -230,6 +231,37 @@ weir_output *weir_emit(void);
 /* Snapshot: fill *state / *len with malloc'd bytes (the SDK frees them). */
 weir_status weir_snapshot(uint8_t **state, size_t *len);
 weir_status weir_restore(const uint8_t *state, size_t len);
+
+/* ------------------------------------------------------------ keyed state */
+
+/* An aggregate's per-key state (key bytes -> value bytes), kept by the SDK
+ * (weir_state.c), which records the keys put, upserted and removed since the
+ * last checkpoint. Built with -DWEIR_KEYED_AGGREGATE against the
+ * keyed-aggregate-operator world (contract 0.1.1), the component exports
+ * `weir:operator/keyed-state` from this store: each key is one entry of the
+ * state topic and a checkpoint writes only the keys changed since the
+ * previous one. Built with -DWEIR_AGGREGATE, the store works the same and
+ * checkpoints take weir_snapshot as a whole. weir_snapshot / weir_restore
+ * (hot swaps, 0.1.0 hosts) stay the operator's. Keys and values are copied
+ * in; a value view stays valid until its key is next put, upserted or
+ * removed. */
+
+/* The value of `key`, or false when absent (does not mark it changed). */
+bool weir_state_get(const void *key, size_t key_len, weir_str *value);
+/* Sets the value of `key` and marks it changed. */
+void weir_state_put(const void *key, size_t key_len, const void *value, size_t len);
+/* The value buffer of `key` to update in place, `len` bytes (zeroed when the
+ * key is new or its value had another length); marks it changed. *created
+ * (may be NULL) tells whether the key was absent. */
+uint8_t *weir_state_upsert(const void *key, size_t key_len, size_t len, bool *created);
+/* Removes `key` (the next checkpoint removes its entry). */
+void weir_state_remove(const void *key, size_t key_len);
+/* Removes every key. */
+void weir_state_clear(void);
+/* Number of keys. */
+size_t weir_state_len(void);
+/* Calls fn for every key in byte order (do not change the store from fn). */
+void weir_state_foreach(void (*fn)(weir_str key, weir_str value, void *ctx), void *ctx);
 
 /* sink-operator: write the batch; on failure return one of these (the
  * message is printf-style), or reject single rows with weir_sink_reject and

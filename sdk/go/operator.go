@@ -23,7 +23,9 @@ type Map interface {
 // Aggregate folds batches into state and emits result batches (the
 // aggregate-operator world). The host snapshots the state with the offsets
 // it covers and restores it into a fresh instance after a restart or a
-// rebalance.
+// rebalance. An aggregate that is also Keyed (its state a KeyedMap or
+// Windows) is checkpointed key by key when built for the
+// keyed-aggregate-operator world (docs/sdk-go.md, "Keyed state").
 type Aggregate interface {
 	// Process folds batch into the state and returns zero or more result
 	// batches (each built with NewOutput). watermarkMs is the event time

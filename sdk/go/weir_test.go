@@ -3,8 +3,12 @@ package weir
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
+	"strconv"
 	"testing"
+	"unsafe"
 )
 
 func f64Bytes(values ...float64) []byte {
@@ -133,4 +137,168 @@ func TestSinkErrorsAreClassifiedLikeTheRustSDK(t *testing.T) {
 	if got := asSinkError(RejectRows([]Rejection{{Row: 2, Reason: "x"}})); got.Kind != SinkRejectedRows || len(got.Rows) != 1 {
 		t.Errorf("%+v", got)
 	}
+}
+
+func counts() *KeyedMap[int] {
+	return NewKeyedMap(
+		func(n int) []byte { return []byte(strconv.Itoa(n)) },
+		func(b []byte) (int, error) { return strconv.Atoi(string(b)) },
+	)
+}
+
+// brief renders entries as "key=value" or "key removed".
+func brief(entries []StateEntry) []string {
+	out := []string{}
+	for _, e := range entries {
+		if e.Removed {
+			out = append(out, string(e.Key)+" removed")
+		} else {
+			out = append(out, string(e.Key)+"="+string(e.Value))
+		}
+	}
+	return out
+}
+
+func TestKeyedMapChangesNameTheKeysPutTouchedAndRemovedSinceTheLastCheckpoint(t *testing.T) {
+	m := counts()
+	m.Put("b", 2)
+	m.Put("a", 1)
+	m.Put("c", 3)
+	if got := brief(must(m.Changes())); !slices.Equal(got, []string{"a=1", "b=2", "c=3"}) {
+		t.Fatalf("first changes %v", got)
+	}
+	if got := must(m.Changes()); len(got) != 0 {
+		t.Fatalf("nothing changed since: %v", brief(got))
+	}
+	m.Put("d", 4)
+	m.Remove("a")
+	m.Remove("nope") // never existed: no entry
+	m.Put("b", 20)
+	m.Put("b", 21)
+	if got := brief(must(m.Changes())); !slices.Equal(got, []string{"a removed", "b=21", "d=4"}) {
+		t.Fatalf("changes %v", got)
+	}
+	m.Put("e", 5)
+	if got := brief(must(m.Entries())); !slices.Equal(got, []string{"b=21", "c=3", "d=4", "e=5"}) {
+		t.Fatalf("entries %v", got)
+	}
+	if got := must(m.Changes()); len(got) != 0 {
+		t.Fatalf("Entries starts tracking afresh: %v", brief(got))
+	}
+	m.Clear()
+	if got := brief(must(m.Changes())); !slices.Equal(got, []string{"b removed", "c removed", "d removed", "e removed"}) || m.Len() != 0 {
+		t.Fatalf("clear %v", got)
+	}
+}
+
+func TestKeyedMapTracksNothingUntilTheHostFirstAsks(t *testing.T) {
+	m := counts()
+	for i := range 1000 {
+		m.Put(fmt.Sprint("k", i), i)
+		m.Remove(fmt.Sprint("k", i))
+	}
+	m.Put("kept", 1)
+	if m.changed != nil {
+		t.Fatalf("a pipeline without checkpoints never asks: %d keys tracked", len(m.changed))
+	}
+	if got := brief(must(m.Changes())); !slices.Equal(got, []string{"kept=1"}) {
+		t.Fatalf("first changes are the entries present: %v", got)
+	}
+	m.Remove("kept")
+	if got := brief(must(m.Changes())); !slices.Equal(got, []string{"kept removed"}) {
+		t.Fatalf("tracked from then on: %v", got)
+	}
+}
+
+func TestKeyedMapRestoredFromEntriesAndChangesEqualsTheOriginal(t *testing.T) {
+	m := counts()
+	for i, k := range []string{"x", "y", "z"} {
+		m.Put(k, i)
+	}
+	restored := counts()
+	if err := restored.RestoreEntries(must(m.Entries())); err != nil {
+		t.Fatal(err)
+	}
+	m.Put("w", 9)
+	m.Remove("y")
+	m.Put("x", 7)
+	// Merge the changes into the entries the way the host does.
+	if err := restored.RestoreEntries(mergedLikeTheHost(must(restored.Entries()), must(m.Changes()))); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := brief(must(restored.Entries())), brief(must(m.Entries())); !slices.Equal(got, want) {
+		t.Fatalf("restored %v, original %v", got, want)
+	}
+	if got := must(restored.Changes()); len(got) != 0 {
+		t.Fatalf("restore starts tracking afresh: %v", brief(got))
+	}
+	// A value decode refuses leaves the state alone.
+	if err := restored.RestoreEntries([]StateEntry{{Key: []byte("x"), Value: []byte("seven")}}); err == nil || restored.Len() != 3 {
+		t.Fatalf("bad entry: %v, %d keys", err, restored.Len())
+	}
+}
+
+func TestKeyedMapCopiesKeysThatViewAnInputBuffer(t *testing.T) {
+	buf := []byte("key1")
+	view := unsafe.String(&buf[0], len(buf)) // what Column.Str returns
+	m := counts()
+	m.Put(view, 1)
+	m.Touch(view)
+	copy(buf, "XXXX")
+	if v, ok := m.Get("key1"); !ok || v != 1 || !slices.Equal(brief(must(m.Changes())), []string{"key1=1"}) {
+		t.Fatalf("the key changed with the buffer: %v %v", v, ok)
+	}
+}
+
+// An aggregate that is not Keyed is one entry: its whole snapshot under the empty key.
+type wholeAgg struct{ state []byte }
+
+func (w *wholeAgg) Process(*Batch, *int64) ([]*Output, error) { return nil, nil }
+func (w *wholeAgg) Snapshot() ([]byte, error)                 { return w.state, nil }
+func (w *wholeAgg) Restore(b []byte) error                    { w.state = append([]byte(nil), b...); return nil }
+
+func TestAnAggregateWithoutKeyedStateIsOneEntryHoldingItsSnapshot(t *testing.T) {
+	defer func() { instance = nil }()
+	instance = &wholeAgg{state: []byte("s1")}
+	entries, err := SnapshotChanges()
+	if err != nil || !slices.Equal(brief(entries), []string{"=s1"}) {
+		t.Fatalf("%v %v", brief(entries), err)
+	}
+	if err := RestoreEntries([]StateEntry{{Key: []byte{}, Value: []byte("s2")}}); err != nil || string(instance.(*wholeAgg).state) != "s2" {
+		t.Fatalf("restore: %v", err)
+	}
+	instance = &keyedAgg{counts()}
+	instance.(*keyedAgg).Put("k", 1)
+	if entries, err := SnapshotEntries(); err != nil || !slices.Equal(brief(entries), []string{"k=1"}) {
+		t.Fatalf("an embedded KeyedMap is the state: %v %v", brief(entries), err)
+	}
+}
+
+type keyedAgg struct{ *KeyedMap[int] }
+
+func (k *keyedAgg) Process(*Batch, *int64) ([]*Output, error) { return nil, nil }
+func (k *keyedAgg) Snapshot() ([]byte, error)                 { return nil, nil }
+func (k *keyedAgg) Restore([]byte) error                      { return nil }
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// mergedLikeTheHost applies changes to entries by key (the newest entry of
+// a key wins, removed keys are dropped), as the host's compacted state topic.
+func mergedLikeTheHost(entries, changes []StateEntry) []StateEntry {
+	merged := map[string]StateEntry{}
+	for _, e := range append(entries, changes...) {
+		merged[string(e.Key)] = e
+	}
+	var out []StateEntry
+	for _, e := range merged {
+		if !e.Removed {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -661,10 +661,19 @@ export function mapOperator(Op) {
  * The `aggregate` export: `process(batch, watermark)` (watermark: BigInt ms
  * or undefined) returns a Batch, an array of Batches or nothing;
  * `snapshot()` returns a Uint8Array; `restore(bytes)`.
+ *
+ * Its `keyedState` property is the `keyed-state` export of the
+ * `keyed-aggregate-operator` world (contract 0.1.1, incremental
+ * checkpoints): `export const keyedState = aggregate.keyedState;`. It hands
+ * the host the entries of what the operator's optional `keyedState()`
+ * returns (the `Windows` holding its state, or any object with `changes()`,
+ * `entries()` and `restoreEntries(entries)`), or its whole `snapshot()` as
+ * the one entry (empty key) when there is no such method or it returns
+ * nothing.
  */
 export function aggregateOperator(Op) {
   let op;
-  return {
+  const aggregate = {
     init(config) {
       const [o, info] = instantiate(Op, config);
       op = o;
@@ -691,6 +700,45 @@ export function aggregateOperator(Op) {
     restore(state) {
       try {
         op.restore(state);
+      } catch (e) {
+        throw asOperatorError(e);
+      }
+    },
+  };
+  aggregate.keyedState = keyedStateExport(() => op);
+  return aggregate;
+}
+
+/** The `keyed-state` export over the aggregate `current()` returns. */
+function keyedStateExport(current) {
+  const keyed = (op) => (typeof op.keyedState === "function" ? op.keyedState() : undefined) ?? undefined;
+  const entries = (changes) => {
+    const op = current();
+    try {
+      const state = keyed(op);
+      if (state === undefined) return [{ key: EMPTY, value: asBytes(op.snapshot()) }];
+      return changes ? state.changes() : state.entries();
+    } catch (e) {
+      throw asOperatorError(e);
+    }
+  };
+  return {
+    snapshotEntries() {
+      return entries(false);
+    },
+    snapshotChanges() {
+      return entries(true);
+    },
+    restoreEntries(list) {
+      const op = current();
+      try {
+        const state = keyed(op);
+        if (state !== undefined) {
+          state.restoreEntries(list);
+          return;
+        }
+        const whole = list.find((e) => e.key.length === 0 && e.value !== undefined && e.value !== null);
+        if (whole) op.restore(whole.value);
       } catch (e) {
         throw asOperatorError(e);
       }

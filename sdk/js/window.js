@@ -3,7 +3,10 @@
 // accumulator class); `Windows` assigns rows to tumbling, hopping or session
 // windows, keeps one accumulator per (window, key), and hands out the final
 // results once the host's watermark has passed a window's end. Its state
-// snapshots to JSON bytes for the host's checkpoints and hot swaps.
+// snapshots to JSON bytes for the host's checkpoints and hot swaps, and, as
+// a keyed state, hands the host one entry per key with only the keys changed
+// since the previous checkpoint (incremental checkpoints, contract 0.1.1:
+// return it from the operator's `keyedState()`, see weir.js).
 //
 // Same semantics as the Rust SDK's `weir_sdk::window` (windows aligned to the
 // epoch; a session ends `gapMs` after its last row and merges with the
@@ -167,6 +170,12 @@ function find(windows, window) {
  * the class has them, else its own enumerable fields (plain JSON values;
  * BigInts are written as JSON integers, and integers beyond 2^53 read back
  * as BigInts).
+ *
+ * Keys are strings or numbers. As a keyed state (`changes()`, `entries()`,
+ * `restoreEntries()`): one entry per key holding its open windows. From the
+ * first of these calls on, the keys `add`, `get`, `touch` and `close`
+ * touched since the last one are tracked; a key whose windows all closed is
+ * removed (an entry without value).
  */
 export class Windows {
   constructor(spec, Acc) {
@@ -174,11 +183,18 @@ export class Windows {
     this.Acc = Acc;
     /** Per key, its open windows (sorted by start) as [Window, acc] pairs. */
     this.open = new Map();
+    /**
+     * Keys changed (or removed) since the last checkpoint; null until the
+     * host first asks for entries (a pipeline without checkpoints never
+     * does, so nothing accumulates there).
+     */
+    this.changed = null;
   }
 
   /** Adds `row` with event time `t` (ms) under `key`. */
   add(key, t, row) {
     t = Number(t);
+    this.touch(key);
     let windows = this.open.get(key);
     if (!windows) this.open.set(key, (windows = []));
     if (this.spec.type === "session") {
@@ -228,6 +244,8 @@ export class Windows {
         if (pair[0].endMs <= watermark) closed.push([pair[0], key, pair[1]]);
         else still.push(pair);
       }
+      if (still.length === windows.length) continue;
+      this.touch(key);
       if (still.length) this.open.set(key, still);
       else this.open.delete(key);
     }
@@ -235,17 +253,30 @@ export class Windows {
     return closed;
   }
 
-  /** The accumulator of an open window of `key` (to read or flag it: early updates, alerts sent once), or undefined. */
+  /**
+   * The accumulator of an open window of `key` (to read or flag it: early
+   * updates, alerts sent once), or undefined. Marks the key changed (the
+   * caller may change the accumulator), like the Rust `get_mut`.
+   */
   get(key, window) {
     const windows = this.open.get(key);
     if (!windows) return undefined;
     const i = find(windows, window);
-    return i < windows.length && windows[i][0].equals(window) ? windows[i][1] : undefined;
+    if (i < windows.length && windows[i][0].equals(window)) {
+      this.touch(key);
+      return windows[i][1];
+    }
+    return undefined;
   }
 
-  /** The open windows of `key` as [window, acc] pairs (sorted by start). */
+  /** The open windows of `key` as [window, acc] pairs (sorted by start), to read; after changing one, call `touch(key)`. */
   openWindows(key) {
     return [...(this.open.get(key) ?? [])];
+  }
+
+  /** Marks `key` changed, so the next checkpoint writes it (once the host started asking for changes). */
+  touch(key) {
+    this.changed?.add(key);
   }
 
   /** Open (window, key) pairs: the state size to bound and report. */
@@ -285,30 +316,77 @@ export class Windows {
     }
     this.spec = spec;
     this.open = open;
+    this.changed = null; // the host takes every entry after a whole restore
+  }
+
+  // Keyed state: one entry `{key, value}` per key. The key is the key as
+  // JSON (`"alice"`, `7`); the value is the key's open windows as JSON, the
+  // list a whole snapshot holds under that key:
+  // `[[{"start_ms": ..., "end_ms": ...}, acc], ...]`.
+
+  /**
+   * The keys changed (value: their open windows) or removed (value
+   * undefined) since the last `changes()`, `entries()` or
+   * `restoreEntries()`; every key present on the first call (tracking starts there).
+   */
+  changes() {
+    const changed = this.changed;
+    this.changed = new Set();
+    return [...(changed ?? this.open.keys())].map((key) => entryOf(this.open, key));
+  }
+
+  /** Every key with its open windows; starts change tracking afresh. */
+  entries() {
+    this.changed = new Set();
+    return [...this.open.keys()].map((key) => entryOf(this.open, key));
+  }
+
+  /** Replaces the open windows with `{key, value}` entries from `entries()` and `changes()` (the spec stays); InvalidInput when they are not such entries. */
+  restoreEntries(entries) {
+    const open = new Map();
+    const fromJSON = typeof this.Acc.fromJSON === "function" ? (d) => this.Acc.fromJSON(d) : (d) => Object.assign(new this.Acc(), d);
+    try {
+      for (const { key, value } of entries) {
+        if (value === undefined || value === null) continue;
+        const pairs = readJson(decoder.decode(value)).map(([w, acc]) => [new Window(Number(w.start_ms), Number(w.end_ms)), fromJSON(acc)]);
+        if (pairs.some(([w]) => !Number.isFinite(w.startMs) || !Number.isFinite(w.endMs))) throw new TypeError("bad window");
+        pairs.sort((a, b) => compareWindows(a[0], b[0]));
+        if (pairs.length) open.set(readJson(decoder.decode(key)), pairs);
+      }
+    } catch (e) {
+      throw new InvalidInput(`window state entry: ${e.message ?? e}`);
+    }
+    this.open = open;
+    this.changed = new Set();
   }
 }
 
-/** JSON text of `value`, with BigInts written as JSON integers (`toJSON()` honoured). */
-export function writeJson(value) {
-  if (value === null || value === undefined) return "null";
-  switch (typeof value) {
-    case "bigint": return value.toString();
-    case "number": return Number.isFinite(value) ? JSON.stringify(value) : "null";
-    case "string":
-    case "boolean": return JSON.stringify(value);
-    default: break;
-  }
-  if (typeof value.toJSON === "function") return writeJson(value.toJSON());
-  if (Array.isArray(value)) return `[${value.map(writeJson).join(",")}]`;
-  if (value instanceof Set) return writeJson([...value]);
-  const parts = [];
-  for (const [k, v] of Object.entries(value)) {
-    if (v !== undefined && typeof v !== "function") parts.push(`${JSON.stringify(k)}:${writeJson(v)}`);
-  }
-  return `{${parts.join(",")}}`;
+/** The keyed-state entry of `key`: its open windows, or no value when it has none. */
+function entryOf(open, key) {
+  const windows = open.get(key);
+  return { key: encoder.encode(writeJson(key)), value: windows?.length ? encoder.encode(writeJson(windows)) : undefined };
 }
 
 const BIG = "\u0000weir-bigint:";
+
+/**
+ * JSON text of `value`, with BigInts written as JSON integers and Sets as
+ * arrays (`toJSON()` honoured). The engine's JSON.stringify does the work
+ * (a hand-written serialiser was ~10x slower in the component): BigInts
+ * become marked strings, unquoted afterwards.
+ */
+export function writeJson(value) {
+  let marked = false;
+  const text = JSON.stringify(value, (_, v) => {
+    if (typeof v === "bigint") {
+      marked = true;
+      return BIG + v.toString();
+    }
+    return v instanceof Set ? [...v] : v;
+  });
+  if (text === undefined) return "null";
+  return marked ? text.replace(/"\\u0000weir-bigint:(-?\d+)"/g, "$1") : text;
+}
 
 /** JSON.parse, except that integers beyond 2^53 come back as BigInts (u64 hashes in Rust snapshots). */
 export function readJson(text) {

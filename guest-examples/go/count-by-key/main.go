@@ -7,14 +7,18 @@
 // bytes, `i64 count`, `f64 sum`), little-endian, keys in sorted order.
 // Same behaviour as guest-examples/rust/count-by-key.
 //
+// The totals live in a weir.KeyedMap, so checkpoints are incremental: one
+// state entry per key (key bytes -> `i64 count`, `f64 sum`), and only the
+// keys a batch touched are written at the next checkpoint.
+//
 // Config (optional): {"key": "customer_id", "value": "total_amount"}
-// Build: scripts/build-polyglot-guests go (-> target/guests/polyglot/go-count-by-key.wasm)
+// Build: scripts/build-polyglot-guests go (-> target/guests/polyglot/go-count-by-key.wasm,
+// world keyed-aggregate-operator)
 package main
 
 import (
 	"encoding/binary"
 	"math"
-	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -29,8 +33,24 @@ type total struct {
 type countByKey struct {
 	Key    string `json:"key"`
 	Value  string `json:"value"`
-	totals map[string]*total
+	totals *weir.KeyedMap[*total]
 	calls  int64
+}
+
+// KeyedState opts in to incremental checkpoints: the totals are the state.
+func (c *countByKey) KeyedState() weir.KeyedState { return c.totals }
+
+// encodeTotal is a key's entry value: `i64 count`, `f64 sum`, little-endian.
+func encodeTotal(t *total) []byte {
+	out := binary.LittleEndian.AppendUint64(make([]byte, 0, 16), uint64(t.count))
+	return binary.LittleEndian.AppendUint64(out, math.Float64bits(t.sum))
+}
+
+func decodeTotal(b []byte) (*total, error) {
+	if len(b) != 16 {
+		return nil, weir.Failed("corrupt count-by-key state entry")
+	}
+	return &total{count: int64(binary.LittleEndian.Uint64(b)), sum: math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))}, nil
 }
 
 func (c *countByKey) Reads() []string { return []string{c.Key, c.Value} }
@@ -68,15 +88,15 @@ func (c *countByKey) Process(batch *weir.Batch, _ *int64) ([]*weir.Output, error
 			continue
 		}
 		k := key(row)
-		t := c.totals[k]
-		if t == nil {
-			k = string([]byte(k)) // own the bytes: Str views the input buffer
+		t, ok := c.totals.Get(k)
+		if !ok {
 			t = &total{}
-			c.totals[k] = t
+			c.totals.Put(k, t) // copies k: Str views the input buffer
 		}
 		if t.call != c.calls {
 			t.call = c.calls
 			touched = append(touched, k)
+			c.totals.Touch(k)
 		}
 		add := 0.0 // a null value counts but adds 0 (-0.0 + 0.0 = 0.0, as in Rust)
 		if vcol.IsValid(row) {
@@ -93,7 +113,7 @@ func (c *countByKey) Process(batch *weir.Batch, _ *int64) ([]*weir.Output, error
 	counts := out.Add("count", weir.Int64, false).Int64()
 	sums := out.Add("sum", weir.Float64, false).Float64()
 	for i, k := range touched {
-		t := c.totals[k]
+		t, _ := c.totals.Get(k)
 		keys.Push(k)
 		counts[i], sums[i] = t.count, t.sum
 	}
@@ -101,18 +121,13 @@ func (c *countByKey) Process(batch *weir.Batch, _ *int64) ([]*weir.Output, error
 }
 
 func (c *countByKey) Snapshot() ([]byte, error) {
-	keys := make([]string, 0, len(c.totals))
-	for k := range c.totals {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // byte order, like Rust's BTreeMap<String, _>
+	keys := c.totals.Keys() // byte order, like Rust's sorted keys
 	out := binary.LittleEndian.AppendUint64(nil, uint64(len(keys)))
 	for _, k := range keys {
-		t := c.totals[k]
+		t, _ := c.totals.Get(k)
 		out = binary.LittleEndian.AppendUint32(out, uint32(len(k)))
 		out = append(out, k...)
-		out = binary.LittleEndian.AppendUint64(out, uint64(t.count))
-		out = binary.LittleEndian.AppendUint64(out, math.Float64bits(t.sum))
+		out = append(out, encodeTotal(t)...)
 	}
 	return out, nil
 }
@@ -131,7 +146,8 @@ func (c *countByKey) Restore(state []byte) error {
 	if !ok {
 		return corrupt
 	}
-	totals := map[string]*total{}
+	var keys []string
+	var totals []*total
 	for n := binary.LittleEndian.Uint64(head); n > 0; n-- {
 		head, ok := take(4)
 		if !ok {
@@ -145,18 +161,19 @@ func (c *countByKey) Restore(state []byte) error {
 		if !ok {
 			return corrupt
 		}
-		totals[string(k)] = &total{
-			count: int64(binary.LittleEndian.Uint64(nums)),
-			sum:   math.Float64frombits(binary.LittleEndian.Uint64(nums[8:])),
-		}
+		t, _ := decodeTotal(nums)
+		keys, totals = append(keys, string(k)), append(totals, t)
 	}
-	c.totals = totals
+	c.totals.Clear() // the next snapshot-changes names every key, old and new
+	for i, k := range keys {
+		c.totals.Put(k, totals[i])
+	}
 	return nil
 }
 
 func init() {
 	weir.ExportAggregate(func(raw string) (weir.Aggregate, error) {
-		c := &countByKey{Key: "customer_id", Value: "total_amount", totals: map[string]*total{}}
+		c := &countByKey{Key: "customer_id", Value: "total_amount", totals: weir.NewKeyedMap(encodeTotal, decodeTotal)}
 		if err := weir.DecodeConfig(raw, c); err != nil {
 			return nil, err
 		}

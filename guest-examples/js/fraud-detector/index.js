@@ -11,12 +11,17 @@
 // alerting ones). `result_key` (user/start) is the same for every emission of
 // a window. Snapshots are the Rust guest's JSON (either restores the other's).
 //
+// State: checkpointed one entry per user (its open windows), only the users
+// changed since the previous checkpoint (`"keyed": false`: the whole state per
+// checkpoint, for comparisons).
+//
 // Config (all optional): {"key": "user_id", "time": "timestamp", "amount": "amount",
 //   "merchant": "merchant_id", "location": "location", "device": "device_id",
 //   "size_ms": 300000, "slide_ms": 60000, "emit": "alerts",
 //   "max_tx_count": 10, "max_total_amount": 5000.0, "max_merchants": 5,
-//   "max_locations": 3, "max_devices": 2}
-// Build: scripts/build-polyglot-guests js (-> target/guests/polyglot/js-fraud-detector.wasm)
+//   "max_locations": 3, "max_devices": 2, "keyed": true}
+// Build: scripts/build-polyglot-guests js (-> target/guests/polyglot/js-fraud-detector.wasm,
+//   world keyed-aggregate-operator)
 
 import { BOOLEAN, Batch, Column, FLOAT64, Field, INT64, InvalidConfig, TIMESTAMP, UTF8, aggregateOperator } from "../../../sdk/js/weir.js";
 import { hash64 } from "../../../sdk/js/sketch.js";
@@ -63,7 +68,7 @@ class Activity {
 class FraudDetector {
   static config = { key: "user_id", time: "timestamp", amount: "amount", merchant: "merchant_id",
     location: "location", device: "device_id", size_ms: 300000, slide_ms: 60000, emit: "alerts",
-    max_tx_count: 10, max_total_amount: 5000.0, max_merchants: 5, max_locations: 3, max_devices: 2 };
+    max_tx_count: 10, max_total_amount: 5000.0, max_merchants: 5, max_locations: 3, max_devices: 2, keyed: true };
 
   constructor(config) {
     if (config.emit !== "all" && config.emit !== "alerts") throw new InvalidConfig(`\`emit\`: expected \`all\` or \`alerts\`, got ${JSON.stringify(config.emit)}`);
@@ -146,6 +151,11 @@ class FraudDetector {
   restore(state) {
     this.windows.restore(state);
   }
+
+  /** Checkpoints store one entry per user, and only the changed users. */
+  keyedState() {
+    return this.config.keyed ? this.windows : undefined;
+  }
 }
 
 function row(window, key, a, reasons, isFinal) {
@@ -174,3 +184,4 @@ function toBatch(rows, keyName) {
 }
 
 export const aggregate = aggregateOperator(FraudDetector);
+export const keyedState = aggregate.keyedState;

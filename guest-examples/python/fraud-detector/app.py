@@ -11,12 +11,17 @@ the watermark passes its end (`emit = "all"`: every window; `"alerts"`:
 alerting ones). `result_key` (user/start) is the same for every emission of
 a window. Snapshots are the Rust guest's JSON (either restores the other's).
 
+State: checkpointed one entry per user (its open windows), only the users
+changed since the previous checkpoint (`"keyed": false`: the whole state per
+checkpoint, for comparisons).
+
 Config (all optional): {"key": "user_id", "time": "timestamp", "amount": "amount",
   "merchant": "merchant_id", "location": "location", "device": "device_id",
   "size_ms": 300000, "slide_ms": 60000, "emit": "alerts",
   "max_tx_count": 10, "max_total_amount": 5000.0, "max_merchants": 5,
-  "max_locations": 3, "max_devices": 2}
-Build: scripts/build-polyglot-guests python (-> target/guests/polyglot/python-fraud-detector.wasm)
+  "max_locations": 3, "max_devices": 2, "keyed": true}
+Build: scripts/build-polyglot-guests python (-> target/guests/polyglot/python-fraud-detector.wasm,
+  world keyed-aggregate-operator)
 """
 
 import weir_sdk as weir
@@ -69,7 +74,7 @@ class FraudDetector(weir.AggregateOperator):
     CONFIG = {"key": "user_id", "time": "timestamp", "amount": "amount", "merchant": "merchant_id",
               "location": "location", "device": "device_id", "size_ms": 300_000, "slide_ms": 60_000,
               "emit": "alerts", "max_tx_count": 10, "max_total_amount": 5000.0, "max_merchants": 5,
-              "max_locations": 3, "max_devices": 2}
+              "max_locations": 3, "max_devices": 2, "keyed": True}
 
     def __init__(self, config):
         super().__init__(config)
@@ -142,6 +147,10 @@ class FraudDetector(weir.AggregateOperator):
 
     def restore(self, state):
         self.windows.restore(state)
+
+    def keyed_state(self):
+        """Checkpoints store one entry per user, and only the changed users."""
+        return self.windows if self.config["keyed"] else None
 
 
 def _row(window, key, a, reasons, is_final):

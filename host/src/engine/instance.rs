@@ -60,6 +60,15 @@ pub enum SinkResult {
     RejectedRows(Vec<RowRejection>),
 }
 
+/// Whether a call failed because Wasmtime's copy budget for one lift (the
+/// hostcall fuel set from [`SandboxLimits::max_copied_bytes_per_call`]) ran
+/// out. Wasmtime's error type for it is private; its message is stable.
+///
+/// [`SandboxLimits::max_copied_bytes_per_call`]: super::limits::SandboxLimits::max_copied_bytes_per_call
+fn is_copy_budget_exhausted(error: &wasmtime::Error) -> bool {
+    error.chain().any(|cause| cause.to_string().contains("fuel allocated for hostcalls has been exhausted"))
+}
+
 /// One sandboxed instance of a plugin, initialised with its config.
 pub struct Instance {
     plugin: Plugin,
@@ -308,7 +317,18 @@ impl Instance {
         let _entered = span.enter();
         let result = run_bounded(&limits, f(&mut self.store, &self.guest));
         self.store.data().log_budget.refill();
-        result.map_err(|e| Instance::classify_failure(self.plugin.name(), function, &mut self.store, e))
+        result.map_err(|e| {
+            if is_copy_budget_exhausted(&e) {
+                let reason = format!(
+                    "returned more than {} bytes of lists and strings in one call (lists pointing at the same guest memory count once each); \
+                     the limit is twice the larger of engine.limits.memory_limit_bytes and engine.limits.max_output_bytes_per_call",
+                    limits.max_copied_bytes_per_call()
+                );
+                tracing::warn!(plugin = self.plugin.name(), function, "{reason}");
+                return self.contract(function, reason);
+            }
+            Instance::classify_failure(self.plugin.name(), function, &mut self.store, e)
+        })
     }
 
     /// Turns a failed Wasmtime call into a typed trap error.

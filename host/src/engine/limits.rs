@@ -61,6 +61,17 @@ impl SandboxLimits {
         self.call_deadline_ms > 0
     }
 
+    /// Bytes the host may copy out of guest memory in one call (Wasmtime's
+    /// hostcall fuel): every list and string of a returned value, and of a
+    /// host call's arguments, is charged before it is copied, with the size
+    /// of the host value it becomes. Twice the larger of the memory cap and
+    /// `max_output_bytes_per_call`: what a guest holds in its memory fits,
+    /// while lists pointing at the same memory (each would be copied) do not.
+    pub fn max_copied_bytes_per_call(&self) -> usize {
+        let bytes = self.memory_limit_bytes.max(self.max_output_bytes_per_call).saturating_mul(2);
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+
     /// The deadline as a number of epoch ticks (at least one).
     pub fn deadline_ticks(&self) -> u64 {
         (self.call_deadline_ms / EPOCH_TICK.as_millis() as u64).max(1)

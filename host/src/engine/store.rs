@@ -66,6 +66,9 @@ pub fn build_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
+    // Wasmtime charges each lift (a call's results, a host call's arguments)
+    // against this before it copies: aliased lists cannot multiply the copy.
+    store.set_hostcall_fuel(limits.max_copied_bytes_per_call());
     if limits.deadline_enabled() {
         store.epoch_deadline_trap();
     }

@@ -57,6 +57,13 @@ impl Worker {
                     Ok(report) => tracing::info!(pipeline = %self.name, %operator, version = %self.version_of(&operator), pause_us = report.pause_us, "operator swapped"),
                     Err(error) => tracing::warn!(pipeline = %self.name, %operator, %error, "swap refused; the old version keeps running"),
                 }
+                // The state topic holds what the old version wrote, which the
+                // new one may not read (keyed entries of another SDK): its
+                // whole state is checkpointed before the swap is reported done.
+                // (Exactly-once: the next batch's transaction carries it.)
+                if outcome.as_ref().is_ok_and(|report| report.state_bytes.is_some()) && self.tasks.is_some() && !self.sender.transactional {
+                    self.checkpoint().await?;
+                }
                 let _ = reply.send(outcome);
             }
             PipelineCommand::Shadow(Some(shadow)) if self.tasks.is_some() => {

@@ -29,15 +29,21 @@ impl Sender {
                 Some(value) => record.payload(value.as_slice()),
                 None => record,
             };
-            self.producer.send(record, Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e.to_string())
+            let bytes = (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
+            self.producer.send(record, Duration::from_secs(30)).await.map(|_| bytes).map_err(|(e, _)| e.to_string())
         });
         let headers = checkpoints.iter().map(|checkpoint| async move {
             let key = state::Checkpoint::key_of(checkpoint.task);
             let value = checkpoint.encode();
-            self.producer.send(FutureRecord::to(topic).key(&key).payload(&value), Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e.to_string())
+            let bytes = (key.len() + value.len()) as u64;
+            self.producer.send(FutureRecord::to(topic).key(&key).payload(&value), Duration::from_secs(30)).await.map(|_| bytes).map_err(|(e, _)| e.to_string())
         });
         let sends = entries.map(futures::future::Either::Left).chain(headers.map(futures::future::Either::Right));
-        let failed: Vec<String> = futures::future::join_all(sends).await.into_iter().filter_map(Result::err).collect();
+        let results = futures::future::join_all(sends).await;
+        let written = results.iter().filter_map(|r| r.as_ref().ok()).fold((0, 0), |(n, b), bytes| (n + 1, b + bytes));
+        PipelineStats::add(&self.stats.state_written_records, written.0);
+        PipelineStats::add(&self.stats.state_written_bytes, written.1);
+        let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
         if let Some(error) = failed.first() {
             return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic: topic.to_owned(), count: failed.len(), attempts: 1, last_error: error.clone() });
         }

@@ -126,11 +126,12 @@ impl Tasks {
         &self.store
     }
 
-    /// Task chains, for hot swap (the next checkpoint of each task takes
+    /// Task chains, for hot swap (the next checkpoint takes every task, and
     /// the keyed operators' whole state).
     pub fn chains_mut(&mut self) -> impl Iterator<Item = (i32, &mut Chain)> {
         self.tasks.iter_mut().map(|(task, t)| {
             t.full = true;
+            t.dirty = true;
             (*task, &mut t.chain)
         })
     }

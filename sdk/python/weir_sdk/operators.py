@@ -1,6 +1,7 @@
 """Base classes for the four operator kinds and `export`, which wires a class
 to the component's exports (the `Filter`/`Map`/`Aggregate`/`Sink` class
-componentize-py looks up in the app module).
+componentize-py looks up in the app module, and `KeyedState` for aggregates
+built against the `keyed-aggregate-operator` world).
 
 The generated bindings (`wit_world`) are optional imports, so everything else
 in the SDK runs under plain CPython too.
@@ -14,6 +15,7 @@ from .columns import (BINARY, BOOLEAN, FLOAT32, FLOAT64, INT32, INT64, LIST_UTF8
 from .config import parse_config
 from .errors import (Failed, InvalidConfig, OperatorError, Permanent, Rejection, RejectedRows, Retryable,
                      SinkError)
+from .state import StateEntry
 
 
 class Operator:
@@ -74,6 +76,14 @@ class AggregateOperator(Operator):
     def restore(self, state: bytes) -> None:
         raise NotImplementedError
 
+    def keyed_state(self) -> Any:
+        """The state as keyed entries, for incremental checkpoints: return the
+        `Windows` (or other keyed state, see `weir_sdk.state`) that holds the
+        state, e.g. `return self.windows`, and build against the
+        `keyed-aggregate-operator` world. None (default): each checkpoint
+        stores the whole `snapshot()` as one entry."""
+        return None
+
 
 class SinkOperator(Operator):
     """Writes batches out; raise `Retryable`, `Permanent` or `RejectedRows` on failure."""
@@ -106,6 +116,10 @@ try:
     from wit_world.imports import sink_types as _sink_types
 except ImportError:
     _sink_types = None
+try:  # the keyed-aggregate-operator world only
+    from wit_world.exports import keyed_state as _keyed_state
+except ImportError:
+    _keyed_state = None
 
 
 def _bindings():
@@ -270,6 +284,52 @@ class _Aggregate(_Exported):
             raise _err(_operator_error(e))
 
 
+class _KeyedState:
+    """The `keyed-state` export of an aggregate: the operator's
+    `keyed_state()` entries, or its whole snapshot as the one entry (key
+    empty) when it returns None (as the Rust SDK does)."""
+
+    aggregate: type = _Aggregate  # the `Aggregate` export class holding the instance
+
+    def _op(self):
+        op = type(self).aggregate.instance
+        if op is None:
+            raise _err(_bindings().OperatorError_Failed("operator called before init"))
+        return op
+
+    def _entries(self, changes: bool):
+        op = self._op()
+        try:
+            keyed = op.keyed_state()
+            if keyed is None:
+                entries = [StateEntry(b"", bytes(op.snapshot()))]
+            else:
+                entries = keyed.changes() if changes else keyed.entries()
+        except OperatorError as e:
+            raise _err(_operator_error(e))
+        cls = _keyed_state.StateEntry
+        return [cls(bytes(key), None if value is None else bytes(value)) for key, value in entries]
+
+    def snapshot_entries(self):
+        return self._entries(False)
+
+    def snapshot_changes(self):
+        return self._entries(True)
+
+    def restore_entries(self, entries):
+        op = self._op()
+        try:
+            keyed = op.keyed_state()
+            if keyed is not None:
+                keyed.restore_entries([StateEntry(e.key, e.value) for e in entries])
+                return
+            whole = [e.value for e in entries if not e.key and e.value is not None]
+            if whole:
+                op.restore(whole[0])
+        except OperatorError as e:
+            raise _err(_operator_error(e))
+
+
 class _Sink(_Exported):
     def write(self, input):
         sink_types = _sink_types
@@ -298,12 +358,19 @@ def export(cls):
     """Class decorator: makes `cls` (a subclass of FilterOperator, MapOperator,
     AggregateOperator or SinkOperator) the component's operator, by defining
     the export class componentize-py expects (`Filter`, `Map`, `Aggregate` or
-    `Sink`) in the module that defines `cls`. Returns `cls` unchanged."""
+    `Sink`) in the module that defines `cls`; for an aggregate also
+    `KeyedState`, used when the component is built against the
+    `keyed-aggregate-operator` world (see `AggregateOperator.keyed_state`).
+    Returns `cls` unchanged."""
     kind = getattr(cls, "KIND", "")
     if kind not in _EXPORTS:
         raise TypeError("%s must subclass FilterOperator, MapOperator, AggregateOperator or SinkOperator"
                         % cls.__name__)
     name, base = _EXPORTS[kind]
+    module = sys.modules[cls.__module__]
     wrapper = type(name, (base,), {"cls": cls, "instance": None, "__module__": cls.__module__})
-    setattr(sys.modules[cls.__module__], name, wrapper)
+    setattr(module, name, wrapper)
+    if kind == "aggregate":
+        keyed = type("KeyedState", (_KeyedState,), {"aggregate": wrapper, "__module__": cls.__module__})
+        setattr(module, "KeyedState", keyed)
     return cls

@@ -3,7 +3,9 @@ rewritten per operator: the operator supplies the key and the fold (an
 `Accumulator` class); `Windows` assigns rows to tumbling, hopping or session
 windows, keeps one accumulator per (window, key), and hands out the final
 results once the host's watermark has passed a window's end. Its state
-snapshots to JSON bytes for the host's checkpoints and hot swaps.
+snapshots to JSON bytes for the host's checkpoints and hot swaps, and, as a
+keyed state (`weir_sdk.state`), hands the host one entry per key with only
+the keys changed since the previous checkpoint (incremental checkpoints).
 
 Same semantics as the Rust SDK's `weir_sdk::window` (windows aligned to the
 epoch; a session ends `gap_ms` after its last row and merges with the
@@ -34,6 +36,7 @@ from typing import Any, Dict, Hashable, List, NamedTuple, Optional, Tuple
 
 from .columns import INT64, TIMESTAMP, Column
 from .errors import InvalidConfig, InvalidInput
+from .state import StateEntry
 
 _SCALE = {"second": (1000, 1), "millisecond": (1, 1), "microsecond": (1, 1000), "nanosecond": (1, 1_000_000)}
 
@@ -160,18 +163,31 @@ class Accumulator:
 
 class Windows:
     """Open windows and their accumulators, by key. Keys are usually strings
-    (they must sort among themselves; snapshots turn them into strings)."""
+    (they must sort among themselves; whole snapshots turn them into
+    strings, keyed entries keep str, int, float, bool, None and tuples of
+    them).
 
-    __slots__ = ("spec", "accumulator", "open")
+    As a keyed state (`changes()`, `entries()`, `restore_entries()`): one
+    entry per key holding its open windows. From the first of these calls
+    on, the keys `add`, `get`, `touch` and `close` touched since the last
+    one are tracked; a key whose windows all closed is removed (an entry
+    with value None)."""
+
+    __slots__ = ("spec", "accumulator", "open", "changed")
 
     def __init__(self, spec: WindowSpec, accumulator: type):
         self.spec = spec
         self.accumulator = accumulator
         # Per key, its open windows (sorted by start) with their accumulators.
         self.open: Dict[Hashable, List[Tuple[Window, Any]]] = {}
+        # Keys changed (or removed) since the last checkpoint; None until the
+        # host first asks for entries (a pipeline without checkpoints never
+        # does, so nothing accumulates there).
+        self.changed: Optional[set] = None
 
     def add(self, key: Hashable, t: int, row: Any) -> None:
         """Adds `row` with event time `t` (ms) under `key`."""
+        self.touch(key)
         windows = self.open.setdefault(key, [])
         if self.spec.type == "session":
             start, end = t, t + self.spec.gap_ms
@@ -216,6 +232,9 @@ class Windows:
                     closed.append((window, key, acc))
                 else:
                     still.append((window, acc))
+            if len(still) == len(windows):
+                continue
+            self.touch(key)
             if still:
                 windows[:] = still
             else:
@@ -225,16 +244,27 @@ class Windows:
 
     def get(self, key: Hashable, window: Window) -> Optional[Any]:
         """The accumulator of an open window of `key` (to read or flag it:
-        early updates, alerts sent once), or None."""
+        early updates, alerts sent once), or None. Marks the key changed
+        (the caller may change the accumulator), like the Rust `get_mut`."""
         windows = self.open.get(key)
         if not windows:
             return None
         i = _find(windows, window)
-        return windows[i][1] if i < len(windows) and windows[i][0] == window else None
+        if i < len(windows) and windows[i][0] == window:
+            self.touch(key)
+            return windows[i][1]
+        return None
 
     def open_windows(self, key: Hashable) -> List[Tuple[Window, Any]]:
-        """The open windows of `key` with their accumulators (sorted by start)."""
+        """The open windows of `key` with their accumulators (sorted by start),
+        to read; after changing one in place, call `touch(key)`."""
         return list(self.open.get(key, ()))
+
+    def touch(self, key: Hashable) -> None:
+        """Marks `key` changed, so the next checkpoint writes it (once the
+        host started asking for changes)."""
+        if self.changed is not None:
+            self.changed.add(key)
 
     def len(self) -> int:
         """Open (window, key) pairs: the state size to bound and report."""
@@ -268,6 +298,62 @@ class Windows:
         except (ValueError, KeyError, TypeError, AttributeError, InvalidConfig) as e:
             raise InvalidInput("window state: %s: %s" % (type(e).__name__, e)) from None
         self.spec, self.open = spec, open_
+        self.changed = None  # the host takes every entry after a whole restore
+
+    # Keyed state (weir_sdk.state): one entry per key. The key is the key as
+    # UTF-8 JSON (`"alice"`, `7`, `["eu", 3]` for a tuple); the value is the
+    # key's open windows as JSON, the list a whole snapshot holds under that
+    # key: `[[{"start_ms": ..., "end_ms": ...}, acc.to_json()], ...]`.
+
+    def _entry(self, key: Hashable) -> StateEntry:
+        windows = self.open.get(key)
+        value = None
+        if windows:
+            value = _json([[w._asdict(), acc.to_json()] for w, acc in windows])
+        return StateEntry(_json(key), value)
+
+    def changes(self) -> List[StateEntry]:
+        """The keys changed (value: their open windows) or removed (value
+        None) since the last `changes()`, `entries()` or `restore_entries()`;
+        every key present on the first call (tracking starts there)."""
+        changed, self.changed = self.changed, set()
+        if changed is None:
+            return [self._entry(key) for key in self.open]
+        return [self._entry(key) for key in changed]
+
+    def entries(self) -> List[StateEntry]:
+        """Every key with its open windows; starts change tracking afresh."""
+        self.changed = set()
+        return [self._entry(key) for key in self.open]
+
+    def restore_entries(self, entries) -> None:
+        """Replaces the open windows with `(key, value)` entries from
+        `entries()` and `changes()` (the spec stays); InvalidInput when they
+        are not such entries."""
+        from_json = self.accumulator.from_json
+        open_ = {}
+        try:
+            for key, value in entries:
+                if value is None:
+                    continue
+                pairs = [(Window(int(w["start_ms"]), int(w["end_ms"])), from_json(acc))
+                         for w, acc in json.loads(bytes(value).decode("utf-8"))]
+                if pairs:
+                    pairs.sort(key=lambda pair: pair[0])
+                    open_[_hashable(json.loads(bytes(key).decode("utf-8")))] = pairs
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise InvalidInput("window state entry: %s: %s" % (type(e).__name__, e)) from None
+        self.open, self.changed = open_, set()
+
+
+def _json(value: Any) -> bytes:
+    """Compact UTF-8 JSON (non-ASCII unescaped, as serde_json and JS write it)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _hashable(key: Any) -> Hashable:
+    """A key read back from JSON: lists (tuples when written) become tuples."""
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
 
 
 def _find(windows: List[Tuple[Window, Any]], window: Window) -> int:

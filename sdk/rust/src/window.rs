@@ -133,20 +133,24 @@ pub struct Windows<K, A> {
     spec: WindowSpec,
     /// Per key, its open windows (sorted by start) with their accumulators.
     open: BTreeMap<K, Vec<(Window, A)>>,
-    /// Keys changed (or removed) since the last checkpoint.
+    /// Keys changed (or removed) since the last checkpoint; `None` until
+    /// the host first asks for entries (a pipeline without checkpoints
+    /// never does, so nothing accumulates there).
     #[serde(skip)]
-    changed: BTreeSet<K>,
+    changed: Option<BTreeSet<K>>,
 }
 
 impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A> {
     /// No open windows yet.
     pub fn new(spec: WindowSpec) -> Windows<K, A> {
-        Windows { spec, open: BTreeMap::new(), changed: BTreeSet::new() }
+        Windows { spec, open: BTreeMap::new(), changed: None }
     }
 
-    /// Marks `key` changed (clones it only when new).
-    fn touch(changed: &mut BTreeSet<K>, key: &K) {
-        if !changed.contains(key) {
+    /// Marks `key` changed (clones it only when new), once tracking started.
+    fn touch(changed: &mut Option<BTreeSet<K>>, key: &K) {
+        if let Some(changed) = changed
+            && !changed.contains(key)
+        {
             changed.insert(key.clone());
         }
     }
@@ -283,12 +287,16 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
 /// previous one; a key without open windows is removed.
 impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> KeyedState for Windows<K, A> {
     fn changes(&mut self) -> Result<Vec<StateEntry>, Error> {
-        let changed = std::mem::take(&mut self.changed);
-        Ok(changed.iter().map(|key| Self::entry(key, self.open.get(key))).collect())
+        match self.changed.replace(BTreeSet::new()) {
+            Some(changed) => Ok(changed.iter().map(|key| Self::entry(key, self.open.get(key))).collect()),
+            // Not tracked yet: every key present changed since `init` (keys
+            // added and removed since are unknown to the host anyway).
+            None => self.entries(),
+        }
     }
 
     fn entries(&mut self) -> Result<Vec<StateEntry>, Error> {
-        self.changed.clear();
+        self.changed = Some(BTreeSet::new());
         Ok(self.open.iter().map(|(key, windows)| Self::entry(key, Some(windows))).collect())
     }
 
@@ -302,7 +310,7 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> KeyedState f
             }
         }
         self.open = open;
-        self.changed.clear();
+        self.changed = Some(BTreeSet::new());
         Ok(())
     }
 }
@@ -325,6 +333,24 @@ mod tests {
     }
 
     const MIN: i64 = 60_000;
+
+    #[test]
+    fn changes_are_tracked_only_once_the_host_asks_for_entries() {
+        let mut w: Windows<String, Count> = Windows::new(WindowSpec::Tumbling { size_ms: MIN });
+        for key in 0..1000 {
+            w.add(format!("k{key}"), 0, &());
+        }
+        w.close(MIN);
+        w.add("late".to_owned(), MIN, &());
+        // A pipeline without checkpoints never asks: nothing accumulates.
+        assert!(w.changed.is_none());
+        let first = w.changes().unwrap();
+        assert_eq!(first.len(), 1, "the keys present: only `late` (the others closed)");
+        w.add("k1".to_owned(), MIN, &());
+        w.close(2 * MIN);
+        let keys: Vec<_> = w.changes().unwrap().into_iter().map(|e| (String::from_utf8(e.key).unwrap(), e.value.is_some())).collect();
+        assert_eq!(keys, [("\"k1\"".to_owned(), false), ("\"late\"".to_owned(), false)], "both closed since the last call: removed");
+    }
 
     #[test]
     fn tumbling_and_hopping_windows_contain_the_row() {

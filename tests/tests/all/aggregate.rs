@@ -91,6 +91,36 @@ fn an_aggregate_claiming_u32_max_rows_without_columns_is_a_contract_error() {
 }
 
 #[test]
+fn lists_aliasing_one_guest_buffer_are_refused_before_the_host_copies_them() {
+    use arrow_array::{ArrayRef, StringArray};
+    use weir::engine::HttpAllowlist;
+    use weir::operator::Operator;
+    let keys = |values: &[&str]| {
+        RecordBatch::try_from_iter([("key", std::sync::Arc::new(StringArray::from(values.to_vec())) as ArrayRef)]).unwrap()
+    };
+    // 100 columns whose values all point at the same 1 MiB of guest memory:
+    // 100 MiB to copy, under Wasmtime's default copy budget (128 MiB), far
+    // over this engine's (twice the 16 MiB caps).
+    let limits = weir::engine::SandboxLimits { memory_limit_bytes: 16 << 20, max_output_bytes_per_call: 16 << 20, ..Default::default() };
+    let engine = engine_with(limits.clone());
+    let mut op = Operator::new(load(&engine, guests::MISBEHAVE_AGGREGATE), "{}", HttpAllowlist::default()).unwrap();
+    op.aggregate(&keys(&["warm-up"]), None).unwrap();
+    let batch = keys(&["a", "alias-bomb"]);
+    let before = super::allocations::allocated_on_this_thread();
+    let error = op.aggregate(&batch, None).unwrap_err();
+    let allocated = super::allocations::allocated_on_this_thread() - before;
+    assert!(matches!(error, weir::engine::Error::Contract { .. }), "{error}");
+    assert!(error.to_string().contains(&format!("more than {} bytes", limits.max_copied_bytes_per_call())), "{error}");
+    assert!(
+        allocated < (limits.max_copied_bytes_per_call() + (8 << 20)) as u64,
+        "the host allocated {allocated} bytes for the call; the copy budget is {}",
+        limits.max_copied_bytes_per_call()
+    );
+    let results = op.aggregate(&keys(&["b"]), None).expect("a fresh instance after the breach");
+    assert_eq!(strings(&results[0], "key"), [Some("b".to_owned())]);
+}
+
+#[test]
 fn keyed_changes_merged_by_key_restore_the_same_state_as_a_whole_snapshot() {
     // order-revenue keyed by customer, 1-minute windows: rows span ~17 minutes.
     let config = r#"{"key": "customer_id", "window_ms": 60000}"#;

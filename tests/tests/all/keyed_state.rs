@@ -77,6 +77,32 @@ fn compact(records: &[Read]) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_fraud_state_survives_an_abrupt_stop_and_compaction_of_the_state_topic() {
+    survives_an_abrupt_stop_and_compaction(guests::FRAUD_DETECTOR, engine()).await;
+}
+
+/// The Python port of the fraud detector (sdk/python keyed `Windows`, built
+/// by `scripts/build-polyglot-guests`) checkpoints and restores key by key
+/// like the Rust one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_python_fraud_detector_survives_an_abrupt_stop_and_compaction_of_the_state_topic() {
+    let (path, engine) = python_fraud_detector();
+    survives_an_abrupt_stop_and_compaction(path.to_str().unwrap(), engine).await;
+}
+
+/// The Python fraud detector's component, and an engine sharing the polyglot
+/// tests' artifact cache (the interpreter component compiles once).
+fn python_fraud_detector() -> (std::path::PathBuf, weir::engine::Engine) {
+    let path = weir_tests::repo_root().join("target/guests/polyglot/python-fraud-detector.wasm");
+    assert!(path.exists(), "{} is missing: run `scripts/build-polyglot-guests python`", path.display());
+    let cache = weir_tests::repo_root().join("target/tmp/polyglot-artifact-cache");
+    let engine = weir::engine::Engine::new(weir::engine::EngineConfig { cache_dir: Some(cache), ..Default::default() }).unwrap();
+    (path, engine)
+}
+
+/// Runs the fraud stream through `plugin` (keyed), stops the pipeline
+/// abruptly after two checkpoints, restores it from a compacted copy of its
+/// state topic and checks the alerts of the whole stream.
+async fn survives_an_abrupt_stop_and_compaction(plugin: &str, engine: weir::engine::Engine) {
     let kafka = MockTopics::new();
     kafka.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS);
     let (state, compacted) = (random_topic("state"), random_topic("compacted"));
@@ -85,9 +111,9 @@ async fn keyed_fraud_state_survives_an_abrupt_stop_and_compaction_of_the_state_t
     let stream = scenario::fraud(150, 10, 40, PARTITIONS);
     let (first, second) = stream.events.split_at(stream.events.len() * 2 / 3);
     let dir = tempfile::tempdir().unwrap();
-    let mut config = seed_config(dir.path(), &kafka.bootstrap, &random_topic("g"), &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, guests::FRAUD_DETECTOR, r#"{ emit = "all" }"#, 1_800_000, &kafka.output, &kafka.dlq, true);
+    let mut config = seed_config(dir.path(), &kafka.bootstrap, &random_topic("g"), &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, plugin, r#"{ emit = "all" }"#, 1_800_000, &kafka.output, &kafka.dlq, true);
     config.state.as_mut().unwrap().topic = Some(state.clone());
-    let crashed = weir::pipeline::start("fraud", config.clone(), engine()).unwrap();
+    let crashed = weir::pipeline::start("fraud", config.clone(), engine.clone()).unwrap();
     produce_events(&kafka.bootstrap, first).await;
     wait_for_input(&crashed, first.len() as u64 * 3 / 4, Duration::from_secs(60)).await;
     abort_after_checkpoints(crashed, 2).await;
@@ -102,7 +128,7 @@ async fn keyed_fraud_state_survives_an_abrupt_stop_and_compaction_of_the_state_t
         producer.send(FutureRecord::to(&compacted).key(&key).payload(&value), Duration::from_secs(10)).await.unwrap();
     }
     config.state.as_mut().unwrap().topic = Some(compacted);
-    let restarted = weir::pipeline::start("fraud", config, engine()).unwrap();
+    let restarted = weir::pipeline::start("fraud", config, engine).unwrap();
     feed_drain_and_check(&kafka, restarted, second, &stream).await;
 }
 
@@ -196,4 +222,41 @@ async fn a_hot_swapped_keyed_aggregate_keeps_its_state_through_a_crash() {
 
     let restarted = weir::pipeline::start("fraud", config, engine()).unwrap();
     feed_drain_and_check(&kafka, restarted, last, &stream).await;
+}
+
+/// A keyed Rust aggregate hot-swapped for its Python port, whose SDK cannot
+/// read the Rust entries (postcard), is checkpointed by the new version
+/// before the swap is reported done: a crash right after the swap restores
+/// into the Python version, and the alerts equal the batch computation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_to_another_sdk_is_checkpointed_before_it_is_reported_done() {
+    let (python, engine) = python_fraud_detector();
+    let kafka = MockTopics::new();
+    kafka.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS);
+    let state = random_topic("state");
+    kafka.create_topic(&state, 1);
+    let stream = scenario::fraud(150, 10, 40, PARTITIONS);
+    let (first, rest) = stream.events.split_at(stream.events.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let group = random_topic("g");
+    let config_for = |plugin: &str| {
+        let mut config = seed_config(dir.path(), &kafka.bootstrap, &group, &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, plugin, r#"{ emit = "all" }"#, 1_800_000, &kafka.output, &kafka.dlq, true);
+        config.state.as_mut().unwrap().topic = Some(state.clone());
+        config
+    };
+    let registry = weir::registry::Registry::in_memory();
+    let running = weir::pipeline::start_with_registry("fraud", config_for(guests::FRAUD_DETECTOR), engine.clone(), &registry).unwrap();
+    let client = super::admin::serve(&registry, &[&running], 64 << 20).await;
+    produce_events(&kafka.bootstrap, first).await;
+    // Everything folded and checkpointed (the idle checkpoint): nothing is due.
+    wait_until_quiet(&[&running], first.len() as u64, Duration::from_secs(120)).await;
+    let before = running.stats().snapshot().checkpoints;
+    let outcome = client.put_wasm("/v1/plugins/windows", std::fs::read(&python).unwrap()).await.unwrap();
+    assert!(outcome["pipelines"][0]["report"]["state_bytes"].as_u64().unwrap() > 0, "the state moved to the Python version: {outcome}");
+    assert!(running.stats().snapshot().checkpoints > before, "the swap wrote a checkpoint of the new version");
+    running.abort();
+    let _ = running.join().await;
+
+    let restarted = weir::pipeline::start("fraud", config_for(python.to_str().unwrap()), engine).unwrap();
+    feed_drain_and_check(&kafka, restarted, rest, &stream).await;
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod admin_access;
 mod aggregate;
+mod allocations;
 mod backlog;
 mod bad_guests;
 mod cache;
