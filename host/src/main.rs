@@ -354,17 +354,27 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Logs to stderr, filtered by `WEIR_LOG` (`info,weir::pipeline=debug`:
+/// a level, then per-target levels; tracing-subscriber's `Targets`, which
+/// needs no regex engine in the binary).
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    const DEFAULT: &str = "info,wasmtime=warn,cranelift=warn";
+    let default = || DEFAULT.parse::<Targets>().expect("the default filter parses");
+    let targets = match std::env::var("WEIR_LOG") {
+        Ok(spec) => spec.parse::<Targets>().unwrap_or_else(|error| {
+            eprintln!("warning: WEIR_LOG={spec:?} is not a log filter ({error}); using {DEFAULT:?}");
+            default()
+        }),
+        Err(_) => default(),
+    };
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => tracing_subscriber::registry().with(layer).with(targets).init(),
+        LogFormat::Json => tracing_subscriber::registry().with(layer.json()).with(targets).init(),
     }
 }
 

@@ -93,7 +93,9 @@ pub fn actions(values: &[&str]) -> RecordBatch {
 /// Routes weir's logs to the test output when `WEIR_LOG` is set (e.g.
 /// `WEIR_LOG=weir=debug`); a no-op otherwise or when already installed.
 pub fn logs() {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG") {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    if let Some(targets) = std::env::var("WEIR_LOG").ok().and_then(|spec| spec.parse::<tracing_subscriber::filter::Targets>().ok()) {
+        let _ = tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_test_writer()).with(targets).try_init();
     }
 }
