@@ -190,6 +190,9 @@ struct Round {
     state_bytes: u64,
     written_records: u64,
     written_bytes: u64,
+    /// Worker time in checkpoint snapshots and stopped waiting for state writes.
+    snapshot: Duration,
+    wait: Duration,
 }
 
 async fn throughput_round(stream: &FraudStream, mode: Mode) -> Result<Round, Error> {
@@ -207,7 +210,16 @@ async fn throughput_round(stream: &FraudStream, mode: Mode) -> Result<Round, Err
     handle.join().await?;
     // Counted by the producer (weir_state_written_*), final checkpoint included.
     let after = live.snapshot();
-    Ok(Round { elapsed, durable, checkpoints: stats.checkpoints, state_bytes: stats.state_bytes, written_records: after.state_written_records, written_bytes: after.state_written_bytes })
+    Ok(Round {
+        elapsed,
+        durable,
+        checkpoints: stats.checkpoints,
+        state_bytes: stats.state_bytes,
+        written_records: after.state_written_records,
+        written_bytes: after.state_written_bytes,
+        snapshot: Duration::from_micros(stats.checkpoint_snapshot_us),
+        wait: Duration::from_micros(stats.checkpoint_wait_us),
+    })
 }
 
 /// Each mode `rounds` times, the modes interleaved (load that drifts hits
@@ -217,7 +229,7 @@ async fn throughput(users: u64, rounds: usize) -> Result<Table, Error> {
     let records = stream.events.len() as u64;
     let mut table = Table::new(
         &format!("Fraud pipeline throughput ({records} payments, {users} users, 60 min of event time, median of {rounds} interleaved rounds)"),
-        &["pipeline", "records/s", "time", "checkpoints", "state (last)", "state topic written", "vs no state", "until durable"],
+        &["pipeline", "records/s", "time", "checkpoints", "snapshots / waiting for writes", "state (last)", "state topic written", "vs no state", "until durable"],
     );
     let modes = [Mode::Memory, Mode::Whole, Mode::Keyed];
     let mut runs: Vec<Vec<Round>> = modes.iter().map(|_| Vec::new()).collect();
@@ -243,6 +255,7 @@ async fn throughput(users: u64, rounds: usize) -> Result<Table, Error> {
             rate(records as usize, run.elapsed),
             format!("{:.2} s", run.elapsed.as_secs_f64()),
             run.checkpoints.to_string(),
+            if stateful { format!("{:.0} ms / {:.0} ms", run.snapshot.as_secs_f64() * 1e3, run.wait.as_secs_f64() * 1e3) } else { "-".into() },
             format!("{} KiB", run.state_bytes / 1024),
             if stateful { format!("{:.1} MiB in {} records", run.written_bytes as f64 / (1 << 20) as f64, run.written_records) } else { "-".into() },
             ratio,

@@ -57,6 +57,12 @@ pub struct PipelineStats {
     pub state_bytes: AtomicU64,
     /// Duration of the last checkpoint, snapshot to commit, in microseconds (`weir_state_checkpoint_seconds`).
     pub checkpoint_us: AtomicU64,
+    /// Time the worker spent taking checkpoint snapshots (guest calls and
+    /// encoding), in microseconds (`weir_state_checkpoint_phase_seconds_total{phase="snapshot"}`).
+    pub checkpoint_snapshot_us: AtomicU64,
+    /// Time the worker was stopped waiting for state-topic writes to be
+    /// acknowledged, in microseconds (`weir_state_checkpoint_phase_seconds_total{phase="wait"}`).
+    pub checkpoint_wait_us: AtomicU64,
     /// Records written to the state topic: checkpoints and keyed entries (`weir_state_written_records_total`).
     pub state_written_records: AtomicU64,
     /// Bytes (keys and values) written to the state topic (`weir_state_written_bytes_total`).
@@ -96,6 +102,8 @@ impl Default for PipelineStats {
             checkpoints: AtomicU64::new(0),
             state_bytes: AtomicU64::new(0),
             checkpoint_us: AtomicU64::new(0),
+            checkpoint_snapshot_us: AtomicU64::new(0),
+            checkpoint_wait_us: AtomicU64::new(0),
             state_written_records: AtomicU64::new(0),
             state_written_bytes: AtomicU64::new(0),
             plugin_versions: Mutex::default(),
@@ -153,6 +161,10 @@ pub struct StatsSnapshot {
     pub state_bytes: u64,
     /// See [`PipelineStats::checkpoint_us`].
     pub checkpoint_us: u64,
+    /// See [`PipelineStats::checkpoint_snapshot_us`].
+    pub checkpoint_snapshot_us: u64,
+    /// See [`PipelineStats::checkpoint_wait_us`].
+    pub checkpoint_wait_us: u64,
     /// See [`PipelineStats::state_written_records`].
     pub state_written_records: u64,
     /// See [`PipelineStats::state_written_bytes`].
@@ -244,6 +256,8 @@ impl PipelineStats {
             checkpoints: load(&self.checkpoints),
             state_bytes: load(&self.state_bytes),
             checkpoint_us: load(&self.checkpoint_us),
+            checkpoint_snapshot_us: load(&self.checkpoint_snapshot_us),
+            checkpoint_wait_us: load(&self.checkpoint_wait_us),
             state_written_records: load(&self.state_written_records),
             state_written_bytes: load(&self.state_written_bytes),
             plugin_versions: self.plugin_versions.lock().unwrap_or_else(|e| e.into_inner()).clone(),

@@ -84,6 +84,17 @@ impl Collector for PipelineCollector {
         for (pipeline, stats) in &self.snapshots {
             ConstGauge::new(stats.checkpoint_us as f64 / 1e6).encode(metric.encode_family(&[("pipeline", pipeline.as_str())])?)?;
         }
+        let mut metric = encoder.encode_descriptor(
+            "weir_state_checkpoint_phase_seconds",
+            "Time the worker spent on checkpoints, by phase: taking snapshots, and stopped waiting for state-topic acknowledgements",
+            None,
+            MetricType::Counter,
+        )?;
+        for (pipeline, stats) in &self.snapshots {
+            for (phase, us) in [("snapshot", stats.checkpoint_snapshot_us), ("wait", stats.checkpoint_wait_us)] {
+                ConstCounter::new(us as f64 / 1e6).encode(metric.encode_family(&[("pipeline", pipeline.as_str()), ("phase", phase)])?)?;
+            }
+        }
         let mut metric = encoder.encode_descriptor("weir_consumer_lag", "Records behind the end of the partition (high watermark minus committed)", None, MetricType::Gauge)?;
         for (pipeline, stats) in &self.snapshots {
             for partition in &stats.partitions {

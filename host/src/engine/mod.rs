@@ -60,6 +60,11 @@ impl Engine {
             .epoch_interruption(config.limits.deadline_enabled())
             .consume_fuel(config.limits.fuel_per_call.is_some())
             .parallel_compilation(true);
+        // `WEIR_WASM_PROFILE=perfmap`: guest functions get names in `perf`
+        // profiles (wasmtime writes /tmp/perf-<pid>.map).
+        if std::env::var_os("WEIR_WASM_PROFILE").is_some_and(|v| v == "perfmap") {
+            wasm_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let wasmtime = wasmtime::Engine::new(&wasm_config).map_err(engine_error)?;
         if config.limits.deadline_enabled() {
             start_epoch_ticker(&wasmtime);

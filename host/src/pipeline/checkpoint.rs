@@ -32,7 +32,7 @@ impl Worker {
         let tasks = self.tasks.as_mut().expect("stateful");
         tasks.advance(records, &reset);
         if tasks.due() {
-            self.checkpoint().await?;
+            self.checkpoint_in_background().await?;
         }
         Ok(())
     }
@@ -40,8 +40,11 @@ impl Worker {
     /// Snapshots the changed tasks; None (and the pipeline paused) when a
     /// snapshot is over `state.max_bytes`.
     pub(super) fn snapshot_tasks(&mut self) -> Result<Option<Vec<state::Checkpoint>>, PipelineError> {
+        let started = Instant::now();
         let tasks = self.tasks.as_mut().expect("stateful");
-        match tokio::task::block_in_place(|| tasks.snapshot()) {
+        let snapshot = tokio::task::block_in_place(|| tasks.snapshot());
+        PipelineStats::add(&self.stats.checkpoint_snapshot_us, started.elapsed().as_micros() as u64);
+        match snapshot {
             Ok(checkpoints) => Ok(Some(checkpoints)),
             Err(error @ tasks::TaskError::TooLarge { .. }) => {
                 let reason = format!("checkpoint refused: {error}; raise state.max_bytes or bound the operator's state, then restart");
@@ -53,18 +56,70 @@ impl Worker {
         }
     }
 
-    /// At-least-once checkpoint: snapshot, write, then commit the offsets
-    /// the checkpoints cover.
+    /// At-least-once checkpoint, done when it returns: snapshot, write, then
+    /// commit the offsets the checkpoints cover (shutdown, hot swaps).
     pub(super) async fn checkpoint(&mut self) -> Result<(), PipelineError> {
+        self.settle_checkpoint().await?;
         let started = Instant::now();
         let Some(checkpoints) = self.snapshot_tasks()? else { return Ok(()) };
         let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
+        let waiting = Instant::now();
         self.sender.write_checkpoints(&topic, &checkpoints).await?;
+        PipelineStats::add(&self.stats.checkpoint_wait_us, waiting.elapsed().as_micros() as u64);
+        self.confirm_checkpoint(checkpoints, started)
+    }
+
+    /// At-least-once checkpoint written while the worker goes on: the
+    /// snapshot is taken now (the operators' state at this batch boundary),
+    /// its records are produced in the background, and the offsets it covers
+    /// are committed once they are acknowledged ([`Self::settle_checkpoint`]).
+    /// One checkpoint is in flight at most: a previous one is settled first.
+    pub(super) async fn checkpoint_in_background(&mut self) -> Result<(), PipelineError> {
+        self.settle_checkpoint().await?;
+        let started = Instant::now();
+        let Some(checkpoints) = self.snapshot_tasks()? else { return Ok(()) };
+        let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
+        let (producer, stats, pipeline) = (self.sender.producer.clone(), self.stats.clone(), self.name.clone());
+        let write = tokio::spawn(async move {
+            let written = sender::write_checkpoints(&producer, &stats, &pipeline, &topic, &checkpoints).await;
+            written.map(|()| checkpoints)
+        });
+        self.state_write = Some(StateWrite { write, started });
+        Ok(())
+    }
+
+    /// Settles the checkpoint written in the background, if any: waits for
+    /// its acknowledgements, then commits the offsets it covers. Called
+    /// before anything that resets, forgets or snapshots tasks.
+    pub(super) async fn settle_checkpoint(&mut self) -> Result<(), PipelineError> {
+        let Some(StateWrite { write, started }) = self.state_write.take() else { return Ok(()) };
+        let waiting = Instant::now();
+        let written = write.await;
+        PipelineStats::add(&self.stats.checkpoint_wait_us, waiting.elapsed().as_micros() as u64);
+        let checkpoints = written.map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: format!("checkpoint write: {e}") })??;
+        self.confirm_checkpoint(checkpoints, started)
+    }
+
+    /// Settles the checkpoint written in the background if its writes are
+    /// all acknowledged already (never waits).
+    pub(super) async fn settle_checkpoint_if_written(&mut self) -> Result<(), PipelineError> {
+        if self.state_write.as_ref().is_some_and(|w| w.write.is_finished()) {
+            self.settle_checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Marks durable `checkpoints` (snapshot taken at `started`) and commits
+    /// the offsets they cover, of the partitions this process still owns.
+    fn confirm_checkpoint(&mut self, checkpoints: Vec<state::Checkpoint>, started: Instant) -> Result<(), PipelineError> {
         let written = checkpoints.len();
         let tasks = self.tasks.as_mut().expect("stateful");
         tasks.confirm(checkpoints);
-        let offsets = tasks.committable();
+        let mut offsets = tasks.committable();
         let state_bytes = tasks.state_bytes();
+        if let Some(owned) = self.stats.assigned.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            offsets.retain(|partition, _| owned.contains(partition));
+        }
         self.commit(CommitPlan { next: offsets })?;
         self.record_checkpoint(started, written, state_bytes);
         Ok(())
@@ -77,4 +132,12 @@ impl Worker {
         self.stats.checkpoint_us.store(took.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(pipeline = %self.name, tasks = written, state_bytes, took_ms = took.as_millis() as u64, "checkpoint written and offsets committed");
     }
+}
+
+/// A checkpoint whose records are being produced while the worker goes on.
+pub(super) struct StateWrite {
+    /// The produce; yields the checkpoints once all are acknowledged.
+    write: tokio::task::JoinHandle<Result<Vec<state::Checkpoint>, PipelineError>>,
+    /// When its snapshot was started.
+    started: Instant,
 }

@@ -50,6 +50,8 @@ impl Worker {
 
     /// Handles a swap or redrive request (between batches).
     pub(super) async fn handle(&mut self, command: PipelineCommand, shutdown: &watch::Receiver<bool>) -> Result<(), PipelineError> {
+        // Swaps, shadows and redrives see the checkpoints settled.
+        self.settle_checkpoint().await?;
         match command {
             PipelineCommand::Swap(SwapRequest { operator, replacement, reply }) => {
                 let outcome = tokio::task::block_in_place(|| self.swap(&operator, replacement));

@@ -86,5 +86,7 @@ struct Worker {
     unpositioned: std::collections::HashSet<(String, i32)>,
     /// Tasks reset by the last batch (their records are replayed, not committed).
     reset_tasks: std::collections::HashSet<i32>,
+    /// At-least-once with state: the checkpoint being written in the background.
+    state_write: Option<checkpoint::StateWrite>,
 }
 

@@ -17,37 +17,43 @@ pub(super) struct Sender {
 }
 
 
+/// Produces checkpoints of `pipeline` to the state topic `topic` with
+/// `producer` and waits for their acknowledgement.
+pub(super) async fn write_checkpoints(producer: &FutureProducer, stats: &PipelineStats, pipeline: &str, topic: &str, checkpoints: &[state::Checkpoint]) -> Result<(), PipelineError> {
+    // One partition, an idempotent producer, sends enqueued in this
+    // order: a task's entry records land before its checkpoint record.
+    let entries = checkpoints.iter().flat_map(|c| c.keyed.iter().flat_map(|w| w.records.iter())).map(|(key, value)| async move {
+        let record = FutureRecord::<[u8], [u8]>::to(topic).key(key.as_slice());
+        let record = match value {
+            Some(value) => record.payload(value.as_slice()),
+            None => record,
+        };
+        let bytes = (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
+        producer.send(record, Duration::from_secs(30)).await.map(|_| bytes).map_err(|(e, _)| e.to_string())
+    });
+    let headers = checkpoints.iter().map(|checkpoint| async move {
+        let key = state::Checkpoint::key_of(checkpoint.task);
+        let value = checkpoint.encode();
+        let bytes = (key.len() + value.len()) as u64;
+        producer.send(FutureRecord::to(topic).key(&key).payload(&value), Duration::from_secs(30)).await.map(|_| bytes).map_err(|(e, _)| e.to_string())
+    });
+    let sends = entries.map(futures::future::Either::Left).chain(headers.map(futures::future::Either::Right));
+    let results = futures::future::join_all(sends).await;
+    let written = results.iter().filter_map(|r| r.as_ref().ok()).fold((0, 0), |(n, b), bytes| (n + 1, b + bytes));
+    PipelineStats::add(&stats.state_written_records, written.0);
+    PipelineStats::add(&stats.state_written_bytes, written.1);
+    let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if let Some(error) = failed.first() {
+        return Err(PipelineError::Delivery { pipeline: pipeline.to_owned(), topic: topic.to_owned(), count: failed.len(), attempts: 1, last_error: error.clone() });
+    }
+    Ok(())
+}
+
 impl Sender {
     /// Produces checkpoints to the state topic `topic` and waits for their
     /// acknowledgement (in the open transaction under exactly-once).
     pub(super) async fn write_checkpoints(&self, topic: &str, checkpoints: &[state::Checkpoint]) -> Result<(), PipelineError> {
-        // One partition, an idempotent producer, sends enqueued in this
-        // order: a task's entry records land before its checkpoint record.
-        let entries = checkpoints.iter().flat_map(|c| c.keyed.iter().flat_map(|w| w.records.iter())).map(|(key, value)| async move {
-            let record = FutureRecord::<[u8], [u8]>::to(topic).key(key.as_slice());
-            let record = match value {
-                Some(value) => record.payload(value.as_slice()),
-                None => record,
-            };
-            let bytes = (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
-            self.producer.send(record, Duration::from_secs(30)).await.map(|_| bytes).map_err(|(e, _)| e.to_string())
-        });
-        let headers = checkpoints.iter().map(|checkpoint| async move {
-            let key = state::Checkpoint::key_of(checkpoint.task);
-            let value = checkpoint.encode();
-            let bytes = (key.len() + value.len()) as u64;
-            self.producer.send(FutureRecord::to(topic).key(&key).payload(&value), Duration::from_secs(30)).await.map(|_| bytes).map_err(|(e, _)| e.to_string())
-        });
-        let sends = entries.map(futures::future::Either::Left).chain(headers.map(futures::future::Either::Right));
-        let results = futures::future::join_all(sends).await;
-        let written = results.iter().filter_map(|r| r.as_ref().ok()).fold((0, 0), |(n, b), bytes| (n + 1, b + bytes));
-        PipelineStats::add(&self.stats.state_written_records, written.0);
-        PipelineStats::add(&self.stats.state_written_bytes, written.1);
-        let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-        if let Some(error) = failed.first() {
-            return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic: topic.to_owned(), count: failed.len(), attempts: 1, last_error: error.clone() });
-        }
-        Ok(())
+        write_checkpoints(&self.producer, &self.stats, &self.name, topic, checkpoints).await
     }
 
     /// Produces `out` (headers copied from source records) and waits for every

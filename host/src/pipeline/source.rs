@@ -30,12 +30,22 @@ pub struct SourceContext {
     revoked_while_collecting: Mutex<HashSet<(String, i32)>>,
     /// Partitions assigned since the last [`SourceContext::take_assigned`].
     assigned: Mutex<Vec<(String, i32)>>,
+    /// At-least-once with state: the producer that writes checkpoints in the
+    /// background, flushed before partitions are given up.
+    state_writes: std::sync::OnceLock<rdkafka::producer::FutureProducer>,
 }
 
 impl SourceContext {
     /// Takes the partitions revoked since the last call.
     pub fn take_revoked(&self) -> HashSet<(String, i32)> {
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Has revocations wait until everything `producer` has in flight (the
+    /// checkpoint written in the background among it) is acknowledged, so
+    /// that the next owner of a partition reads the newest checkpoint.
+    pub fn flush_on_revoke(&self, producer: rdkafka::producer::FutureProducer) {
+        let _ = self.state_writes.set(producer);
     }
 
     /// Takes the partitions assigned since the last call.
@@ -92,8 +102,15 @@ impl ConsumerContext for SourceContext {
                 revoked.insert(key);
             }
             drop(while_collecting);
-            // At-least-once: processing is sequential, nothing is in flight
-            // here and every processed batch was committed; commit those
+            // A checkpoint written in the background must be in the state
+            // topic before the next owner reads it.
+            if let Some(producer) = self.state_writes.get()
+                && let Err(error) = rdkafka::producer::Producer::flush(producer, Duration::from_secs(30)) {
+                    tracing::warn!(pipeline = %self.pipeline, %error, "flushing the state writes on revoke failed");
+                }
+            // At-least-once: processing is sequential, nothing but a
+            // checkpoint (flushed above) is in flight here and every
+            // processed batch was committed; commit those
             // offsets synchronously so the next owner starts exactly there.
             // Exactly-once: the transactions committed them already, and the
             // group's offsets move only inside transactions.
@@ -177,6 +194,7 @@ pub fn create_consumer(
         revoked: Mutex::default(),
         revoked_while_collecting: Mutex::default(),
         assigned: Mutex::default(),
+        state_writes: std::sync::OnceLock::new(),
     };
     let consumer: SourceConsumer = config.create_with_context(context)?;
     let topics: Vec<&str> = source.topics.iter().map(String::as_str).collect();

@@ -353,6 +353,10 @@ impl Tasks {
                 }
             }
         }
+        // Records folded from now on count towards the next checkpoint,
+        // whether this one is written in the background or not.
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
         if let Some(error) = failed {
             // Keyed operators handed over changes that are not written now:
             // the next checkpoint compares their whole state instead.
@@ -374,8 +378,6 @@ impl Tasks {
             }
             self.store.confirm(checkpoint);
         }
-        self.since_checkpoint = 0;
-        self.last_checkpoint = Instant::now();
     }
 
     /// Offsets covered by durable checkpoints, for every owned task.

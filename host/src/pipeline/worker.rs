@@ -96,6 +96,10 @@ impl Worker {
         };
         // Stateful pipelines keep a watermark per task instead.
         let watermarks = watermarks.filter(|_| tasks.is_none());
+        if tasks.is_some() && !sender.transactional {
+            // Checkpoints are written in the background: a revocation waits for them.
+            consumer.context().flush_on_revoke(sender.producer.clone());
+        }
         Ok(Worker {
             name: name.to_owned(),
             config,
@@ -116,6 +120,7 @@ impl Worker {
             started_at: Default::default(),
             unpositioned: Default::default(),
             reset_tasks: Default::default(),
+            state_write: None,
         })
     }
 
@@ -141,21 +146,30 @@ impl Worker {
         // Stateful pipelines wake up while the input is quiet, to checkpoint.
         let idle = self.config.state.as_ref().map(|s| Duration::from_millis(s.checkpoint_interval_ms));
         loop {
+            self.settle_checkpoint_if_written().await?;
             let paused = control.borrow_and_update().clone();
-            if let Some(reason) = paused
-                && !self.wait_while_paused(reason, shutdown, &mut control).await? {
+            if let Some(reason) = paused {
+                // Resuming rewinds every task to its checkpoint.
+                self.settle_checkpoint().await?;
+                if !self.wait_while_paused(reason, shutdown, &mut control).await? {
                     return self.drain_commit().await;
                 }
+            }
             // Without the records of partitions revoked meanwhile.
             let (mut records, cut) =
                 source::collect(&self.consumer, &self.config.batch, shutdown, &mut control, &mut self.commands, idle).await;
             let revoked = self.consumer.context().take_revoked();
+            if !revoked.is_empty() {
+                // Its tasks may be among the revoked ones: confirmed first.
+                self.settle_checkpoint().await?;
+            }
             if let Some(tasks) = &mut self.tasks {
                 tasks.forget(&revoked);
             }
             self.follow_assignment(&revoked);
             if !self.unpositioned.is_empty() {
                 // Never process past a batch an abort could not rewind.
+                self.settle_checkpoint().await?;
                 self.rewind_to_committed();
                 let unpositioned = &self.unpositioned;
                 records.retain(|r| !unpositioned.contains(&(r.topic().to_owned(), r.partition())));
@@ -168,7 +182,7 @@ impl Worker {
                 self.process(records).await?;
                 self.batch_seconds.observe(started.elapsed().as_secs_f64());
             } else if !self.sender.transactional && self.tasks.as_ref().is_some_and(tasks::Tasks::due) {
-                self.checkpoint().await?;
+                self.checkpoint_in_background().await?;
             }
             match cut {
                 Cut::Shutdown => return self.drain_commit().await,
