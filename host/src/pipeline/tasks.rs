@@ -341,16 +341,20 @@ impl Tasks {
     /// snapshots, and for keyed operators the entries changed since.
     pub fn snapshot(&mut self) -> Result<Vec<Checkpoint>, TaskError> {
         let written_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
+        let mut changed = Vec::new();
+        for (&task, state) in self.tasks.iter_mut().filter(|(_, t)| t.dirty) {
+            changed.push((task, state, self.store.take_seq(task)));
+        }
+        // Each task has its own instances: their snapshots (guest calls
+        // that serialise the state) run on two cores.
+        let (store, config) = (&self.store, &self.config);
+        let snapshots = on_two_threads(changed, |(task, state, seq)| checkpoint_of(store, config, task, state, seq, written_at_ms));
         let mut checkpoints = Vec::new();
         let mut failed = None;
-        for (&task, state) in self.tasks.iter_mut().filter(|(_, t)| t.dirty) {
-            let seq = self.store.take_seq(task);
-            match checkpoint_of(&self.store, &self.config, task, state, seq, written_at_ms) {
+        for snapshot in snapshots {
+            match snapshot {
                 Ok(checkpoint) => checkpoints.push(checkpoint),
-                Err(error) => {
-                    failed = Some(error);
-                    break;
-                }
+                Err(error) => failed = failed.or(Some(error)),
             }
         }
         // Records folded from now on count towards the next checkpoint,
@@ -405,6 +409,27 @@ impl Tasks {
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
+}
+
+/// `f` over `items`, in order: on this thread and a second one when there
+/// are two items or more and the machine has a second core.
+fn on_two_threads<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync) -> Vec<R> {
+    if items.len() < 2 || std::thread::available_parallelism().map_or(1, std::num::NonZero::get) < 2 {
+        return items.into_iter().map(f).collect();
+    }
+    let count = items.len();
+    let (mine, theirs): (Vec<_>, Vec<_>) = items.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let run = |part: Vec<(usize, I)>| part.into_iter().map(|(i, item)| (i, f(item))).collect::<Vec<_>>();
+    let (here, there) = std::thread::scope(|scope| {
+        let there = scope.spawn(|| run(theirs));
+        (run(mine), there.join())
+    });
+    let there = there.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None).take(count).collect();
+    for (i, result) in here.into_iter().chain(there) {
+        out[i] = Some(result);
+    }
+    out.into_iter().map(|r| r.expect("every item ran")).collect()
 }
 
 /// The checkpoint of `task` (number `seq`): whole snapshots, and for keyed
@@ -490,5 +515,24 @@ impl Trackers for Tasks {
     /// Advances every task's watermark; returns the smallest (for status).
     fn advance(&mut self, now: Instant, backlog: &dyn Backlog) -> Option<i64> {
         self.tasks.values_mut().filter_map(|t| t.watermarks.as_mut().and_then(|w| w.current(now, backlog))).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_two_threads;
+
+    #[test]
+    fn work_on_two_threads_comes_back_in_order_and_uses_a_second_thread() {
+        let caller = std::thread::current().id();
+        let results = on_two_threads((0..7).collect(), |i: u32| (i * 10, std::thread::current().id()));
+        assert_eq!(results.iter().map(|(v, _)| *v).collect::<Vec<_>>(), [0, 10, 20, 30, 40, 50, 60]);
+        let elsewhere = results.iter().filter(|(_, thread)| *thread != caller).count();
+        if std::thread::available_parallelism().map_or(1, std::num::NonZero::get) >= 2 {
+            assert_eq!(elsewhere, 3, "the odd items run on the second thread");
+        } else {
+            assert_eq!(elsewhere, 0);
+        }
+        assert_eq!(on_two_threads(vec![5], |i: u32| i + 1), [6], "one item runs here");
     }
 }
