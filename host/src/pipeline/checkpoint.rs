@@ -80,11 +80,15 @@ impl Worker {
         let Some(checkpoints) = self.snapshot_tasks()? else { return Ok(()) };
         let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
         let (producer, stats, pipeline) = (self.sender.producer.clone(), self.stats.clone(), self.name.clone());
+        let signal = Arc::new(WriteSignal::default());
+        let done = signal.clone();
         let write = tokio::spawn(async move {
             let written = sender::write_checkpoints(&producer, &stats, &pipeline, &topic, &checkpoints).await;
+            done.done.store(true, std::sync::atomic::Ordering::Release);
+            done.notify.notify_one();
             written.map(|()| checkpoints)
         });
-        self.state_write = Some(StateWrite { write, started });
+        self.state_write = Some(StateWrite { write, started, signal });
         Ok(())
     }
 
@@ -92,7 +96,7 @@ impl Worker {
     /// its acknowledgements, then commits the offsets it covers. Called
     /// before anything that resets, forgets or snapshots tasks.
     pub(super) async fn settle_checkpoint(&mut self) -> Result<(), PipelineError> {
-        let Some(StateWrite { write, started }) = self.state_write.take() else { return Ok(()) };
+        let Some(StateWrite { write, started, .. }) = self.state_write.take() else { return Ok(()) };
         let waiting = Instant::now();
         let written = write.await;
         PipelineStats::add(&self.stats.checkpoint_wait_us, waiting.elapsed().as_micros() as u64);
@@ -103,7 +107,7 @@ impl Worker {
     /// Settles the checkpoint written in the background if its writes are
     /// all acknowledged already (never waits).
     pub(super) async fn settle_checkpoint_if_written(&mut self) -> Result<(), PipelineError> {
-        if self.state_write.as_ref().is_some_and(|w| w.write.is_finished()) {
+        if self.state_write.as_ref().is_some_and(|w| w.signal.done.load(std::sync::atomic::Ordering::Acquire) || w.write.is_finished()) {
             self.settle_checkpoint().await?;
         }
         Ok(())
@@ -140,4 +144,23 @@ pub(super) struct StateWrite {
     write: tokio::task::JoinHandle<Result<Vec<state::Checkpoint>, PipelineError>>,
     /// When its snapshot was started.
     started: Instant,
+    /// Raised once every record is acknowledged.
+    signal: Arc<WriteSignal>,
+}
+
+impl StateWrite {
+    /// What the write raises once every record is acknowledged.
+    pub(super) fn signal(&self) -> Arc<WriteSignal> {
+        self.signal.clone()
+    }
+}
+
+/// Raised by a background state write once every record is acknowledged:
+/// the worker, waiting for records, wakes up to commit at once.
+#[derive(Default)]
+pub(super) struct WriteSignal {
+    /// Set when the acknowledgements are in (the task ends right after).
+    done: std::sync::atomic::AtomicBool,
+    /// Notified at the same time (a permit is kept if nobody waits).
+    pub(super) notify: tokio::sync::Notify,
 }

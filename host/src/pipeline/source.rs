@@ -290,8 +290,9 @@ pub async fn collect(
     control: &mut watch::Receiver<Option<String>>,
     commands: &mut mpsc::Receiver<PipelineCommand>,
     idle: Option<Duration>,
+    state_written: Option<&tokio::sync::Notify>,
 ) -> (Vec<OwnedMessage>, Cut) {
-    let (mut records, cut) = collect_until_cut(consumer, limits, shutdown, control, commands, idle).await;
+    let (mut records, cut) = collect_until_cut(consumer, limits, shutdown, control, commands, idle, state_written).await;
     // A revocation seen by a `recv` that returned no record.
     consumer.context().drop_revoked(&mut records);
     (records, cut)
@@ -304,6 +305,7 @@ async fn collect_until_cut(
     control: &mut watch::Receiver<Option<String>>,
     commands: &mut mpsc::Receiver<PipelineCommand>,
     idle: Option<Duration>,
+    state_written: Option<&tokio::sync::Notify>,
 ) -> (Vec<OwnedMessage>, Cut) {
     let mut records = Vec::new();
     let mut bytes = 0usize;
@@ -325,6 +327,11 @@ async fn collect_until_cut(
             // Pause or resume requested: cut here so the loop sees it.
             _ = control.changed() => return (records, Cut::Limit),
             _ = wait => return (records, Cut::Limit),
+            // A checkpoint written in the background is acknowledged: while
+            // no record waits, return so that its offsets are committed now.
+            _ = async { match state_written { Some(written) => written.notified().await, None => std::future::pending().await } }, if records.is_empty() => {
+                return (records, Cut::Limit)
+            }
             Some(command) = commands.recv() => return (records, Cut::Command(Box::new(command))),
             message = consumer.recv() => match message {
                 Ok(message) => {

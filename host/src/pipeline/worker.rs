@@ -156,8 +156,9 @@ impl Worker {
                 }
             }
             // Without the records of partitions revoked meanwhile.
+            let state_written = self.state_write.as_ref().map(checkpoint::StateWrite::signal);
             let (mut records, cut) =
-                source::collect(&self.consumer, &self.config.batch, shutdown, &mut control, &mut self.commands, idle).await;
+                source::collect(&self.consumer, &self.config.batch, shutdown, &mut control, &mut self.commands, idle, state_written.as_ref().map(|s| &s.notify)).await;
             let revoked = self.consumer.context().take_revoked();
             if !revoked.is_empty() {
                 // Its tasks may be among the revoked ones: confirmed first.
