@@ -59,14 +59,8 @@ impl Worker {
     /// At-least-once checkpoint, done when it returns: snapshot, write, then
     /// commit the offsets the checkpoints cover (shutdown, hot swaps).
     pub(super) async fn checkpoint(&mut self) -> Result<(), PipelineError> {
-        self.settle_checkpoint().await?;
-        let started = Instant::now();
-        let Some(checkpoints) = self.snapshot_tasks()? else { return Ok(()) };
-        let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
-        let waiting = Instant::now();
-        self.sender.write_checkpoints(&topic, &checkpoints).await?;
-        PipelineStats::add(&self.stats.checkpoint_wait_us, waiting.elapsed().as_micros() as u64);
-        self.confirm_checkpoint(checkpoints, started)
+        self.checkpoint_in_background().await?;
+        self.settle_checkpoint().await
     }
 
     /// At-least-once checkpoint written while the worker goes on: the
@@ -81,11 +75,11 @@ impl Worker {
         let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
         let (producer, stats, pipeline) = (self.sender.producer.clone(), self.stats.clone(), self.name.clone());
         let signal = Arc::new(WriteSignal::default());
-        let done = signal.clone();
+        let raise = signal.clone();
         let write = tokio::spawn(async move {
             let written = sender::write_checkpoints(&producer, &stats, &pipeline, &topic, &checkpoints).await;
-            done.done.store(true, std::sync::atomic::Ordering::Release);
-            done.notify.notify_one();
+            raise.done.store(true, std::sync::atomic::Ordering::Release);
+            raise.notify.notify_one();
             written.map(|()| checkpoints)
         });
         self.state_write = Some(StateWrite { write, started, signal });
