@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let operator = Operator::new(engine.load_file(std::path::Path::new(weir_tests::guests::HIGH_VALUE_ORDERS))?, r#"{"threshold": 1000.0}"#, HttpAllowlist::default())?;
     let mut operators = vec![operator];
     let format = FormatConfig::Json { schema, decode: DecodeScope::Schema };
-    let (RecordDecoder::Json(decoder), _emit) = RecordDecoder::for_chain(&format, None, &mut operators, false, &[])? else {
+    let (RecordDecoder::Json(decoder), _emit) = RecordDecoder::for_chain(&format, Some(&weir_bench::contenders::json_output()), &mut operators, false, &[])? else {
         return Err("not a JSON decoder".into());
     };
     let mut chain = Chain::new(operators);

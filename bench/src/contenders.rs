@@ -276,7 +276,8 @@ impl Contender for NativeArrow {
 }
 
 /// An output config for JSON values (topic and key unused here).
-fn json_output() -> OutputConfig {
+/// A JSON output topic `out` (what the pipelines of the peer suite write).
+pub fn json_output() -> OutputConfig {
     OutputConfig {
         topic: "out".into(),
         key_column: None,

@@ -33,7 +33,10 @@ pub struct DecodedLines {
 /// Decodes JSON objects (one per line / record) into batches of a fixed schema.
 #[derive(Debug, Clone)]
 pub struct JsonDecoder {
+    /// The schema every record must fit.
     schema: SchemaRef,
+    /// The columns the batches keep, when not all (see [`JsonDecoder::checking`]).
+    kept: Option<Arc<[usize]>>,
     pub(super) scanner: Option<Arc<Scanner>>,
 }
 
@@ -41,22 +44,37 @@ impl JsonDecoder {
     /// A decoder producing batches of `schema`: the scanner, with arrow-json
     /// for the batches the scanner leaves to it.
     pub fn new(schema: SchemaRef) -> Self {
-        let mut decoder = JsonDecoder::arrow_json(schema);
+        JsonDecoder::arrow_json(schema).with_scanner()
+    }
+
+    /// A decoder that checks every record against the whole `schema`
+    /// (a record that does not fit it is rejected, exactly as by
+    /// [`JsonDecoder::new`]) but builds only the columns `kept` (ascending
+    /// field indices): the batches are `schema.project(kept)`. The scanner
+    /// parses the other fields without building them; a batch it leaves to
+    /// arrow-json is decoded whole and then projected.
+    pub fn checking(schema: SchemaRef, kept: &[usize]) -> Result<Self, BatchError> {
+        schema.project(kept)?;
+        Ok(JsonDecoder { schema, kept: Some(kept.into()), scanner: None }.with_scanner())
+    }
+
+    fn with_scanner(mut self) -> Self {
         // A schema arrow-json refuses (e.g. an unknown time zone) fails every
         // batch as before: the scanner is only a faster way to the same result.
-        if decoder.decoder(1).is_ok() {
-            decoder.scanner = Scanner::new(&decoder.schema).map(Arc::new);
+        if self.decoder(1).is_ok() {
+            self.scanner = Scanner::new(&self.schema, self.kept.as_deref()).map(Arc::new);
         }
-        decoder
+        self
     }
 
     /// A decoder that uses arrow-json alone (the reference the scanner is
     /// tested and benchmarked against).
     pub fn arrow_json(schema: SchemaRef) -> Self {
-        JsonDecoder { schema, scanner: None }
+        JsonDecoder { schema, kept: None, scanner: None }
     }
 
-    /// The output schema.
+    /// The schema records are checked against (the batches hold all of its
+    /// columns, or those of [`JsonDecoder::checking`]).
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
     }
@@ -76,10 +94,14 @@ impl JsonDecoder {
         if let Some(batch) = self.scanner.as_ref().and_then(|scanner| scanner.decode(lines)) {
             return Ok(DecodedLines { batch, line_of_row: (0..lines.len()).collect(), rejected: Vec::new() });
         }
-        if let Some(batch) = self.decode_aligned(lines)? {
-            return Ok(DecodedLines { batch, line_of_row: (0..lines.len()).collect(), rejected: Vec::new() });
+        let mut decoded = match self.decode_aligned(lines)? {
+            Some(batch) => DecodedLines { batch, line_of_row: (0..lines.len()).collect(), rejected: Vec::new() },
+            None => self.decode_isolating(lines)?,
+        };
+        if let Some(kept) = &self.kept {
+            decoded.batch = decoded.batch.project(kept)?;
         }
-        self.decode_isolating(lines)
+        Ok(decoded)
     }
 
     fn decode_aligned(&self, lines: &[&[u8]]) -> Result<Option<RecordBatch>, BatchError> {

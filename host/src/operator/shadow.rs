@@ -70,6 +70,11 @@ impl Shadow {
         self.candidate.plugin().name()
     }
 
+    /// The columns the candidate reads (`None`: every column).
+    pub fn reads(&mut self) -> Option<Vec<String>> {
+        self.candidate.reads()
+    }
+
     /// Whether the run is over (batch or time budget used, or discarded).
     pub fn done(&self) -> bool {
         self.batches_left == 0 || Instant::now() >= self.until || self.report.lock().unwrap_or_else(|e| e.into_inner()).state != "running"

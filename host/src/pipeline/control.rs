@@ -73,10 +73,13 @@ impl Worker {
                 tracing::warn!(pipeline = %self.name, operator = %shadow.name(), "shadow runs are not available on stateful pipelines: ended without batches");
                 shadow.finish();
             }
-            PipelineCommand::Shadow(shadow) => {
+            PipelineCommand::Shadow(mut shadow) => {
                 if let Some(shadow) = &shadow {
                     tracing::info!(pipeline = %self.name, operator = %shadow.name(), "shadow run started");
                 }
+                // The candidate may read columns the live chain does not.
+                let candidate_reads = shadow.as_mut().map(|s| s.reads());
+                self.rebuild_decoder(candidate_reads);
                 self.chain.set_shadow(shadow);
             }
             PipelineCommand::Redrive(request) => {
@@ -216,16 +219,32 @@ impl Worker {
         let slot = operator_named(&mut self.chain, &mut self.sink, name).expect("found above");
         let old = std::mem::replace(slot, replacement);
         // The new version may read other columns.
-        let host_columns = host_columns(&self.config);
-        match RecordDecoder::for_chain(&self.config.format, self.config.output.as_ref(), self.chain.operators_mut(), self.sink.is_some(), &host_columns) {
-            Ok((decoder, emit)) => (self.decoder, self.emit) = (decoder, emit),
-            Err(error) => tracing::warn!(pipeline = %self.name, %error, "keeping the previous decoder after the swap"),
-        }
+        self.rebuild_decoder(None);
         let pause_us = started.elapsed().as_micros() as u64;
         drop(old);
         self.stats.set_plugin_version(name, &label);
         PipelineStats::add(&self.stats.plugin_swaps, 1);
         Ok(SwapReport { pause_us, state_bytes })
+    }
+}
+
+impl Worker {
+    /// Rebuilds the decoder for the chain as it is now (the batches hold
+    /// only the columns it reads, see `RecordDecoder::for_chain`), plus the
+    /// columns of a shadow candidate: `Some(None)` when it reads every one.
+    fn rebuild_decoder(&mut self, candidate_reads: Option<Option<Vec<String>>>) {
+        let mut columns = host_columns(&self.config);
+        let candidate_columns = candidate_reads.clone().flatten().unwrap_or_default();
+        columns.extend(candidate_columns.iter().map(String::as_str));
+        let rebuilt = RecordDecoder::for_chain(&self.config.format, self.config.output.as_ref(), self.chain.operators_mut(), self.sink.is_some(), &columns)
+            .and_then(|(decoder, emit)| match candidate_reads {
+                Some(None) => Ok((RecordDecoder::new(&self.config.format)?, emit)),
+                _ => Ok((decoder, emit)),
+            });
+        match rebuilt {
+            Ok((decoder, emit)) => (self.decoder, self.emit) = (decoder, emit),
+            Err(error) => tracing::warn!(pipeline = %self.name, %error, "keeping the previous decoder"),
+        }
     }
 }
 

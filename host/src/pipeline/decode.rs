@@ -55,13 +55,16 @@ impl RecordDecoder {
         })
     }
 
-    /// The decoder and output mode for a pipeline's chain. With `decode =
-    /// "read"` and every operator declaring `reads`, when no step needs the
-    /// source rows whole (a chain of filters and maps whose output is the
-    /// source record forwarded or with the maps' fields spliced in, with no
-    /// sink; or a chain ending in an aggregate), only the schema fields the
-    /// operators read plus `host_columns` (event time, output key) are
-    /// decoded; the whole schema otherwise.
+    /// The decoder and output mode for a pipeline's chain. When every
+    /// operator declares `reads` and no step needs the source rows whole (a
+    /// chain of filters, or of filters and maps under `decode = "read"`,
+    /// whose output is the source record forwarded or with the maps' fields
+    /// spliced in, with no sink; or a chain ending in an aggregate), the
+    /// batches hold only the schema fields the operators read plus
+    /// `host_columns` (event time, output key). With `decode = "read"` only
+    /// those fields are decoded; with `decode = "schema"` every field is
+    /// still checked (a record that does not fit the schema is dead-lettered)
+    /// but only those are built. The whole schema otherwise.
     pub fn for_chain(
         format: &FormatConfig,
         output: Option<&OutputConfig>,
@@ -71,30 +74,33 @@ impl RecordDecoder {
     ) -> Result<(RecordDecoder, Emit), BatchError> {
         let decoder = RecordDecoder::new(format)?;
         let kinds: Vec<OperatorKind> = operators.iter().map(Operator::kind).collect();
-        let RecordDecoder::Json(json) = &decoder else {
+        let (RecordDecoder::Json(json), FormatConfig::Json { decode: scope, .. }) = (&decoder, format) else {
             return Ok((decoder, Emit::for_chain(format, output, &kinds, sink, None)));
         };
         let mut read: std::collections::BTreeSet<String> = host_columns.iter().map(|c| c.to_string()).collect();
-        let mut every_operator_reads = matches!(format, FormatConfig::Json { decode: DecodeScope::Read, .. });
-        if every_operator_reads {
-            for operator in operators.iter_mut() {
-                match operator.reads() {
-                    Some(columns) => read.extend(columns),
-                    None => every_operator_reads = false,
-                }
+        let mut every_operator_reads = true;
+        for operator in operators.iter_mut() {
+            match operator.reads() {
+                Some(columns) => read.extend(columns),
+                None => every_operator_reads = false,
             }
         }
         let schema = json.schema().clone();
         let schema_fields: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let emit = Emit::for_chain(format, output, &kinds, sink, every_operator_reads.then(|| schema_fields.clone()));
+        let splice = (*scope == DecodeScope::Read && every_operator_reads).then(|| schema_fields.clone());
+        let emit = Emit::for_chain(format, output, &kinds, sink, splice);
         let ends_in_aggregate = kinds.last() == Some(&OperatorKind::Aggregate);
         let whole_rows_unused = ends_in_aggregate || matches!(emit, Emit::Forward | Emit::Splice { .. });
         // Columns a map adds are read by later operators but are not in the schema.
         let indices: Vec<usize> = (0..schema_fields.len()).filter(|&i| read.contains(&schema_fields[i])).collect();
-        if !every_operator_reads || !whole_rows_unused || indices.is_empty() {
+        if !every_operator_reads || !whole_rows_unused || indices.is_empty() || indices.len() == schema_fields.len() {
             return Ok((decoder, emit));
         }
-        Ok((RecordDecoder::Json(JsonDecoder::new(Arc::new(schema.project(&indices)?))), emit))
+        let projected = match scope {
+            DecodeScope::Read => JsonDecoder::new(Arc::new(schema.project(&indices)?)),
+            DecodeScope::Schema => JsonDecoder::checking(schema, &indices)?,
+        };
+        Ok((RecordDecoder::Json(projected), emit))
     }
 
     /// Decodes `records`, splitting large batches across the machine's

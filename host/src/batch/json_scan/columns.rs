@@ -96,6 +96,36 @@ pub(super) enum Column {
     Utf8(Strings),
     /// Lists of strings: list offsets into the items.
     List { offsets: Vec<i32>, items: Strings, validity: Validity },
+    /// A field checked against its type (parsed exactly as if built) but not
+    /// built: the decoder validates the whole schema and outputs a projection.
+    Check(Check),
+}
+
+/// The type a checked-only field is parsed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Check {
+    Bool,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Utf8,
+    List,
+}
+
+impl Check {
+    /// How a value of `data_type` is checked.
+    pub fn of(data_type: &DataType) -> Check {
+        match data_type {
+            DataType::Boolean => Check::Bool,
+            DataType::Int32 => Check::Int32,
+            DataType::Int64 | DataType::Timestamp(..) => Check::Int64,
+            DataType::Float32 => Check::Float32,
+            DataType::Float64 => Check::Float64,
+            DataType::List(_) => Check::List,
+            _ => Check::Utf8,
+        }
+    }
 }
 
 impl Column {
@@ -145,6 +175,7 @@ impl Column {
                 offsets.push(*offsets.last().expect("one offset at least"));
                 validity.push(false);
             }
+            Column::Check(_) => {}
         }
     }
 
@@ -157,7 +188,7 @@ impl Column {
     }
 
     /// The Arrow array, typed as `data_type` (timestamps keep their unit and
-    /// zone; a list keeps its item field).
+    /// zone; a list keeps its item field); `None` for a checked-only field.
     pub fn finish(self, data_type: &DataType) -> Option<ArrayRef> {
         Some(match self {
             Column::Bool(mut values, validity) => Arc::new(BooleanArray::new(values.finish(), validity.finish())),
@@ -185,6 +216,7 @@ impl Column {
                 let field: FieldRef = field.clone();
                 Arc::new(ListArray::try_new(field, OffsetBuffer::new(ScalarBuffer::from(offsets)), Arc::new(items.finish()), validity.finish()).ok()?)
             }
+            Column::Check(_) => return None,
         })
     }
 }

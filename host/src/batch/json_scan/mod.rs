@@ -26,7 +26,7 @@ mod cursor;
 mod tests;
 
 use arrow_array::RecordBatch;
-use columns::Column;
+use columns::{Check, Column};
 use arrow_schema::{DataType, SchemaRef};
 use cursor::{Bail, Cursor, Scan, Text};
 use std::collections::HashMap;
@@ -46,6 +46,11 @@ fn builds(data_type: &DataType) -> bool {
 #[derive(Debug)]
 pub(super) struct Scanner {
     schema: SchemaRef,
+    /// The schema of the batches it builds: `schema`, or the projection of
+    /// it whose columns are built (the other fields are only checked).
+    output: SchemaRef,
+    /// Per schema field: built (in `output`) or only checked.
+    built: Vec<bool>,
     nullable: Vec<bool>,
     names: HashMap<Box<str>, usize>,
     /// The key layout the last batch ended with: the next starts from it,
@@ -54,10 +59,12 @@ pub(super) struct Scanner {
 }
 
 impl Scanner {
-    /// A scanner for `schema`, or `None` when a field has a type it does
-    /// not build (arrow-json then decodes every batch) or two fields share
-    /// a name.
-    pub fn new(schema: &SchemaRef) -> Option<Scanner> {
+    /// A scanner for `schema` that builds the columns `built` (ascending
+    /// schema indices; all when `None`) and checks the other fields as
+    /// strictly without building them. `None` when a field has a type it
+    /// does not build (arrow-json then decodes every batch) or two fields
+    /// share a name.
+    pub fn new(schema: &SchemaRef, built: Option<&[usize]>) -> Option<Scanner> {
         let mut names = HashMap::new();
         for (index, field) in schema.fields().iter().enumerate() {
             if !builds(field.data_type()) || names.insert(field.name().as_str().into(), index).is_some() {
@@ -68,7 +75,14 @@ impl Scanner {
             return None;
         }
         let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
-        Some(Scanner { schema: schema.clone(), nullable, names, learned: Mutex::default() })
+        let (output, built) = match built {
+            Some(columns) => {
+                let output = Arc::new(schema.project(columns).ok()?);
+                (output, (0..schema.fields().len()).map(|i| columns.contains(&i)).collect())
+            }
+            None => (schema.clone(), vec![true; schema.fields().len()]),
+        };
+        Some(Scanner { schema: schema.clone(), output, built, nullable, names, learned: Mutex::default() })
     }
 
     /// The batch of `lines` (one JSON object each), or `None` when any line
@@ -111,7 +125,9 @@ impl<'s> BatchScan<'s> {
         let rows = lines.len();
         let bytes: usize = lines.iter().map(|l| l.len()).sum();
         let per_string = bytes / scanner.nullable.len().max(1);
-        let builders = scanner.schema.fields().iter().map(|field| Column::new(field.data_type(), rows, per_string)).collect();
+        let builders = (scanner.schema.fields().iter().zip(&scanner.built))
+            .map(|(field, &built)| if built { Column::new(field.data_type(), rows, per_string) } else { Column::Check(Check::of(field.data_type())) })
+            .collect();
         BatchScan { scanner, builders, seen: vec![0; scanner.nullable.len()], row: 0, layout: scanner.learned.lock().map(|l| l.clone()).unwrap_or_default(), relearned: false, scratch: String::new() }
     }
 
@@ -239,57 +255,41 @@ impl<'s> BatchScan<'s> {
                 validity.push(true);
             }
             Column::Bool(values, validity) => {
-                match cursor.peek() {
-                    Some(b't') => {
-                        cursor.literal(b"true")?;
-                        values.append(true);
-                    }
-                    Some(b'f') => {
-                        cursor.literal(b"false")?;
-                        values.append(false);
-                    }
-                    _ => return Err(Bail),
-                }
+                values.append(boolean(cursor)?);
                 validity.push(true);
             }
             Column::List { offsets, items, validity } => {
-                cursor.expect(b'[')?;
-                cursor.skip_ws();
-                if cursor.peek() == Some(b']') {
-                    cursor.advance(1);
-                } else {
-                    loop {
-                        match cursor.peek() {
-                            Some(b'"') => {
-                                cursor.advance(1);
-                                match cursor.string(&mut self.scratch)? {
-                                    Text::Borrowed(s) => items.push(s),
-                                    Text::Decoded => items.push(&self.scratch),
-                                }
-                                .ok_or(Bail)?;
-                            }
-                            Some(b'n') => {
-                                cursor.literal(b"null")?;
-                                items.push_null();
-                            }
-                            _ => return Err(Bail),
-                        }
-                        cursor.skip_ws();
-                        match cursor.peek() {
-                            Some(b',') => {
-                                cursor.advance(1);
-                                cursor.skip_ws();
-                            }
-                            Some(b']') => {
-                                cursor.advance(1);
-                                break;
-                            }
-                            _ => return Err(Bail),
-                        }
+                string_list(cursor, &mut self.scratch, |item| match item {
+                    Some(text) => items.push(text),
+                    None => {
+                        items.push_null();
+                        Some(())
                     }
-                }
+                })?;
                 Column::end_list(offsets, items, validity).ok_or(Bail)?;
             }
+            Column::Check(check) => match check {
+                Check::Bool => {
+                    let _ = boolean(cursor)?;
+                }
+                Check::Int32 => {
+                    let _ = integer::<i32>(cursor)?;
+                }
+                Check::Int64 => {
+                    let _ = integer::<i64>(cursor)?;
+                }
+                Check::Float32 => {
+                    let _ = float::<f32>(cursor)?;
+                }
+                Check::Float64 => {
+                    let _ = float::<f64>(cursor)?;
+                }
+                Check::Utf8 => {
+                    cursor.expect(b'"')?;
+                    cursor.string(&mut self.scratch)?;
+                }
+                Check::List => string_list(cursor, &mut self.scratch, |_| Some(()))?,
+            },
         }
         Ok(())
     }
@@ -302,8 +302,62 @@ impl<'s> BatchScan<'s> {
             *learned = self.layout;
         }
         let fields = self.scanner.schema.fields();
-        let columns = self.builders.into_iter().zip(fields).map(|(column, field)| column.finish(field.data_type())).collect::<Option<Vec<_>>>()?;
-        RecordBatch::try_new(self.scanner.schema.clone(), columns).ok()
+        let columns = (self.builders.into_iter().zip(fields))
+            .filter(|(column, _)| !matches!(column, Column::Check(_)))
+            .map(|(column, field)| column.finish(field.data_type()))
+            .collect::<Option<Vec<_>>>()?;
+        RecordBatch::try_new(self.scanner.output.clone(), columns).ok()
+    }
+}
+
+/// `true` or `false`.
+#[inline]
+fn boolean(cursor: &mut Cursor) -> Scan<bool> {
+    match cursor.peek() {
+        Some(b't') => cursor.literal(b"true").map(|()| true),
+        Some(b'f') => cursor.literal(b"false").map(|()| false),
+        _ => Err(Bail),
+    }
+}
+
+/// A list of strings and nulls, each handed to `item` (`None` for a null;
+/// `item` returning `None` gives up on the batch).
+#[inline]
+fn string_list(cursor: &mut Cursor, scratch: &mut String, mut item: impl FnMut(Option<&str>) -> Option<()>) -> Scan<()> {
+    cursor.expect(b'[')?;
+    cursor.skip_ws();
+    if cursor.peek() == Some(b']') {
+        cursor.advance(1);
+        return Ok(());
+    }
+    loop {
+        match cursor.peek() {
+            Some(b'"') => {
+                cursor.advance(1);
+                match cursor.string(scratch)? {
+                    Text::Borrowed(text) => item(Some(text)),
+                    Text::Decoded => item(Some(scratch.as_str())),
+                }
+                .ok_or(Bail)?;
+            }
+            Some(b'n') => {
+                cursor.literal(b"null")?;
+                item(None).ok_or(Bail)?;
+            }
+            _ => return Err(Bail),
+        }
+        cursor.skip_ws();
+        match cursor.peek() {
+            Some(b',') => {
+                cursor.advance(1);
+                cursor.skip_ws();
+            }
+            Some(b']') => {
+                cursor.advance(1);
+                return Ok(());
+            }
+            _ => return Err(Bail),
+        }
     }
 }
 

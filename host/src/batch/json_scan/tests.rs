@@ -325,3 +325,52 @@ fn the_scanner_decides_ordinary_batches_alone() {
     assert!(decoder.scanner.as_ref().unwrap().decode(&lines).is_some());
     same_decisions(decoder.schema(), &lines);
 }
+
+/// A decoder that checks the whole schema and builds `kept`, against
+/// arrow-json on the whole schema followed by the projection: same rows,
+/// same rejections (a record that fails an unbuilt field is rejected too),
+/// same values. Returns whether the scanner decided the batch alone.
+fn same_as_projected_reference(schema: &SchemaRef, kept: &[usize], lines: &[&[u8]]) -> bool {
+    let checking = JsonDecoder::checking(schema.clone(), kept).unwrap();
+    let reference = JsonDecoder::arrow_json(schema.clone());
+    let show = || lines.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect::<Vec<_>>().join("\n");
+    match (checking.decode_lines(lines), reference.decode_lines(lines)) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.line_of_row, b.line_of_row, "rows differ for:\n{}", show());
+            assert_eq!(a.rejected, b.rejected, "rejections differ for:\n{}", show());
+            let expected = b.batch.project(kept).unwrap();
+            assert_eq!(a.batch, expected, "batches differ for:\n{}", show());
+        }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "errors differ for:\n{}", show()),
+        (a, b) => panic!("outcomes differ for:\n{}\nchecking: {a:?}\narrow-json: {b:?}", show()),
+    }
+    checking.scanner.as_ref().and_then(|s| s.decode(lines)).is_some()
+}
+
+#[test]
+fn checked_fields_reject_like_the_whole_schema_and_only_kept_columns_are_built() {
+    let schema = schema();
+    let mut rng = Rng(7);
+    for kept in [vec![1], vec![0, 1], vec![8], vec![2, 6, 10], vec![5, 9]] {
+        let mut scanned = 0;
+        for _ in 0..500 {
+            let records: Vec<String> = (0..1 + rng.below(4)).map(|_| record(&mut rng)).collect();
+            let lines: Vec<&[u8]> = records.iter().map(|r| r.as_bytes()).collect();
+            scanned += usize::from(same_as_projected_reference(&schema, &kept, &lines));
+        }
+        assert!(scanned > 50, "kept {kept:?}: the scanner decided only {scanned} of 500 batches");
+    }
+    let good = br#"{"id":"g","seq":2,"amount":3.25,"tags":["p","q"]}"#.as_slice();
+    for bad in malformed() {
+        same_as_projected_reference(&schema, &[1], &[good, &bad, good]);
+        same_as_projected_reference(&schema, &[8, 10], &[&bad]);
+    }
+    // A wrong type in a field that is only checked rejects the record.
+    let decoder = JsonDecoder::checking(schema.clone(), &[1]).unwrap();
+    let lines: Vec<&[u8]> = vec![br#"{"id":"a","seq":1,"amount":2.5,"qty":"seven"}"#, good];
+    let decoded = decoder.decode_lines(&lines).unwrap();
+    assert_eq!(decoded.line_of_row, vec![1]);
+    assert!(decoded.rejected[0].reason.contains("'qty'"), "{}", decoded.rejected[0].reason);
+    assert_eq!(decoded.batch.num_columns(), 1);
+    assert_eq!(decoded.batch.schema().field(0).name(), "amount");
+}
