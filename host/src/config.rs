@@ -256,7 +256,8 @@ pub enum FormatConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum DecodeScope {
     /// Every schema field: a record that does not fit the whole schema is
-    /// dead-lettered.
+    /// dead-lettered. When nothing needs the source rows whole (as for
+    /// `read`), the fields no operator reads are checked but not built.
     #[default]
     Schema,
     /// Only the fields the operators read, when nothing needs the source rows
@@ -278,11 +279,29 @@ pub struct BatchConfig {
     pub max_bytes: usize,
     /// Time from the first record of a batch to its cut, in milliseconds.
     pub max_wait_ms: u64,
+    /// Whether to decode the next chunk of a batch while the operators run
+    /// on the previous one (stateless chains of filters and maps without
+    /// event time; outputs keep their order either way).
+    pub overlap: Overlap,
+}
+
+/// `batch.overlap`: when decoding and the operator chain overlap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    /// When the chain costs at least half as much per record as decoding
+    /// (measured as the pipeline runs).
+    #[default]
+    Auto,
+    /// Whenever a batch is large enough to split (two chunks of 1024 records).
+    Always,
+    /// Never: each batch is decoded whole (on every core), then run.
+    Never,
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { max_records: 10_000, max_bytes: 16 * 1024 * 1024, max_wait_ms: 200 }
+        BatchConfig { max_records: 10_000, max_bytes: 16 * 1024 * 1024, max_wait_ms: 200, overlap: Overlap::Auto }
     }
 }
 

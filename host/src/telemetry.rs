@@ -39,6 +39,9 @@ pub struct PipelineStats {
     pub retries: AtomicU64,
     /// Batches processed (`weir_batches_total`).
     pub batches: AtomicU64,
+    /// Batches decoded chunk by chunk while the chain ran
+    /// (`weir_batches_overlapped_total`, see `batch.overlap`).
+    pub batches_overlapped: AtomicU64,
     /// Guest traps (`weir_guest_traps_total`).
     pub traps: AtomicU64,
     /// Dead letters by error kind (`weir_records_dlq_total{reason}`).
@@ -93,6 +96,7 @@ impl Default for PipelineStats {
             records_aggregated: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            batches_overlapped: AtomicU64::new(0),
             traps: AtomicU64::new(0),
             dead_letters_by_kind: Mutex::default(),
             traps_by_kind: Mutex::default(),
@@ -149,6 +153,8 @@ pub struct StatsSnapshot {
     pub retries: u64,
     /// See [`PipelineStats::batches`].
     pub batches: u64,
+    /// See [`PipelineStats::batches_overlapped`].
+    pub batches_overlapped: u64,
     /// See [`PipelineStats::traps`].
     pub traps: u64,
     /// See [`PipelineStats::dead_letters_by_kind`].
@@ -247,6 +253,7 @@ impl PipelineStats {
             records_aggregated: load(&self.records_aggregated),
             retries: load(&self.retries),
             batches: load(&self.batches),
+            batches_overlapped: load(&self.batches_overlapped),
             traps: load(&self.traps),
             dead_letters_by_kind: self.dead_letters_by_kind.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             traps_by_kind: self.traps_by_kind.lock().unwrap_or_else(|e| e.into_inner()).clone(),

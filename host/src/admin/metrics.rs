@@ -40,7 +40,7 @@ struct PipelineCollector {
 /// A counter read from a snapshot: name (without `_total`), help, value.
 type CounterField = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
 
-const COUNTERS: [CounterField; 13] = [
+const COUNTERS: [CounterField; 14] = [
     ("weir_state_checkpoints", "Aggregate state checkpoints written", |s| s.checkpoints),
     ("weir_state_written_records", "Records written to the state topic (checkpoints and keyed entries)", |s| s.state_written_records),
     ("weir_state_written_bytes", "Bytes (keys and values) written to the state topic", |s| s.state_written_bytes),
@@ -52,6 +52,7 @@ const COUNTERS: [CounterField; 13] = [
     ("weir_records_redriven", "Dead letters replayed by redrive", |s| s.records_redriven),
     ("weir_retries", "Retries of transient failures", |s| s.retries),
     ("weir_batches", "Batches processed", |s| s.batches),
+    ("weir_batches_overlapped", "Batches decoded chunk by chunk while the operators ran on the previous chunk", |s| s.batches_overlapped),
     ("weir_plugin_swaps", "Operators hot-swapped", |s| s.plugin_swaps),
     ("weir_records_dead_lettered", "Records sent to the dead-letter topic", |s| s.records_dead_lettered),
 ];

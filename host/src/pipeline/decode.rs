@@ -11,6 +11,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::Message;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Batches smaller than this are decoded on one thread.
 const PARALLEL_MIN_RECORDS: usize = 2048;
@@ -24,6 +25,8 @@ pub struct Decoded {
     pub record_of_row: Vec<usize>,
     /// Records that did not decode, with the reason.
     pub failed: Vec<(usize, String)>,
+    /// Time spent decoding, summed over the decoder's threads.
+    pub busy: Duration,
 }
 
 /// Turns records into batches.
@@ -108,26 +111,36 @@ impl RecordDecoder {
     pub fn decode(&self, records: &[OwnedMessage]) -> Result<Decoded, BatchError> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         if threads < 2 || records.len() < PARALLEL_MIN_RECORDS || matches!(self, RecordDecoder::Raw) {
-            return self.decode_chunk(records);
+            return self.decode_serial(records);
         }
         let chunk = records.len().div_ceil(threads);
         let parts: Vec<Result<Decoded, BatchError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = records.chunks(chunk).map(|part| scope.spawn(move || self.decode_chunk(part))).collect();
+            let handles: Vec<_> = records.chunks(chunk).map(|part| scope.spawn(move || self.decode_serial(part))).collect();
             handles.into_iter().map(|h| h.join().expect("decoder thread panicked")).collect()
         });
         let mut batches = Vec::with_capacity(parts.len());
         let mut record_of_row = Vec::with_capacity(records.len());
         let mut failed = Vec::new();
+        let mut busy = Duration::ZERO;
         for (index, part) in parts.into_iter().enumerate() {
             let part = part?;
             let base = index * chunk;
             record_of_row.extend(part.record_of_row.into_iter().map(|r| r + base));
             failed.extend(part.failed.into_iter().map(|(r, reason)| (r + base, reason)));
+            busy += part.busy;
             batches.push(part.batch);
         }
         let schema = batches[0].schema();
         let batch = arrow_select::concat::concat_batches(&schema, &batches)?;
-        Ok(Decoded { batch, record_of_row, failed })
+        Ok(Decoded { batch, record_of_row, failed, busy })
+    }
+
+    /// Decodes `records` on the calling thread alone.
+    pub fn decode_serial(&self, records: &[OwnedMessage]) -> Result<Decoded, BatchError> {
+        let started = Instant::now();
+        let mut decoded = self.decode_chunk(records)?;
+        decoded.busy = started.elapsed();
+        Ok(decoded)
     }
 
     fn decode_chunk(&self, records: &[OwnedMessage]) -> Result<Decoded, BatchError> {
@@ -149,7 +162,7 @@ impl RecordDecoder {
                 failed.extend(decoded.rejected.into_iter().map(|r| (line_records[r.index], r.reason)));
                 failed.sort_by_key(|(index, _)| *index);
                 let record_of_row = decoded.line_of_row.into_iter().map(|line| line_records[line]).collect();
-                Ok(Decoded { batch: decoded.batch, record_of_row, failed })
+                Ok(Decoded { batch: decoded.batch, record_of_row, failed, busy: Duration::ZERO })
             }
             RecordDecoder::Avro(avro) => {
                 let mut failed = Vec::new();
@@ -170,9 +183,9 @@ impl RecordDecoder {
                 failed.extend(decoded.rejected.into_iter().map(|r| (line_records[r.index], r.reason)));
                 failed.sort_by_key(|(index, _)| *index);
                 let record_of_row = decoded.line_of_row.into_iter().map(|line| line_records[line]).collect();
-                Ok(Decoded { batch: decoded.batch, record_of_row, failed })
+                Ok(Decoded { batch: decoded.batch, record_of_row, failed, busy: Duration::ZERO })
             }
-            RecordDecoder::Raw => Ok(Decoded { batch: raw_batch(records)?, record_of_row: (0..records.len()).collect(), failed: Vec::new() }),
+            RecordDecoder::Raw => Ok(Decoded { batch: raw_batch(records)?, record_of_row: (0..records.len()).collect(), failed: Vec::new(), busy: Duration::ZERO }),
         }
     }
 }

@@ -18,6 +18,7 @@ mod control;
 mod error;
 mod event_time;
 mod handle;
+mod overlap;
 mod run_batch;
 mod sender;
 mod transaction;
@@ -88,5 +89,7 @@ struct Worker {
     reset_tasks: std::collections::HashSet<i32>,
     /// At-least-once with state: the checkpoint being written in the background.
     state_write: Option<checkpoint::StateWrite>,
+    /// What decoding and the chain cost per record (whether to overlap them).
+    stage_costs: overlap::StageCosts,
 }
 

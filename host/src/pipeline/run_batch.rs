@@ -2,6 +2,7 @@
 //! isolation), the sink and the output topic; returns what to dead-letter.
 
 use super::*;
+use crate::delivery::isolate::Isolated;
 
 /// A result batch with the source record of each row (none after an aggregate).
 type Results = Vec<(RecordBatch, Option<Vec<usize>>)>;
@@ -15,52 +16,9 @@ impl Worker {
         PipelineStats::add(&stats.batches, 1);
         let mut dead: Vec<(usize, DeadLetter)> = Vec::new();
 
-        let mut decoded = self.decoder.decode(records).map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
-        let (watermark, late) = self.advance_watermark(&mut decoded, records)?;
-        dead.extend(decoded.failed.into_iter().map(|(record, reason)| (record, DeadLetter::host("decode", reason))));
-        let mut late_out: Vec<OutRecord> = Vec::new();
-        if let Some(event_time) = self.config.event_time.as_ref() {
-            PipelineStats::add(&stats.records_late, late.len() as u64);
-            for watermark::LateRow { record, event_ms: time, mark_ms: mark } in late {
-                match event_time.late {
-                    LatePolicy::Drop => {}
-                    LatePolicy::Dlq => dead.push((
-                        record,
-                        DeadLetter::host("late", format!("event time {time} is behind the watermark {mark} (allowed lateness {} ms)", event_time.allowed_lateness_ms)),
-                    )),
-                    LatePolicy::Topic => late_out.push(OutRecord {
-                        key: records[record].key().map(<[u8]>::to_vec),
-                        value: bytes::Bytes::copy_from_slice(records[record].payload().unwrap_or_default()),
-                        source: Some(record),
-                    }),
-                }
-            }
-        }
-        if let Some(topic) = self.config.event_time.as_ref().and_then(|e| e.late_topic.clone()).filter(|_| !late_out.is_empty()) {
-            let failed = self.sender.produce_all(&topic, &late_out, records, None).await;
-            if let Some((_, error)) = failed.first() {
-                return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic, count: failed.len(), attempts: self.config.errors.max_attempts, last_error: error.message.clone() });
-            }
-        }
-
-        // The chain, with poison isolation (CPU work: off the async reactor).
-        let chain = &mut self.chain;
-        let isolated = match self.tasks.as_mut() {
-            Some(tasks) => {
-                let consumer = &self.consumer;
-                let run = tokio::task::block_in_place(|| tasks.run(chain, decoded.batch, decoded.record_of_row, records, consumer))
-                    .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?;
-                if !run.reset.is_empty() {
-                    // Only the isolated records leave now; the reset tasks'
-                    // other records are replayed from the checkpoint.
-                    dead.retain(|(record, _)| !run.reset.contains(&records[*record].partition()));
-                    PipelineStats::add(&stats.retries, run.reset.len() as u64);
-                }
-                self.reset_tasks = run.reset;
-                run.isolated
-            }
-            None => tokio::task::block_in_place(|| run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, watermark)))
-                .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?,
+        let isolated = match self.overlap_chunks(records.len()) {
+            Some(chunks) => self.decode_and_run_overlapped(records, chunks, &mut dead)?,
+            None => self.decode_and_run(records, &mut dead).await?,
         };
 
         for (record, error, attempts) in isolated.failed {
@@ -176,6 +134,63 @@ impl Worker {
         }
 
         Ok(dead)
+    }
+
+    /// Decodes the whole batch, moves the watermark (dead-lettering or
+    /// diverting late records), then runs the chain with poison isolation.
+    async fn decode_and_run(&mut self, records: &[OwnedMessage], dead: &mut Vec<(usize, DeadLetter)>) -> Result<Isolated, PipelineError> {
+        let stats = self.stats.clone();
+        let mut decoded = self.decoder.decode(records).map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
+        let decode_busy = decoded.busy;
+        let (watermark, late) = self.advance_watermark(&mut decoded, records)?;
+        dead.extend(decoded.failed.into_iter().map(|(record, reason)| (record, DeadLetter::host("decode", reason))));
+        let mut late_out: Vec<OutRecord> = Vec::new();
+        if let Some(event_time) = self.config.event_time.as_ref() {
+            PipelineStats::add(&stats.records_late, late.len() as u64);
+            for watermark::LateRow { record, event_ms: time, mark_ms: mark } in late {
+                match event_time.late {
+                    LatePolicy::Drop => {}
+                    LatePolicy::Dlq => dead.push((
+                        record,
+                        DeadLetter::host("late", format!("event time {time} is behind the watermark {mark} (allowed lateness {} ms)", event_time.allowed_lateness_ms)),
+                    )),
+                    LatePolicy::Topic => late_out.push(OutRecord {
+                        key: records[record].key().map(<[u8]>::to_vec),
+                        value: bytes::Bytes::copy_from_slice(records[record].payload().unwrap_or_default()),
+                        source: Some(record),
+                    }),
+                }
+            }
+        }
+        if let Some(topic) = self.config.event_time.as_ref().and_then(|e| e.late_topic.clone()).filter(|_| !late_out.is_empty()) {
+            let failed = self.sender.produce_all(&topic, &late_out, records, None).await;
+            if let Some((_, error)) = failed.first() {
+                return Err(PipelineError::Delivery { pipeline: self.name.clone(), topic, count: failed.len(), attempts: self.config.errors.max_attempts, last_error: error.message.clone() });
+            }
+        }
+
+        // The chain, with poison isolation (CPU work: off the async reactor).
+        let chain = &mut self.chain;
+        let chain_started = Instant::now();
+        let isolated = match self.tasks.as_mut() {
+            Some(tasks) => {
+                let consumer = &self.consumer;
+                let run = tokio::task::block_in_place(|| tasks.run(chain, decoded.batch, decoded.record_of_row, records, consumer))
+                    .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?;
+                if !run.reset.is_empty() {
+                    // Only the isolated records leave now; the reset tasks'
+                    // other records are replayed from the checkpoint.
+                    dead.retain(|(record, _)| !run.reset.contains(&records[*record].partition()));
+                    PipelineStats::add(&stats.retries, run.reset.len() as u64);
+                }
+                self.reset_tasks = run.reset;
+                run.isolated
+            }
+            None => tokio::task::block_in_place(|| run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, watermark)))
+                .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?,
+        };
+        self.stage_costs.observe(records.len(), decode_busy, chain_started.elapsed());
+        Ok(isolated)
     }
 }
 

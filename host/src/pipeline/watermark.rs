@@ -425,7 +425,7 @@ mod tests {
         let t0 = Instant::now();
         let batch = RecordBatch::try_from_iter([("ts", Arc::new(Int64Array::from(vec![Some(10_000), Some(1_000), Some(8_500), None, Some(9_000)])) as ArrayRef)]).unwrap();
         let partitions = [0, 1, 0, 1, 0];
-        let decode = || Decoded { batch: batch.clone(), record_of_row: (0..5).collect(), failed: Vec::new() };
+        let decode = || Decoded { batch: batch.clone(), record_of_row: (0..5).collect(), failed: Vec::new(), busy: Default::default() };
         // One tracker for the pipeline: partition 1 (1 s) does not make
         // partition 0's 8.5 s late; 8.5 s is 1.5 s behind 10 s on partition 0.
         let mut shared = Watermarks::new(1_000, Duration::from_secs(30));

@@ -121,6 +121,7 @@ impl Worker {
             unpositioned: Default::default(),
             reset_tasks: Default::default(),
             state_write: None,
+            stage_costs: Default::default(),
         })
     }
 

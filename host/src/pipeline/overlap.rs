@@ -1,0 +1,225 @@
+//! Decoding and the operator chain overlapped across the chunks of a batch.
+//!
+//! Without overlap a large batch is decoded on every core, then the chain
+//! runs on one while the others wait. When the chain costs at least half as
+//! much as decoding (a heavier operator, an interpreted guest), a decoder
+//! thread decodes chunk k + 1 while the worker runs the chain on chunk k.
+//! Chunks run in order, so outputs keep the order of their records. Only a
+//! stateless chain of filters and maps without event time is overlapped:
+//! aggregates run per partition task and event time needs the whole batch
+//! to move the watermark. The per-record costs of both stages, measured on
+//! every batch, decide whether the next batch is overlapped.
+
+use super::decode::{Decoded, RecordDecoder};
+use crate::batch::BatchError;
+use crate::delivery::isolate::{Isolated, run_isolated};
+use super::PipelineError;
+use crate::config::Overlap;
+use crate::telemetry::PipelineStats;
+use crate::delivery::dead_letter::DeadLetter;
+use crate::engine::{Error, OperatorKind};
+use crate::operator::ChainOutput;
+use arrow_array::RecordBatch;
+use rdkafka::message::OwnedMessage;
+use std::time::{Duration, Instant};
+
+/// Records per chunk at least: fewer make per-call costs show.
+const MIN_CHUNK_RECORDS: usize = 1024;
+
+/// Chunks per batch at most.
+const MAX_CHUNKS: usize = 8;
+
+/// Weight of the newest batch in the cost averages.
+const NEWEST_WEIGHT: f64 = 0.3;
+
+/// Moving averages of what one record costs in each stage.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct StageCosts {
+    /// Decoding, in ns of one thread's time per record.
+    decode_ns: Option<f64>,
+    /// The chain (with isolation), in ns per record.
+    chain_ns: Option<f64>,
+}
+
+impl StageCosts {
+    /// Adds one batch of `records` that took `decode` (summed over the
+    /// decoder's threads) and `chain`.
+    pub fn observe(&mut self, records: usize, decode: Duration, chain: Duration) {
+        if records == 0 {
+            return;
+        }
+        let per_record = |d: Duration| d.as_nanos() as f64 / records as f64;
+        let blend = |old: Option<f64>, new: f64| Some(old.map_or(new, |old| old + NEWEST_WEIGHT * (new - old)));
+        self.decode_ns = blend(self.decode_ns, per_record(decode));
+        self.chain_ns = blend(self.chain_ns, per_record(chain));
+    }
+
+    /// Whether overlap pays: the chain costs at least half as much as
+    /// decoding (on two cores, decoding whole takes half its time).
+    pub fn overlap_pays(&self) -> bool {
+        matches!((self.decode_ns, self.chain_ns), (Some(decode), Some(chain)) if chain * 2.0 >= decode)
+    }
+}
+
+/// The number of chunks to overlap a batch of `records` in, or `None` when
+/// it is too small to split.
+pub(super) fn chunks(records: usize) -> Option<usize> {
+    (records >= 2 * MIN_CHUNK_RECORDS).then(|| (records / MIN_CHUNK_RECORDS).min(MAX_CHUNKS))
+}
+
+/// What went wrong in an overlapped batch.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The decoder failed (not a bad record: those are dead-lettered).
+    Decode(BatchError),
+    /// The chain failed in a way isolation does not handle.
+    Chain(Error),
+}
+
+/// The outcome of an overlapped batch, like decoding then isolating it whole.
+#[derive(Debug, Default)]
+pub(super) struct Overlapped {
+    /// Records that did not decode, with the reason (indices into the batch).
+    pub failed: Vec<(usize, String)>,
+    /// The chain's outputs and isolated failures, chunk after chunk.
+    pub isolated: Isolated,
+    /// Time the decoder thread spent decoding.
+    pub decode_busy: Duration,
+    /// Time the chain took.
+    pub chain_busy: Duration,
+}
+
+/// Decodes `records` in `chunks` chunks on a thread of its own while `run`
+/// (the chain) takes the decoded chunks in order, each with poison isolation.
+pub(super) fn decode_and_run(
+    decoder: &RecordDecoder,
+    records: &[OwnedMessage],
+    chunks: usize,
+    run: &mut dyn FnMut(RecordBatch) -> Result<ChainOutput, Error>,
+) -> Result<Overlapped, Failure> {
+    let size = records.len().div_ceil(chunks.max(1)).max(1);
+    std::thread::scope(|scope| {
+        // One chunk decoded ahead of the chain at most.
+        let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<(usize, Result<Decoded, BatchError>, Duration)>(1);
+        std::thread::Builder::new()
+            .name("weir-decode".into())
+            .spawn_scoped(scope, move || {
+                for (index, part) in records.chunks(size).enumerate() {
+                    let started = Instant::now();
+                    let decoded = decoder.decode_serial(part);
+                    // The worker stopped taking chunks (a failure): stop too.
+                    if decoded_tx.send((index * size, decoded, started.elapsed())).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("spawning the decoder thread");
+        let mut out = Overlapped::default();
+        for (base, decoded, busy) in decoded_rx {
+            out.decode_busy += busy;
+            let decoded = decoded.map_err(Failure::Decode)?;
+            out.failed.extend(decoded.failed.into_iter().map(|(record, reason)| (record + base, reason)));
+            if decoded.batch.num_rows() == 0 {
+                continue;
+            }
+            let rows = decoded.record_of_row.into_iter().map(|record| record + base).collect();
+            let started = Instant::now();
+            let isolated = run_isolated(decoded.batch, rows, run).map_err(Failure::Chain)?;
+            out.chain_busy += started.elapsed();
+            out.isolated.outputs.extend(isolated.outputs);
+            out.isolated.failed.extend(isolated.failed);
+            out.isolated.calls += isolated.calls;
+        }
+        Ok(out)
+    })
+}
+
+impl super::Worker {
+    /// The chunks to overlap a batch of `records` in: `None` unless
+    /// `batch.overlap` asks for it (`auto`: the measured costs say it
+    /// pays), the chain is stateless (filters and maps, no
+    /// event time, no shadow run, which counts calls), the machine has two
+    /// cores or more and the batch is large enough to split.
+    pub(super) fn overlap_chunks(&self, records: usize) -> Option<usize> {
+        let stateless = self.tasks.is_none()
+            && self.config.event_time.is_none()
+            && !self.chain.has_shadow()
+            && self.chain.operators().iter().all(|o| matches!(o.kind(), OperatorKind::Filter | OperatorKind::Map));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let wanted = match self.config.batch.overlap {
+            Overlap::Never => false,
+            Overlap::Always => true,
+            Overlap::Auto => self.stage_costs.overlap_pays(),
+        };
+        if !wanted || !stateless || cores < 2 {
+            return None;
+        }
+        chunks(records)
+    }
+
+    /// [`decode_and_run`] for the pipeline: records that do not decode go
+    /// to `dead`, the costs measured feed the next decision.
+    pub(super) fn decode_and_run_overlapped(&mut self, records: &[OwnedMessage], chunks: usize, dead: &mut Vec<(usize, DeadLetter)>) -> Result<Isolated, PipelineError> {
+        let (decoder, chain) = (&self.decoder, &mut self.chain);
+        let out = tokio::task::block_in_place(|| decode_and_run(decoder, records, chunks, &mut |batch| chain.run(batch, None))).map_err(|failure| match failure {
+            Failure::Decode(error) => PipelineError::Setup { pipeline: self.name.clone(), message: error.to_string() },
+            Failure::Chain(source) => PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) },
+        })?;
+        self.stage_costs.observe(records.len(), out.decode_busy, out.chain_busy);
+        PipelineStats::add(&self.stats.batches_overlapped, 1);
+        dead.extend(out.failed.into_iter().map(|(record, reason)| (record, DeadLetter::host("decode", reason))));
+        Ok(out.isolated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_cheaper_than_half_the_decoding_is_not_overlapped() {
+        let mut costs = StageCosts::default();
+        assert!(!costs.overlap_pays(), "nothing measured yet");
+        costs.observe(10_000, Duration::from_millis(2), Duration::from_micros(100));
+        assert!(!costs.overlap_pays());
+        // A heavier chain: the average moves towards it, batch after batch.
+        costs.observe(10_000, Duration::from_millis(2), Duration::from_millis(3));
+        assert!(!costs.overlap_pays(), "one batch does not outweigh the average");
+        for _ in 0..5 {
+            costs.observe(10_000, Duration::from_millis(2), Duration::from_millis(3));
+        }
+        assert!(costs.overlap_pays());
+        assert_eq!(chunks(10_000), Some(8));
+        assert_eq!(chunks(3_000), Some(2));
+        assert_eq!(chunks(2_000), None, "too small to split");
+    }
+
+    #[test]
+    fn chunks_keep_record_order_and_indices() {
+        use rdkafka::Timestamp;
+        let dir = tempfile::tempdir().unwrap();
+        let schema = dir.path().join("s.json");
+        std::fs::write(&schema, r#"{"fields":[{"name":"n","type":"int64","nullable":false}]}"#).unwrap();
+        let decoder = RecordDecoder::new(&crate::config::FormatConfig::Json { schema, decode: Default::default() }).unwrap();
+        let records: Vec<OwnedMessage> = (0..5000)
+            .map(|n| {
+                let value = if n % 1000 == 7 { "not json".to_owned() } else { format!(r#"{{"n":{n}}}"#) };
+                OwnedMessage::new(Some(value.into_bytes()), None, "t".into(), Timestamp::NotAvailable, 0, n, None)
+            })
+            .collect();
+        let mut calls = Vec::new();
+        let out = decode_and_run(&decoder, &records, 4, &mut |batch| {
+            let values = batch.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+            calls.push((values.value(0), batch.num_rows()));
+            Ok(ChainOutput { batches: vec![batch.clone()], input_rows: vec![Some((0..batch.num_rows() as u32).collect())], ..Default::default() })
+        })
+        .unwrap();
+        assert_eq!(calls.len(), 4);
+        assert!(calls.windows(2).all(|w| w[0].0 < w[1].0), "chunks in order: {calls:?}");
+        let failed: Vec<usize> = out.failed.iter().map(|(r, _)| *r).collect();
+        assert_eq!(failed, vec![7, 1007, 2007, 3007, 4007]);
+        let rows: Vec<usize> = out.isolated.outputs.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
+        assert_eq!(rows.len(), 4995);
+        assert!(rows.windows(2).all(|w| w[0] < w[1]) && !rows.contains(&1007));
+    }
+}
