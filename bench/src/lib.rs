@@ -13,6 +13,7 @@ pub mod engine;
 pub mod kafka;
 pub mod keyed;
 pub mod orders;
+pub mod overlap;
 pub mod peers;
 pub mod pipeline;
 pub mod polyglot;

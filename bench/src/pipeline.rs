@@ -4,7 +4,7 @@
 //! in-process broker, in one run; JSON decode rate alone; end-to-end latency
 //! at a fixed input rate; peak RSS.
 
-use crate::report::{Table, rate};
+use crate::report::{Table, rate, wanted};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::mocking::MockCluster;
@@ -42,11 +42,23 @@ pub fn order_json(n: u64, sent_ms: i64) -> String {
 pub fn run(quick: bool) -> Result<(), Error> {
     let records: u64 = if quick { 20_000 } else { 200_000 };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    // WEIR_BENCH_TABLES=throughput,decode,guarantee,latency,overlap picks tables (all by default).
     let mut tables = Vec::new();
-    tables.push(runtime.block_on(throughput(records))?.0);
-    tables.push(decode_rate(records as usize)?);
-    tables.push(runtime.block_on(guarantee_cost(if quick { 5_000 } else { 100_000 }))?);
-    tables.push(runtime.block_on(latency(if quick { 2_000 } else { 20_000 }, if quick { 2_000 } else { 10_000 }, if quick { &[50][..] } else { &[10, 50, 200][..] }))?);
+    if wanted("throughput") {
+        tables.push(runtime.block_on(throughput(records))?.0);
+    }
+    if wanted("decode") {
+        tables.push(decode_rate(records as usize)?);
+    }
+    if wanted("guarantee") {
+        tables.push(runtime.block_on(guarantee_cost(if quick { 5_000 } else { 100_000 }))?);
+    }
+    if wanted("latency") {
+        tables.push(runtime.block_on(latency(if quick { 2_000 } else { 20_000 }, if quick { 2_000 } else { 10_000 }, if quick { &[50][..] } else { &[10, 50, 200][..] }))?);
+    }
+    if wanted("overlap") {
+        tables.push(crate::overlap::table(quick)?);
+    }
     let heading = format!("Pipeline benchmarks ({records} records{})", if quick { ", quick mode" } else { "" });
     let footer = format!("Peak RSS of the benchmark process (mock broker included): {} MiB\n", peak_rss_mib());
     crate::report::publish("pipeline", &heading, &tables, serde_json::json!({"records": records, "quick": quick}), &footer)?;

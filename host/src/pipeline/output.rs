@@ -44,21 +44,52 @@ pub fn encode(
             Ok(vec![OutRecord { key: None, value: value.into(), source: None }])
         }
         Encoding::Json => {
-            let mut text = Vec::with_capacity(batch.num_rows() * 128);
-            write_json_lines(batch, &mut text)?;
             let keys = OutputKeys::new(batch, output)?;
-            let text = Bytes::from(text);
             let mut records = Vec::with_capacity(batch.num_rows());
-            let mut start = 0;
-            for (row, end) in memchr::memchr_iter(b'\n', &text).enumerate() {
-                let source = sources.map(|s| s[row]);
-                let key = keys.key(row, || source.and_then(source_key));
-                records.push(OutRecord { key, value: text.slice(start..end), source });
-                start = end + 1;
+            let mut row = 0;
+            for text in json_lines_in_parts(batch, 128)? {
+                let mut start = 0;
+                for end in memchr::memchr_iter(b'\n', &text) {
+                    let source = sources.map(|s| s[row]);
+                    let key = keys.key(row, || source.and_then(source_key));
+                    records.push(OutRecord { key, value: text.slice(start..end), source });
+                    start = end + 1;
+                    row += 1;
+                }
             }
             Ok(records)
         }
     }
+}
+
+/// Rows from which a batch is written as JSON on every core.
+const PARALLEL_MIN_ROWS: usize = 2048;
+
+/// `batch` as JSON lines, in row order: one buffer for a small batch, one
+/// per core (each written on a thread of its own) for a large one.
+/// `row_bytes` is the expected size of a line.
+fn json_lines_in_parts(batch: &RecordBatch, row_bytes: usize) -> Result<Vec<Bytes>, BatchError> {
+    let write = |part: &RecordBatch| -> Result<Bytes, BatchError> {
+        let mut text = Vec::with_capacity(part.num_rows() * row_bytes);
+        write_json_lines(part, &mut text)?;
+        Ok(text.into())
+    };
+    let rows = batch.num_rows();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || rows < PARALLEL_MIN_ROWS {
+        return Ok(vec![write(batch)?]);
+    }
+    let part = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..rows)
+            .step_by(part)
+            .map(|start| {
+                let slice = batch.slice(start, part.min(rows - start));
+                scope.spawn(move || write(&slice))
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().expect("encoder thread panicked")).collect()
+    })
 }
 
 /// How a pipeline's result rows become output record values.
@@ -122,8 +153,7 @@ pub fn splice<'a>(
 ) -> Result<Vec<OutRecord>, BatchError> {
     let indices: Vec<usize> = added.iter().map(|name| batch.schema().index_of(name)).collect::<Result<_, _>>()?;
     let fields = batch.project(&indices)?;
-    let mut text = Vec::with_capacity(batch.num_rows() * 32);
-    write_json_lines(&fields, &mut text)?;
+    let text: Vec<u8> = json_lines_in_parts(&fields, 32)?.concat();
     let keys = OutputKeys::new(batch, output)?;
     let mut records = Vec::with_capacity(sources.len());
     let mut start = 0;
@@ -311,4 +341,46 @@ pub fn drop_oversize(
 /// record to dead-letter, so it is logged and dropped (the pipeline goes on).
 pub fn drop_sourceless(pipeline: &str, error: &Undelivered) {
     tracing::error!(pipeline, kind = error.kind, "{}; the aggregate result is dropped (it has no source record to dead-letter)", error.message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use std::sync::Arc;
+
+    fn json_output(key_column: Option<&str>) -> OutputConfig {
+        OutputConfig {
+            topic: "out".into(),
+            key_column: key_column.map(str::to_owned),
+            encoding: Encoding::Json,
+            bootstrap_servers: None,
+            properties: Default::default(),
+            plugin_version_header: false,
+        }
+    }
+
+    #[test]
+    fn a_large_batch_encoded_on_every_core_matches_one_written_whole() {
+        let rows = 5_001;
+        let ids = StringArray::from_iter((0..rows).map(|i| (i % 7 != 3).then(|| format!("id-{i} \"q\""))));
+        let amounts = Int64Array::from_iter((0..rows).map(|i| (i % 5 != 0).then_some(i as i64 * 3)));
+        let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as arrow_array::ArrayRef), ("amount", Arc::new(amounts) as _)]).unwrap();
+        let mut whole = Vec::new();
+        write_json_lines(&batch, &mut whole).unwrap();
+        let parts = json_lines_in_parts(&batch, 64).unwrap();
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            assert!(parts.len() > 1, "written in parts");
+        }
+        assert_eq!(parts.concat(), whole);
+        let sources: Vec<usize> = (0..rows).map(|i| i * 2).collect();
+        let records = encode(&batch, Some(&sources), &json_output(Some("id")), &|_| None).unwrap();
+        let lines: Vec<&[u8]> = whole.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        assert_eq!(records.len(), rows);
+        for (row, record) in records.iter().enumerate() {
+            assert_eq!(&record.value[..], lines[row], "row {row}");
+            assert_eq!(record.source, Some(row * 2));
+            assert_eq!(record.key, (row % 7 != 3).then(|| format!("id-{row} \"q\"").into_bytes()));
+        }
+    }
 }

@@ -32,44 +32,92 @@ const MAX_CHUNKS: usize = 8;
 /// Weight of the newest batch in the cost averages.
 const NEWEST_WEIGHT: f64 = 0.3;
 
-/// Moving averages of what one record costs in each stage.
+/// `auto` runs one batch in every this many in the mode it does not
+/// prefer, so the comparison follows the load.
+const EXPLORE_EVERY: u64 = 32;
+
+/// What `batch.overlap = "auto"` knows: moving averages of what one record
+/// costs in each stage and in each mode, measured as the pipeline runs.
+///
+/// Overlap can only pay when the chain costs at least half as much as
+/// decoding: decoding a whole batch on two cores takes half its time, which
+/// is all overlap can hide. Past that gate the modes are compared on the
+/// wall time they took (the chain's per-call cost grows with the chunks, a
+/// lot for interpreted guests), trying the other mode now and then.
 #[derive(Debug, Default, Clone, Copy)]
-pub(super) struct StageCosts {
-    /// Decoding, in ns of one thread's time per record.
+pub struct StageCosts {
+    /// Decoding, in ns of one thread's time per record (whole batches).
     decode_ns: Option<f64>,
-    /// The chain (with isolation), in ns per record.
+    /// The chain (with isolation), in ns per record (whole batches).
     chain_ns: Option<f64>,
+    /// Decoding and the chain, wall ns per record, batch decoded whole.
+    whole_ns: Option<f64>,
+    /// The same, overlapped.
+    overlapped_ns: Option<f64>,
+    /// Decisions taken past the gate.
+    decisions: u64,
+}
+
+fn blend(old: Option<f64>, new: f64) -> Option<f64> {
+    Some(old.map_or(new, |old| old + NEWEST_WEIGHT * (new - old)))
+}
+
+fn per_record(time: Duration, records: usize) -> f64 {
+    time.as_nanos() as f64 / records as f64
 }
 
 impl StageCosts {
-    /// Adds one batch of `records` that took `decode` (summed over the
-    /// decoder's threads) and `chain`.
-    pub fn observe(&mut self, records: usize, decode: Duration, chain: Duration) {
-        if records == 0 {
-            return;
+    /// Adds a batch of `records` decoded whole, which took `decode`
+    /// (summed over the decoder's threads), `chain`, and `wall` for both.
+    pub fn observe_whole(&mut self, records: usize, decode: Duration, chain: Duration, wall: Duration) {
+        if records > 0 {
+            self.decode_ns = blend(self.decode_ns, per_record(decode, records));
+            self.chain_ns = blend(self.chain_ns, per_record(chain, records));
+            self.whole_ns = blend(self.whole_ns, per_record(wall, records));
         }
-        let per_record = |d: Duration| d.as_nanos() as f64 / records as f64;
-        let blend = |old: Option<f64>, new: f64| Some(old.map_or(new, |old| old + NEWEST_WEIGHT * (new - old)));
-        self.decode_ns = blend(self.decode_ns, per_record(decode));
-        self.chain_ns = blend(self.chain_ns, per_record(chain));
     }
 
-    /// Whether overlap pays: the chain costs at least half as much as
-    /// decoding (on two cores, decoding whole takes half its time).
-    pub fn overlap_pays(&self) -> bool {
+    /// Adds an overlapped batch of `records` that took `wall`.
+    pub fn observe_overlapped(&mut self, records: usize, wall: Duration) {
+        if records > 0 {
+            self.overlapped_ns = blend(self.overlapped_ns, per_record(wall, records));
+        }
+    }
+
+    /// Whether the chain costs enough for overlap to be able to pay.
+    pub fn overlap_can_pay(&self) -> bool {
         matches!((self.decode_ns, self.chain_ns), (Some(decode), Some(chain)) if chain * 2.0 >= decode)
+    }
+
+    /// Whether overlapped batches have been the faster ones so far.
+    pub fn overlap_is_faster(&self) -> bool {
+        matches!((self.overlapped_ns, self.whole_ns), (Some(overlapped), Some(whole)) if overlapped < whole)
+    }
+
+    /// `auto`'s decision for the next batch: past the gate, a first
+    /// overlapped batch to measure, then the faster mode, and the other
+    /// one every [`EXPLORE_EVERY`] batches.
+    pub fn decide(&mut self) -> bool {
+        if !self.overlap_can_pay() {
+            return false;
+        }
+        self.decisions += 1;
+        if self.overlapped_ns.is_none() {
+            return true;
+        }
+        self.overlap_is_faster() != self.decisions.is_multiple_of(EXPLORE_EVERY)
     }
 }
 
 /// The number of chunks to overlap a batch of `records` in, or `None` when
 /// it is too small to split.
-pub(super) fn chunks(records: usize) -> Option<usize> {
+pub fn chunks(records: usize) -> Option<usize> {
     (records >= 2 * MIN_CHUNK_RECORDS).then(|| (records / MIN_CHUNK_RECORDS).min(MAX_CHUNKS))
 }
 
 /// What went wrong in an overlapped batch.
 #[derive(Debug)]
-pub(super) enum Failure {
+pub enum Failure {
     /// The decoder failed (not a bad record: those are dead-lettered).
     Decode(BatchError),
     /// The chain failed in a way isolation does not handle.
@@ -78,7 +126,7 @@ pub(super) enum Failure {
 
 /// The outcome of an overlapped batch, like decoding then isolating it whole.
 #[derive(Debug, Default)]
-pub(super) struct Overlapped {
+pub struct Overlapped {
     /// Records that did not decode, with the reason (indices into the batch).
     pub failed: Vec<(usize, String)>,
     /// The chain's outputs and isolated failures, chunk after chunk.
@@ -91,7 +139,7 @@ pub(super) struct Overlapped {
 
 /// Decodes `records` in `chunks` chunks on a thread of its own while `run`
 /// (the chain) takes the decoded chunks in order, each with poison isolation.
-pub(super) fn decode_and_run(
+pub fn decode_and_run(
     decoder: &RecordDecoder,
     records: &[OwnedMessage],
     chunks: usize,
@@ -140,32 +188,31 @@ impl super::Worker {
     /// pays), the chain is stateless (filters and maps, no
     /// event time, no shadow run, which counts calls), the machine has two
     /// cores or more and the batch is large enough to split.
-    pub(super) fn overlap_chunks(&self, records: usize) -> Option<usize> {
+    pub(super) fn overlap_chunks(&mut self, records: usize) -> Option<usize> {
         let stateless = self.tasks.is_none()
             && self.config.event_time.is_none()
             && !self.chain.has_shadow()
             && self.chain.operators().iter().all(|o| matches!(o.kind(), OperatorKind::Filter | OperatorKind::Map));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunks = chunks(records).filter(|_| stateless && cores >= 2)?;
         let wanted = match self.config.batch.overlap {
             Overlap::Never => false,
             Overlap::Always => true,
-            Overlap::Auto => self.stage_costs.overlap_pays(),
+            Overlap::Auto => self.stage_costs.decide(),
         };
-        if !wanted || !stateless || cores < 2 {
-            return None;
-        }
-        chunks(records)
+        wanted.then_some(chunks)
     }
 
     /// [`decode_and_run`] for the pipeline: records that do not decode go
     /// to `dead`, the costs measured feed the next decision.
     pub(super) fn decode_and_run_overlapped(&mut self, records: &[OwnedMessage], chunks: usize, dead: &mut Vec<(usize, DeadLetter)>) -> Result<Isolated, PipelineError> {
+        let started = Instant::now();
         let (decoder, chain) = (&self.decoder, &mut self.chain);
         let out = tokio::task::block_in_place(|| decode_and_run(decoder, records, chunks, &mut |batch| chain.run(batch, None))).map_err(|failure| match failure {
             Failure::Decode(error) => PipelineError::Setup { pipeline: self.name.clone(), message: error.to_string() },
             Failure::Chain(source) => PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) },
         })?;
-        self.stage_costs.observe(records.len(), out.decode_busy, out.chain_busy);
+        self.stage_costs.observe_overlapped(records.len(), started.elapsed());
         PipelineStats::add(&self.stats.batches_overlapped, 1);
         dead.extend(out.failed.into_iter().map(|(record, reason)| (record, DeadLetter::host("decode", reason))));
         Ok(out.isolated)
@@ -177,18 +224,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_chain_cheaper_than_half_the_decoding_is_not_overlapped() {
+    fn auto_overlaps_only_past_the_gate_and_when_overlapped_batches_are_faster() {
+        let ms = Duration::from_millis;
         let mut costs = StageCosts::default();
-        assert!(!costs.overlap_pays(), "nothing measured yet");
-        costs.observe(10_000, Duration::from_millis(2), Duration::from_micros(100));
-        assert!(!costs.overlap_pays());
+        assert!(!costs.decide(), "nothing measured yet: decode whole");
+        costs.observe_whole(10_000, ms(2), Duration::from_micros(100), ms(1));
+        assert!(!costs.decide(), "a chain much cheaper than decoding is never overlapped");
         // A heavier chain: the average moves towards it, batch after batch.
-        costs.observe(10_000, Duration::from_millis(2), Duration::from_millis(3));
-        assert!(!costs.overlap_pays(), "one batch does not outweigh the average");
+        costs.observe_whole(10_000, ms(2), ms(3), ms(4));
+        assert!(!costs.overlap_can_pay(), "one batch does not outweigh the average");
         for _ in 0..5 {
-            costs.observe(10_000, Duration::from_millis(2), Duration::from_millis(3));
+            costs.observe_whole(10_000, ms(2), ms(3), ms(4));
         }
-        assert!(costs.overlap_pays());
+        assert!(costs.decide(), "past the gate: one overlapped batch to measure");
+        costs.observe_overlapped(10_000, ms(5));
+        let picks: Vec<bool> = (0..64).map(|_| costs.decide()).collect();
+        assert_eq!(picks.iter().filter(|&&p| p).count(), 2, "slower: overlapped only to re-measure, 1 in {EXPLORE_EVERY}");
+        for _ in 0..10 {
+            costs.observe_overlapped(10_000, ms(3));
+        }
+        let picks: Vec<bool> = (0..64).map(|_| costs.decide()).collect();
+        assert_eq!(picks.iter().filter(|&&p| !p).count(), 2, "faster: whole only to re-measure");
         assert_eq!(chunks(10_000), Some(8));
         assert_eq!(chunks(3_000), Some(2));
         assert_eq!(chunks(2_000), None, "too small to split");

@@ -140,6 +140,7 @@ impl Worker {
     /// diverting late records), then runs the chain with poison isolation.
     async fn decode_and_run(&mut self, records: &[OwnedMessage], dead: &mut Vec<(usize, DeadLetter)>) -> Result<Isolated, PipelineError> {
         let stats = self.stats.clone();
+        let started = Instant::now();
         let mut decoded = self.decoder.decode(records).map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
         let decode_busy = decoded.busy;
         let (watermark, late) = self.advance_watermark(&mut decoded, records)?;
@@ -189,7 +190,7 @@ impl Worker {
             None => tokio::task::block_in_place(|| run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, watermark)))
                 .map_err(|source| PipelineError::Engine { pipeline: self.name.clone(), source: Box::new(source) })?,
         };
-        self.stage_costs.observe(records.len(), decode_busy, chain_started.elapsed());
+        self.stage_costs.observe_whole(records.len(), decode_busy, chain_started.elapsed(), started.elapsed());
         Ok(isolated)
     }
 }
