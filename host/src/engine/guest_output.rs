@@ -30,6 +30,9 @@ pub const LOG_BYTES_PER_CALL: usize = 64 * 1024;
 pub struct LogBudget {
     plugin: Arc<str>,
     state: Arc<Mutex<BudgetState>>,
+    /// Whether anything was emitted or dropped since the last refill (most
+    /// calls log nothing: their refill is one atomic swap, no lock).
+    used: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug, Default)]
@@ -42,11 +45,14 @@ struct BudgetState {
 impl LogBudget {
     /// A full budget for `plugin`.
     pub fn new(plugin: Arc<str>) -> Self {
-        LogBudget { plugin, state: Arc::default() }
+        LogBudget { plugin, state: Arc::default(), used: Arc::default() }
     }
 
     /// Ends a call: reports lines dropped during it, then refills the budget.
     pub fn refill(&self) {
+        if !self.used.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let dropped = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let dropped = state.dropped;
@@ -66,6 +72,7 @@ impl LogBudget {
     /// else counts it as dropped.
     pub fn emit(&self, line: &str, emit: impl FnOnce(&str)) {
         let line = escape_line(line);
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
         {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if state.lines >= LOG_LINES_PER_CALL || state.bytes + line.len() > LOG_BYTES_PER_CALL {
