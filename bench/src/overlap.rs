@@ -106,7 +106,7 @@ impl Worker {
                 let sources: Vec<usize> = input_rows.unwrap_or_default().iter().map(|&r| rows[r as usize]).collect();
                 let encoded = match self.emit {
                     Emit::Forward => output::forward(batch, &sources, &config, &|_| None, &|i| bytes::Bytes::copy_from_slice(records[i].payload().unwrap_or_default()))?,
-                    _ => output::encode(batch, Some(&sources), &config, &|_| None)?,
+                    _ => output::encode_on_every_core(batch, Some(&sources), &config, &|_| None)?,
                 };
                 std::hint::black_box(encoded);
             }

@@ -24,12 +24,36 @@ pub struct OutRecord {
     pub source: Option<usize>,
 }
 
-/// Encodes a result batch; `sources` maps each row to its source record.
+/// Encodes a result batch on the calling thread; `sources` maps each row
+/// to its source record.
 pub fn encode(
     batch: &RecordBatch,
     sources: Option<&[usize]>,
     output: &OutputConfig,
     source_key: &dyn Fn(usize) -> Option<Vec<u8>>,
+) -> Result<Vec<OutRecord>, BatchError> {
+    encode_in_parts(batch, sources, output, source_key, 1)
+}
+
+/// [`encode`], with a large batch's JSON written on every core (what a
+/// pipeline's worker does: its decoder splits large batches the same way).
+pub fn encode_on_every_core(
+    batch: &RecordBatch,
+    sources: Option<&[usize]>,
+    output: &OutputConfig,
+    source_key: &dyn Fn(usize) -> Option<Vec<u8>>,
+) -> Result<Vec<OutRecord>, BatchError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = if batch.num_rows() >= PARALLEL_MIN_ROWS { cores } else { 1 };
+    encode_in_parts(batch, sources, output, source_key, parts)
+}
+
+fn encode_in_parts(
+    batch: &RecordBatch,
+    sources: Option<&[usize]>,
+    output: &OutputConfig,
+    source_key: &dyn Fn(usize) -> Option<Vec<u8>>,
+    parts: usize,
 ) -> Result<Vec<OutRecord>, BatchError> {
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
@@ -47,7 +71,7 @@ pub fn encode(
             let keys = OutputKeys::new(batch, output)?;
             let mut records = Vec::with_capacity(batch.num_rows());
             let mut row = 0;
-            for text in json_lines_in_parts(batch, 128)? {
+            for text in json_lines_in_parts(batch, 128, parts)? {
                 let mut start = 0;
                 for end in memchr::memchr_iter(b'\n', &text) {
                     let source = sources.map(|s| s[row]);
@@ -65,21 +89,20 @@ pub fn encode(
 /// Rows from which a batch is written as JSON on every core.
 const PARALLEL_MIN_ROWS: usize = 2048;
 
-/// `batch` as JSON lines, in row order: one buffer for a small batch, one
-/// per core (each written on a thread of its own) for a large one.
+/// `batch` as JSON lines, in row order, in `parts` buffers written on a
+/// thread each (one buffer, on the calling thread, for `parts` <= 1).
 /// `row_bytes` is the expected size of a line.
-fn json_lines_in_parts(batch: &RecordBatch, row_bytes: usize) -> Result<Vec<Bytes>, BatchError> {
+fn json_lines_in_parts(batch: &RecordBatch, row_bytes: usize, parts: usize) -> Result<Vec<Bytes>, BatchError> {
     let write = |part: &RecordBatch| -> Result<Bytes, BatchError> {
         let mut text = Vec::with_capacity(part.num_rows() * row_bytes);
         write_json_lines(part, &mut text)?;
         Ok(text.into())
     };
     let rows = batch.num_rows();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || rows < PARALLEL_MIN_ROWS {
+    if parts <= 1 || rows < 2 {
         return Ok(vec![write(batch)?]);
     }
-    let part = rows.div_ceil(threads);
+    let part = rows.div_ceil(parts);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..rows)
             .step_by(part)
@@ -153,7 +176,8 @@ pub fn splice<'a>(
 ) -> Result<Vec<OutRecord>, BatchError> {
     let indices: Vec<usize> = added.iter().map(|name| batch.schema().index_of(name)).collect::<Result<_, _>>()?;
     let fields = batch.project(&indices)?;
-    let text: Vec<u8> = json_lines_in_parts(&fields, 32)?.concat();
+    let mut text = Vec::with_capacity(batch.num_rows() * 32);
+    write_json_lines(&fields, &mut text)?;
     let keys = OutputKeys::new(batch, output)?;
     let mut records = Vec::with_capacity(sources.len());
     let mut start = 0;
@@ -368,13 +392,13 @@ mod tests {
         let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as arrow_array::ArrayRef), ("amount", Arc::new(amounts) as _)]).unwrap();
         let mut whole = Vec::new();
         write_json_lines(&batch, &mut whole).unwrap();
-        let parts = json_lines_in_parts(&batch, 64).unwrap();
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
-            assert!(parts.len() > 1, "written in parts");
+        for parts in [2, 3, 16] {
+            let written = json_lines_in_parts(&batch, 64, parts).unwrap();
+            assert_eq!(written.len(), parts);
+            assert_eq!(written.concat(), whole);
         }
-        assert_eq!(parts.concat(), whole);
         let sources: Vec<usize> = (0..rows).map(|i| i * 2).collect();
-        let records = encode(&batch, Some(&sources), &json_output(Some("id")), &|_| None).unwrap();
+        let records = encode_in_parts(&batch, Some(&sources), &json_output(Some("id")), &|_| None, 3).unwrap();
         let lines: Vec<&[u8]> = whole.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
         assert_eq!(records.len(), rows);
         for (row, record) in records.iter().enumerate() {

@@ -96,7 +96,7 @@ impl Worker {
                 let encoded = match (&self.emit, sources.as_deref()) {
                     (output::Emit::Forward, Some(sources)) => output::forward(batch, sources, output, &key_of, &|i| bytes::Bytes::copy_from_slice(payload_of(i))),
                     (output::Emit::Splice { .. }, Some(sources)) => output::splice(batch, sources, &map_columns, output, &key_of, &payload_of),
-                    (_, sources) => output::encode(batch, sources, output, &key_of),
+                    (_, sources) => output::encode_on_every_core(batch, sources, output, &key_of),
                 }
                 .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: format!("encoding output: {e}") })?;
                 // Rows a sink rejected are dead letters, not outputs.
