@@ -226,9 +226,7 @@ impl Worker {
         PipelineStats::add(&self.stats.plugin_swaps, 1);
         Ok(SwapReport { pause_us, state_bytes })
     }
-}
 
-impl Worker {
     /// Rebuilds the decoder for the chain as it is now (the batches hold
     /// only the columns it reads, see `RecordDecoder::for_chain`), plus the
     /// columns of a shadow candidate: `Some(None)` when it reads every one.

@@ -1,24 +1,26 @@
-//! Decoding and the operator chain overlapped across the chunks of a batch.
+//! Decoding and the operator chain overlapped across the chunks of a batch
+//! (`batch.overlap`).
 //!
 //! Without overlap a large batch is decoded on every core, then the chain
-//! runs on one while the others wait. When the chain costs at least half as
-//! much as decoding (a heavier operator, an interpreted guest), a decoder
-//! thread decodes chunk k + 1 while the worker runs the chain on chunk k.
-//! Chunks run in order, so outputs keep the order of their records. Only a
-//! stateless chain of filters and maps without event time is overlapped:
-//! aggregates run per partition task and event time needs the whole batch
-//! to move the watermark. The per-record costs of both stages, measured on
-//! every batch, decide whether the next batch is overlapped.
+//! runs on one while the others wait. With it, a decoder thread decodes
+//! chunk k + 1 while the worker runs the chain on chunk k. Chunks run in
+//! order, so outputs keep the order of their records. Only a stateless
+//! chain of filters and maps without event time is overlapped: aggregates
+//! run per partition task and event time needs the whole batch to move the
+//! watermark. On two cores overlap can hide at most half of the decode time
+//! and costs a guest call per chunk, so `auto` ([`StageCosts`]) decides from
+//! what both modes measure (BENCHMARKS.md, "Decoding, the operators and the
+//! output on two cores").
 
+use super::PipelineError;
 use super::decode::{Decoded, RecordDecoder};
 use crate::batch::BatchError;
-use crate::delivery::isolate::{Isolated, run_isolated};
-use super::PipelineError;
 use crate::config::Overlap;
-use crate::telemetry::PipelineStats;
 use crate::delivery::dead_letter::DeadLetter;
+use crate::delivery::isolate::{Isolated, run_isolated};
 use crate::engine::{Error, OperatorKind};
 use crate::operator::ChainOutput;
+use crate::telemetry::PipelineStats;
 use arrow_array::RecordBatch;
 use rdkafka::message::OwnedMessage;
 use std::time::{Duration, Instant};
