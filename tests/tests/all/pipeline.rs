@@ -233,8 +233,10 @@ async fn poison_records_are_dead_lettered_and_everything_else_delivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapped_decoding_delivers_every_record_in_order() {
     let mut scenario = Scenario::new(1, 3, "");
+    // Batches of 2,048 records or more are split; the input is produced
+    // before the start, so a batch fills up long before its wait ends.
     scenario.config.batch.max_records = 4096;
-    scenario.config.batch.max_wait_ms = 1000;
+    scenario.config.batch.max_wait_ms = 3000;
     scenario.config.batch.overlap = weir::config::Overlap::Always;
     let (mut records, mut fate) = inputs(6000);
     // A guest that loops costs a bisection of 200 ms deadlines per record:
