@@ -50,8 +50,13 @@ impl HttpAllowlist {
     }
 
     /// The request options the host applies: the guest's own, each cut to
-    /// the list's timeouts and to `ceiling` (the call deadline, when set).
+    /// the list's timeouts and to 1.5x `ceiling` (the call deadline, when
+    /// set). The call deadline ends a call that waits that long first, as a
+    /// `deadline` trap (the request is dropped with the call); a timeout cut
+    /// to exactly the deadline would race it and sometimes hand the guest a
+    /// timeout error instead.
     pub fn bound(&self, guest: Option<RequestOptions>, ceiling: Option<Duration>) -> RequestOptions {
+        let ceiling = ceiling.map(|deadline| deadline + deadline / 2);
         let cap = |ours: Duration, theirs: Option<Duration>| {
             let mut limit = ours.min(ceiling.unwrap_or(Duration::MAX));
             if let Some(theirs) = theirs {
@@ -150,7 +155,7 @@ pub struct AllowlistHooks {
     pub allowlist: HttpAllowlist,
     /// Plugin name, for logs.
     pub plugin: Arc<str>,
-    /// The call deadline, which no request timeout may exceed.
+    /// The call deadline, which bounds request timeouts (see [`HttpAllowlist::bound`]).
     pub call_deadline: Option<Duration>,
 }
 
@@ -234,7 +239,7 @@ mod tests {
         };
         let bound = list.bound(Some(greedy), Some(Duration::from_secs(5)));
         assert_eq!(bound.connect_timeout, Some(Duration::from_secs(2)));
-        assert_eq!(bound.first_byte_timeout, Some(Duration::from_secs(5)), "cut to the call deadline");
+        assert_eq!(bound.first_byte_timeout, Some(Duration::from_millis(7500)), "cut to past the call deadline");
         assert_eq!(bound.between_bytes_timeout, Some(Duration::from_millis(50)), "a shorter guest timeout stays");
         assert_eq!(list.bound(None, None).first_byte_timeout, Some(Duration::from_secs(10)));
     }
