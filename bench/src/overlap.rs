@@ -73,15 +73,18 @@ impl Worker {
         Ok(Worker { decoder, chain: Chain::new(operators), emit })
     }
 
-    /// Decodes whole (every core), then runs; feeds `costs` as the pipeline does.
-    fn whole(&mut self, records: &[OwnedMessage], costs: &mut StageCosts) -> Result<(), Error> {
+    /// Decodes whole (every core), then runs; feeds `costs` as the pipeline
+    /// does and returns the decoding (summed over threads) and chain times.
+    fn whole(&mut self, records: &[OwnedMessage], costs: &mut StageCosts) -> Result<(Duration, Duration), Error> {
         let started = Instant::now();
         let decoded = self.decoder.decode(records)?;
         let chain_started = Instant::now();
         let chain = &mut self.chain;
         let isolated = run_isolated(decoded.batch, decoded.record_of_row, &mut |batch| chain.run(batch, None))?;
-        costs.observe_whole(records.len(), decoded.busy, chain_started.elapsed(), started.elapsed());
-        self.encode(isolated, records)
+        let chain_time = chain_started.elapsed();
+        costs.observe_whole(records.len(), decoded.busy, chain_time, started.elapsed());
+        self.encode(isolated, records)?;
+        Ok((decoded.busy, chain_time))
     }
 
     /// Decodes chunk by chunk beside the chain.
@@ -144,15 +147,9 @@ pub fn table(quick: bool) -> Result<Table, Error> {
         for _ in 0..rounds {
             let started = Instant::now();
             for batch in records.chunks(BATCH) {
-                let started = Instant::now();
-                let decoded = worker.decoder.decode(batch)?;
-                decode_busy += decoded.busy;
-                let chain = &mut worker.chain;
-                let chain_started = Instant::now();
-                let isolated = run_isolated(decoded.batch, decoded.record_of_row, &mut |b| chain.run(b, None))?;
-                chain_time += chain_started.elapsed();
-                costs.observe_whole(batch.len(), decoded.busy, chain_started.elapsed(), started.elapsed());
-                worker.encode(isolated, batch)?;
+                let (decode, chain) = worker.whole(batch, &mut costs)?;
+                decode_busy += decode;
+                chain_time += chain;
             }
             never.push(started.elapsed());
             let started = Instant::now();

@@ -13,8 +13,8 @@ use rdkafka::Message;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Batches smaller than this are decoded on one thread.
-const PARALLEL_MIN_RECORDS: usize = 2048;
+/// Batches smaller than this are decoded (and their output written) on one thread.
+pub(super) const PARALLEL_MIN_RECORDS: usize = 2048;
 
 /// Decoded records: a batch, the record behind each row, and the failures.
 #[derive(Debug)]
@@ -109,7 +109,7 @@ impl RecordDecoder {
     /// Decodes `records`, splitting large batches across the machine's
     /// cores (JSON decoding dominates a pipeline's CPU time).
     pub fn decode(&self, records: &[OwnedMessage]) -> Result<Decoded, BatchError> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = super::cores();
         if threads < 2 || records.len() < PARALLEL_MIN_RECORDS || matches!(self, RecordDecoder::Raw) {
             return self.decode_serial(records);
         }

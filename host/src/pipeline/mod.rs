@@ -57,6 +57,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+/// The cores this process may run on (asked once: the standard library
+/// reads the cgroup quota each time, and every batch asks).
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+}
+
 struct Worker {
     name: String,
     config: PipelineConfig,

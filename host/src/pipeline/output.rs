@@ -43,8 +43,7 @@ pub fn encode_on_every_core(
     output: &OutputConfig,
     source_key: &dyn Fn(usize) -> Option<Vec<u8>>,
 ) -> Result<Vec<OutRecord>, BatchError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = if batch.num_rows() >= PARALLEL_MIN_ROWS { cores } else { 1 };
+    let parts = if batch.num_rows() >= super::decode::PARALLEL_MIN_RECORDS { super::cores() } else { 1 };
     encode_in_parts(batch, sources, output, source_key, parts)
 }
 
@@ -85,9 +84,6 @@ fn encode_in_parts(
         }
     }
 }
-
-/// Rows from which a batch is written as JSON on every core.
-const PARALLEL_MIN_ROWS: usize = 2048;
 
 /// `batch` as JSON lines, in row order, in `parts` buffers written on a
 /// thread each (one buffer, on the calling thread, for `parts` <= 1).

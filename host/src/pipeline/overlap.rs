@@ -195,8 +195,7 @@ impl super::Worker {
             && self.config.event_time.is_none()
             && !self.chain.has_shadow()
             && self.chain.operators().iter().all(|o| matches!(o.kind(), OperatorKind::Filter | OperatorKind::Map));
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunks = chunks(records).filter(|_| stateless && cores >= 2)?;
+        let chunks = chunks(records).filter(|_| stateless && super::cores() >= 2)?;
         let wanted = match self.config.batch.overlap {
             Overlap::Never => false,
             Overlap::Always => true,

@@ -414,7 +414,7 @@ impl Tasks {
 /// `f` over `items`, in order: on this thread and a second one when there
 /// are two items or more and the machine has a second core.
 fn on_two_threads<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync) -> Vec<R> {
-    if items.len() < 2 || std::thread::available_parallelism().map_or(1, std::num::NonZero::get) < 2 {
+    if items.len() < 2 || super::cores() < 2 {
         return items.into_iter().map(f).collect();
     }
     let count = items.len();
