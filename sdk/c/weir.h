@@ -8,7 +8,8 @@
  * author implements only the functions of one kind (see "Operator
  * functions" below); `weir.c`, compiled with -DWEIR_FILTER / -DWEIR_MAP /
  * -DWEIR_AGGREGATE / -DWEIR_KEYED_AGGREGATE / -DWEIR_SINK (and, for
- * aggregates, `weir_state.c`), provides the exports.
+ * aggregates, `weir_state.c`), provides the exports. Event-time windows over
+ * the keyed state: weir_window.h; a HyperLogLog sketch: weir_sketch.h.
  *
  * Build (what `scripts/build-polyglot-guests c` does): see docs/sdk-c.md.
  *

@@ -31,6 +31,8 @@ static size_t nbuckets, nnodes, nlive;
 static node *changed;
 /* Whether changes are tracked (since the first take or restore). */
 static bool tracking;
+/* Bumped when the whole store is replaced or emptied (weir_state_epoch). */
+static uint64_t epoch;
 
 static void *alloc(size_t n) {
     void *p = malloc(n ? n : 1);
@@ -173,6 +175,7 @@ void weir_state_clear(void) {
             }
         }
     nlive = 0;
+    epoch++;
 }
 
 size_t weir_state_len(void) { return nlive; }
@@ -264,7 +267,10 @@ void weir_state_reset(void) {
     nbuckets = nnodes = nlive = 0;
     changed = NULL;
     tracking = true;
+    epoch++;
 }
+
+uint64_t weir_state_epoch(void) { return epoch; }
 
 void weir_state_restore_put(const uint8_t *key, size_t key_len, const uint8_t *value, size_t len) {
     node *n = find_or_add(key, key_len);

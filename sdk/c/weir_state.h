@@ -1,6 +1,7 @@
 /*
  * weir C SDK internals: what weir.c needs from the keyed state store
- * (weir_state.c) to export `weir:operator/keyed-state`. Not for operators.
+ * (weir_state.c) to export `weir:operator/keyed-state`, and what the window
+ * helpers (weir_window.c) need to notice a restore. Not for operators.
  */
 #ifndef WEIR_STATE_H
 #define WEIR_STATE_H
@@ -28,5 +29,8 @@ weir_state_item *weir_state_take(bool changes, size_t *count);
 void weir_state_reset(void);
 /* Adds an entry without marking it changed (restore-entries). */
 void weir_state_restore_put(const uint8_t *key, size_t key_len, const uint8_t *value, size_t len);
+/* Bumped by weir_state_reset and weir_state_clear: an index built over the
+ * store's keys (weir_window.c) is stale when the epoch moved. */
+uint64_t weir_state_epoch(void);
 
 #endif
