@@ -74,6 +74,11 @@ enum Mode {
     Whole,
     /// Checkpointed key by key, changed entries only (contract 0.1.1).
     Keyed,
+    /// `Memory` with the guest at `WEIR_BENCH_FRAUD_BASELINE` (a build to
+    /// compare against in the same run).
+    BaselineMemory,
+    /// `Keyed` with that guest.
+    BaselineKeyed,
 }
 
 impl Mode {
@@ -82,14 +87,32 @@ impl Mode {
             Mode::Memory => "state in memory only",
             Mode::Whole => "checkpointed, whole snapshots (before)",
             Mode::Keyed => "checkpointed, keyed changes (after)",
+            Mode::BaselineMemory => "baseline guest: state in memory only",
+            Mode::BaselineKeyed => "baseline guest: checkpointed, keyed changes",
+        }
+    }
+
+    fn stateful(self) -> bool {
+        !matches!(self, Mode::Memory | Mode::BaselineMemory)
+    }
+
+    /// The fraud-detector component this mode runs.
+    fn plugin(self) -> String {
+        match self {
+            Mode::BaselineMemory | Mode::BaselineKeyed => std::env::var(BASELINE).expect("baseline modes run only with WEIR_BENCH_FRAUD_BASELINE set"),
+            _ => guests::FRAUD_DETECTOR.to_owned(),
         }
     }
 }
 
+/// Names a fraud-detector component (for example one built from an earlier
+/// commit) that the throughput table also runs, interleaved with this one.
+const BASELINE: &str = "WEIR_BENCH_FRAUD_BASELINE";
+
 /// The fraud pipeline config in `mode`.
 fn config(dir: &std::path::Path, bootstrap: &str, group: &str, mode: Mode, emit: &str) -> Result<weir::config::PipelineConfig, Error> {
     std::fs::write(dir.join("schema.json"), scenario::TRANSACTION_SCHEMA)?;
-    let state_line = if mode != Mode::Memory { "state = { checkpoint_records = 10000, checkpoint_interval_ms = 1000, max_bytes = 67108864 }" } else { "" };
+    let state_line = if mode.stateful() { "state = { checkpoint_records = 10000, checkpoint_interval_ms = 1000, max_bytes = 67108864 }" } else { "" };
     let keyed = mode != Mode::Whole;
     let toml = format!(
         r#"
@@ -115,7 +138,7 @@ fn config(dir: &std::path::Path, bootstrap: &str, group: &str, mode: Mode, emit:
         topic = "fraud-alerts"
         key_column = "result_key"
         "#,
-        plugin = guests::FRAUD_DETECTOR,
+        plugin = mode.plugin(),
     );
     std::fs::write(dir.join("p.toml"), toml)?;
     Ok(Config::load(&dir.join("p.toml"))?.pipelines["fraud"].clone())
@@ -197,7 +220,7 @@ struct Round {
 
 async fn throughput_round(stream: &FraudStream, mode: Mode) -> Result<Round, Error> {
     let records = stream.events.len() as u64;
-    let stateful = mode != Mode::Memory;
+    let stateful = mode.stateful();
     let cluster = cluster()?;
     let bootstrap = cluster.bootstrap_servers();
     produce(&bootstrap, &stream.events, None).await?;
@@ -231,25 +254,30 @@ async fn throughput(users: u64, rounds: usize) -> Result<Table, Error> {
         &format!("Fraud pipeline throughput ({records} payments, {users} users, 60 min of event time, median of {rounds} interleaved rounds)"),
         &["pipeline", "records/s", "time", "checkpoints", "snapshots / waiting for writes", "state (last)", "state topic written", "vs no state", "until durable"],
     );
-    let modes = [Mode::Memory, Mode::Whole, Mode::Keyed];
+    let mut modes = vec![Mode::Memory, Mode::Whole, Mode::Keyed];
+    if std::env::var_os(BASELINE).is_some() {
+        modes.extend([Mode::BaselineMemory, Mode::BaselineKeyed]);
+    }
+    // WEIR_BENCH_FRAUD_MODES=keyed (labels containing any of the words) runs some rows, for profiles.
+    if let Ok(words) = std::env::var("WEIR_BENCH_FRAUD_MODES") {
+        modes.retain(|mode| words.split(',').any(|word| mode.label().contains(word)));
+    }
     let mut runs: Vec<Vec<Round>> = modes.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
         for (mode, runs) in modes.iter().zip(&mut runs) {
             runs.push(throughput_round(&stream, *mode).await?);
         }
     }
-    let mut baseline = None;
+    // Each guest's rows against its own in-memory row.
+    let mut in_memory = Duration::ZERO;
     for (mode, mut runs) in modes.into_iter().zip(runs) {
         runs.sort_by_key(|r| r.elapsed);
         let run = &runs[runs.len() / 2];
-        let stateful = mode != Mode::Memory;
-        let ratio = match baseline {
-            None => {
-                baseline = Some(run.elapsed);
-                "1.00x".to_owned()
-            }
-            Some(base) => format!("{:.2}x", base.as_secs_f64() / run.elapsed.as_secs_f64()),
-        };
+        let stateful = mode.stateful();
+        if !stateful {
+            in_memory = run.elapsed;
+        }
+        let ratio = format!("{:.2}x", in_memory.as_secs_f64() / run.elapsed.as_secs_f64());
         table.row(vec![
             mode.label().into(),
             rate(records as usize, run.elapsed),

@@ -16,12 +16,12 @@
 //!   "max_tx_count": 10, "max_total_amount": 5000.0, "max_merchants": 5,
 //!   "max_locations": 3, "max_devices": 2, "keyed": true}`
 //!
-//! State: checkpointed one entry per (user, window), only the changed ones
-//! (`"keyed": false`: the whole state per checkpoint, for comparisons).
+//! State: the SDK's hopping windows, kept as 1-minute panes (each payment
+//! is held once, not in each of its five windows); checkpointed one entry
+//! per user, only the users changed since the last checkpoint (`"keyed":
+//! false`: the whole state per checkpoint, for comparisons).
 //!
 //! Build: cargo build --release --target wasm32-wasip2 -p fraud-detector
-
-use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use weir_sdk::sketch::hash64;
@@ -82,16 +82,53 @@ impl Default for Config {
     }
 }
 
+/// A small set of 64-bit hashes as a sorted list: a window holds a handful,
+/// and merging panes copies and merges them on every read, which a list
+/// does without the allocations of a tree. Serialised like a set (a JSON
+/// array, a postcard sequence), so states written with a `BTreeSet` read;
+/// sorted when read (another SDK's snapshot may list them in any order).
+#[derive(Default, Clone, Serialize, Deserialize)]
+#[serde(from = "Vec<u64>")]
+struct Distinct(Vec<u64>);
+
+impl From<Vec<u64>> for Distinct {
+    fn from(mut values: Vec<u64>) -> Self {
+        values.sort_unstable();
+        values.dedup();
+        Distinct(values)
+    }
+}
+
+impl Distinct {
+    fn insert(&mut self, value: u64) {
+        if let Err(i) = self.0.binary_search(&value) {
+            self.0.insert(i, value);
+        }
+    }
+
+    fn union(&mut self, other: &Distinct) {
+        for &value in &other.0 {
+            self.insert(value);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// One window of one user. Distinct values are kept as 64-bit hashes
 /// (exact for the handful a user has in 5 minutes).
 #[derive(Default, Clone, Serialize, Deserialize)]
 struct Activity {
     tx_count: u64,
     total_amount: f64,
-    merchants: BTreeSet<u64>,
-    locations: BTreeSet<u64>,
-    devices: BTreeSet<u64>,
-    /// Whether the early alert went out.
+    merchants: Distinct,
+    locations: Distinct,
+    devices: Distinct,
+    /// Whether the early alert went out, in windows restored from a state
+    /// written before the SDK kept hopping windows as panes (the window's
+    /// mark says it since; the field stays so that state still decodes).
     alerted: bool,
 }
 
@@ -108,10 +145,15 @@ impl Accumulator for Activity {
     fn merge(&mut self, other: &Self) {
         self.tx_count += other.tx_count;
         self.total_amount += other.total_amount;
-        self.merchants.extend(&other.merchants);
-        self.locations.extend(&other.locations);
-        self.devices.extend(&other.devices);
+        self.merchants.union(&other.merchants);
+        self.locations.union(&other.locations);
+        self.devices.union(&other.devices);
         self.alerted |= other.alerted;
+    }
+    /// A whole snapshot (the layout the Python and JS detectors read too)
+    /// carries the window's mark as the flag.
+    fn marked(&mut self) {
+        self.alerted = true;
     }
 }
 
@@ -247,15 +289,15 @@ impl Aggregate for FraudDetector {
             self.windows.add(key.clone(), t, &activity);
             // Early alerts: each window of this row that now crosses a threshold, once.
             for window in self.windows.spec().assign(t) {
-                let Some(acc) = self.windows.get(&key, &window) else { continue };
-                if acc.alerted {
+                if self.windows.is_marked(&key, &window) {
                     continue;
                 }
-                let snapshot = acc.clone();
-                let reasons = self.reasons(&snapshot);
+                let Some(acc) = self.windows.get(&key, &window) else { continue };
+                // `alerted`: a window restored from a state written before marks.
+                let reasons = if acc.alerted { String::new() } else { self.reasons(&acc) };
                 if !reasons.is_empty() {
-                    self.windows.get_mut(&key, &window).expect("just read").alerted = true;
-                    rows.push(&window, &key, &snapshot, &reasons, false);
+                    rows.push(&window, &key, &acc, &reasons, false);
+                    self.windows.mark(&key, &window);
                 }
             }
         }

@@ -1,9 +1,11 @@
 //! Event-time windows for aggregate operators, so window bookkeeping is not
 //! rewritten per operator: the operator supplies the key and the fold
 //! ([`Accumulator`]); [`Windows`] assigns rows to tumbling, hopping or session
-//! windows, keeps one accumulator per (window, key), and hands out the final
+//! windows, keeps their accumulators per key (hopping windows as panes, so
+//! a row is folded once, not once per window), and hands out the final
 //! results once the host's watermark has passed a window's end. Its state
-//! snapshots to bytes for the host's checkpoints and hot swaps.
+//! snapshots to bytes for the host's checkpoints and hot swaps, whole or
+//! key by key.
 //!
 //! ```
 //! use weir_sdk::window::{Accumulator, WindowSpec, Windows};
@@ -24,11 +26,18 @@
 //! assert_eq!((closed[0].2.orders, closed[0].2.total), (2, 100.0));
 //! ```
 
+mod key_state;
+#[cfg(test)]
+mod tests;
+
 use crate::state::{KeyedState, StateEntry};
 use crate::{Column, DataType, Error, TimeUnit};
+use key_state::{Hops, KeyState};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 /// Event time of each row in Unix milliseconds (None for nulls), from an
 /// `Int64` column (already ms) or a `Timestamp` column of any unit.
@@ -122,36 +131,48 @@ pub trait Accumulator: Default + Clone + Serialize + DeserializeOwned {
     fn add(&mut self, row: &Self::Row);
     /// Adds another accumulator of the same key.
     fn merge(&mut self, other: &Self);
+    /// Called on a marked window's accumulator ([`Windows::mark`]) when the
+    /// state is written as a whole snapshot, whose layout every SDK reads:
+    /// set the flag the mark stands for (an alert sent) if the accumulator
+    /// has one, so an operator in another language sees it. Default: nothing.
+    fn marked(&mut self) {}
 }
 
-/// Open windows and their accumulators, by key. As [`KeyedState`], one
-/// entry per key holding its open windows; the keys changed since the last
-/// checkpoint are tracked, and a key whose windows all closed is removed.
-#[derive(Serialize, Deserialize)]
-#[serde(bound(serialize = "K: Serialize, A: Serialize", deserialize = "K: DeserializeOwned + Ord, A: DeserializeOwned"))]
+/// Open windows and their accumulators, by key. Hopping windows are kept as
+/// panes (see [`Windows::get`]). As [`KeyedState`], one entry per key holding
+/// its open windows; the keys changed since the last checkpoint are tracked,
+/// and a key whose windows all closed is removed.
 pub struct Windows<K, A> {
     spec: WindowSpec,
-    /// Per key, its open windows (sorted by start) with their accumulators.
-    open: BTreeMap<K, Vec<(Window, A)>>,
-    /// Keys changed (or removed) since the last checkpoint; `None` until
-    /// the host first asks for entries (a pipeline without checkpoints
-    /// never does, so nothing accumulates there).
-    #[serde(skip)]
-    changed: Option<BTreeSet<K>>,
+    /// The hopping geometry, for hopping windows.
+    hops: Option<Hops>,
+    /// Per key, what it holds.
+    open: BTreeMap<K, KeyState<A>>,
+    /// Keys changed (or removed) since the last checkpoint, each listed
+    /// when its state's `dirty` flag goes up (a key removed and added again
+    /// is listed twice); `None` until the host first asks for entries (a
+    /// pipeline without checkpoints never does, so nothing accumulates).
+    changed: Option<Vec<K>>,
 }
 
 impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A> {
     /// No open windows yet.
     pub fn new(spec: WindowSpec) -> Windows<K, A> {
-        Windows { spec, open: BTreeMap::new(), changed: None }
+        let hops = match spec {
+            WindowSpec::Hopping { size_ms, slide_ms } if slide_ms < size_ms => Some(Hops::new(size_ms, slide_ms)),
+            _ => None,
+        };
+        Windows { spec, hops, open: BTreeMap::new(), changed: None }
     }
 
-    /// Marks `key` changed (clones it only when new), once tracking started.
-    fn touch(changed: &mut Option<BTreeSet<K>>, key: &K) {
+    /// Marks `key` changed (a flag on its state; the key is cloned once per
+    /// checkpoint), once tracking started.
+    fn touch(changed: &mut Option<Vec<K>>, key: &K, state: &mut KeyState<A>) {
         if let Some(changed) = changed
-            && !changed.contains(key)
+            && !state.dirty
         {
-            changed.insert(key.clone());
+            state.dirty = true;
+            changed.push(key.clone());
         }
     }
 
@@ -162,20 +183,48 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
 
     /// Adds `row` with event time `t` under `key`.
     pub fn add(&mut self, key: K, t: i64, row: &A::Row) {
-        Self::touch(&mut self.changed, &key);
-        let windows = self.open.entry(key).or_default();
+        let changed = &mut self.changed;
+        let state = match self.open.entry(key) {
+            Entry::Occupied(mut entry) => {
+                if let Some(changed) = changed
+                    && !entry.get().dirty
+                {
+                    entry.get_mut().dirty = true;
+                    changed.push(entry.key().clone());
+                }
+                entry.into_mut()
+            }
+            Entry::Vacant(entry) => {
+                if let Some(changed) = changed {
+                    changed.push(entry.key().clone());
+                }
+                let dirty = changed.is_some();
+                entry.insert(KeyState { dirty, ..KeyState::default() })
+            }
+        };
+        if let Some(hops) = &self.hops {
+            state.add_to_pane(hops.pane_of(t), row);
+            return;
+        }
+        let windows = &mut state.whole;
         match self.spec {
             WindowSpec::Session { gap_ms } => {
                 let mut session = Window { start_ms: t, end_ms: t + gap_ms };
                 let mut acc = A::default();
                 acc.add(row);
-                // Merge every open session this row touches.
+                // Merge every open session this row touches; a mark on any
+                // of them moves to the merged session.
                 let mut kept = Vec::with_capacity(windows.len());
+                let mut merged_marked = false;
                 for (window, other) in windows.drain(..) {
                     if window.start_ms <= session.end_ms && session.start_ms <= window.end_ms {
                         session.start_ms = session.start_ms.min(window.start_ms);
                         session.end_ms = session.end_ms.max(window.end_ms);
                         acc.merge(&other);
+                        if let Ok(i) = state.marked.binary_search(&window) {
+                            state.marked.remove(i);
+                            merged_marked = true;
+                        }
                     } else {
                         kept.push((window, other));
                     }
@@ -183,6 +232,9 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
                 kept.push((session, acc));
                 kept.sort_by_key(|(w, _)| *w);
                 *windows = kept;
+                if merged_marked {
+                    state.mark(session);
+                }
             }
             _ => {
                 for window in self.spec.assign(t) {
@@ -212,49 +264,95 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
     /// `watermark`: `(window, key, accumulator)`, by window end then key.
     pub fn close(&mut self, watermark: i64) -> Vec<(Window, K, A)> {
         let mut closed = Vec::new();
-        let changed = &mut self.changed;
-        self.open.retain(|key, windows| {
+        let (changed, hops) = (&mut self.changed, &self.hops);
+        self.open.retain(|key, state| {
             let before = closed.len();
-            windows.retain(|(window, acc)| {
-                let done = window.end_ms <= watermark;
-                if done {
-                    closed.push((*window, key.clone(), acc.clone()));
-                }
-                !done
-            });
-            if closed.len() > before {
-                Self::touch(changed, key);
+            if let Some(hops) = hops {
+                closed.extend(state.close_hopping(hops, watermark).into_iter().map(|(window, acc)| (window, key.clone(), acc)));
+            } else if state.whole.iter().any(|(w, _)| w.end_ms <= watermark) {
+                state.whole.retain(|(window, acc)| {
+                    let done = window.end_ms <= watermark;
+                    if done {
+                        closed.push((*window, key.clone(), acc.clone()));
+                    }
+                    !done
+                });
+                state.marked.retain(|w| w.end_ms > watermark);
             }
-            !windows.is_empty()
+            if closed.len() > before {
+                Self::touch(changed, key, state);
+            }
+            !state.is_empty()
         });
         closed.sort_by(|a, b| (a.0.end_ms, &a.1, a.0.start_ms).cmp(&(b.0.end_ms, &b.1, b.0.start_ms)));
         closed
     }
 
-    /// The accumulator of an open window of `key`, to read or flag it
-    /// (early updates, alerts sent once).
-    pub fn get_mut(&mut self, key: &K, window: &Window) -> Option<&mut A> {
-        let i = self.open.get(key)?.binary_search_by_key(window, |(w, _)| *w).ok()?;
-        Self::touch(&mut self.changed, key);
-        Some(&mut self.open.get_mut(key).expect("found above")[i].1)
-    }
-
     /// The accumulator of an open window of `key`, read only (does not mark
-    /// the key changed, unlike [`Windows::get_mut`]).
-    pub fn get(&self, key: &K, window: &Window) -> Option<&A> {
-        let windows = self.open.get(key)?;
-        let i = windows.binary_search_by_key(window, |(w, _)| *w).ok()?;
-        Some(&windows[i].1)
+    /// the key changed). A hopping window's is the merge of its panes, built
+    /// here (owned); a window kept whole is borrowed.
+    pub fn get(&self, key: &K, window: &Window) -> Option<Cow<'_, A>> {
+        self.open.get(key)?.get(window)
     }
 
-    /// The open windows of `key` (sorted by start).
-    pub fn open_windows(&self, key: &K) -> &[(Window, A)] {
-        self.open.get(key).map(Vec::as_slice).unwrap_or_default()
+    /// The accumulator of an open tumbling or session window of `key`, to
+    /// update it. `None` for hopping windows, which exist only as the merge
+    /// of their panes: flag those with [`Windows::mark`].
+    pub fn get_mut(&mut self, key: &K, window: &Window) -> Option<&mut A> {
+        let state = self.open.get_mut(key)?;
+        if self.hops.is_some() {
+            return None;
+        }
+        let i = state.whole.binary_search_by_key(window, |(w, _)| *w).ok()?;
+        Self::touch(&mut self.changed, key, state);
+        Some(&mut state.whole[i].1)
     }
 
-    /// Open (window, key) pairs: the state size to bound and report.
+    /// Marks an open window of `key` that holds rows (an early result sent,
+    /// an alert raised once); true when it was not marked before. The mark is part of the
+    /// state and goes when the window closes (a session's mark moves to the
+    /// session it merges into).
+    pub fn mark(&mut self, key: &K, window: &Window) -> bool {
+        let Some(state) = self.open.get_mut(key) else { return false };
+        let new = state.holds(window) && state.mark(*window);
+        if new {
+            Self::touch(&mut self.changed, key, state);
+        }
+        new
+    }
+
+    /// Whether [`Windows::mark`] marked this window of `key`.
+    pub fn is_marked(&self, key: &K, window: &Window) -> bool {
+        self.open.get(key).is_some_and(|state| state.is_marked(window))
+    }
+
+    /// The open windows of `key` that hold rows (sorted by start).
+    pub fn open_windows(&self, key: &K) -> Vec<(Window, A)> {
+        match (self.open.get(key), &self.hops) {
+            (None, _) => Vec::new(),
+            (Some(state), Some(hops)) => state.open_hopping(hops),
+            (Some(state), None) => state.whole.clone(),
+        }
+    }
+
+    /// [`Windows::open_windows`], each marked window's accumulator given
+    /// [`Accumulator::marked`]: the layout of whole snapshots.
+    fn whole_windows(&self, key: &K) -> Vec<(Window, A)> {
+        let mut windows = self.open_windows(key);
+        if self.open.get(key).is_some_and(|state| !state.marked.is_empty()) {
+            for (window, acc) in &mut windows {
+                if self.is_marked(key, window) {
+                    acc.marked();
+                }
+            }
+        }
+        windows
+    }
+
+    /// Open windows kept whole plus hopping-window panes: the state size to
+    /// bound and report.
     pub fn len(&self) -> usize {
-        self.open.values().map(Vec::len).sum()
+        self.open.values().map(|state| state.whole.len() + state.panes.len()).sum()
     }
 
     /// Whether nothing is open.
@@ -272,23 +370,93 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
         serde_json::from_slice(bytes).map_err(|e| format!("window state: {e}"))
     }
 
-    /// The entry of `key`: the key as JSON, its open windows in postcard
-    /// (compact binary serde: about half the bytes of JSON, faster both ways).
-    fn entry(key: &K, windows: Option<&Vec<(Window, A)>>) -> StateEntry {
-        StateEntry {
-            key: serde_json::to_vec(key).expect("window keys serialise"),
-            value: windows.map(|w| postcard::to_stdvec(w).expect("window state serialises")),
-        }
+    /// The entry of `key`: the key as JSON, its state in postcard (compact
+    /// binary serde: about half the bytes of JSON, faster both ways).
+    fn entry(key: &K, state: Option<&KeyState<A>>) -> StateEntry {
+        StateEntry { key: serde_json::to_vec(key).expect("window keys serialise"), value: state.map(KeyState::to_entry_value) }
     }
 }
 
-/// One entry per key: the key as JSON, its open windows in postcard. A
-/// checkpoint writes the keys that got a row or closed a window since the
-/// previous one; a key without open windows is removed.
+/// JSON snapshot layout, shared by the SDKs of every language (hot swaps
+/// across languages read it): `{"spec": ..., "open": {key: [[window, acc],
+/// ...]}}`, every open window whole (hopping windows merged from their
+/// panes, each marked one's accumulator given [`Accumulator::marked`]),
+/// plus `"marked": {key: [window, ...]}` when there are marks.
+impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Serialize for Windows<K, A> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// Every key's open windows, whole.
+        struct Open<'a, K, A>(&'a Windows<K, A>);
+        impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Serialize for Open<'_, K, A> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.open.keys().map(|key| (key, self.0.whole_windows(key))))
+            }
+        }
+        /// The marks of the keys that have some.
+        struct Marked<'a, K, A>(&'a BTreeMap<K, KeyState<A>>);
+        impl<K: Serialize, A> Serialize for Marked<'_, K, A> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().filter(|(_, state)| !state.marked.is_empty()).map(|(key, state)| (key, &state.marked)))
+            }
+        }
+        #[derive(Serialize)]
+        struct Layout<'a, K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> {
+            spec: WindowSpec,
+            open: Open<'a, K, A>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            marked: Option<Marked<'a, K, A>>,
+        }
+        let any_marks = self.open.values().any(|state| !state.marked.is_empty());
+        Layout { spec: self.spec, open: Open(self), marked: any_marks.then_some(Marked(&self.open)) }.serialize(serializer)
+    }
+}
+
+impl<'de, K: DeserializeOwned + Ord + Clone + Serialize, A: Accumulator> Deserialize<'de> for Windows<K, A> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(bound(deserialize = "K: DeserializeOwned + Ord, A: DeserializeOwned"))]
+        struct Layout<K, A> {
+            spec: WindowSpec,
+            open: BTreeMap<K, Vec<(Window, A)>>,
+            #[serde(default = "BTreeMap::new")]
+            marked: BTreeMap<K, Vec<Window>>,
+        }
+        let mut layout = Layout::<K, A>::deserialize(deserializer)?;
+        let mut windows = Windows::new(layout.spec);
+        // Hopping windows come back whole; rows from here on go to panes,
+        // and each window merges both until it closes.
+        windows.open = layout
+            .open
+            .into_iter()
+            .map(|(key, whole)| {
+                let mut marked = layout.marked.remove(&key).unwrap_or_default();
+                marked.sort_unstable();
+                (key, KeyState { whole, marked, ..KeyState::default() })
+            })
+            .collect();
+        Ok(windows)
+    }
+}
+
+/// One entry per key: the key as JSON, its state in postcard. A checkpoint
+/// writes the keys that got a row, a mark or a closed window since the
+/// previous one; a key with nothing open is removed.
 impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> KeyedState for Windows<K, A> {
     fn changes(&mut self) -> Result<Vec<StateEntry>, Error> {
-        match self.changed.replace(BTreeSet::new()) {
-            Some(changed) => Ok(changed.iter().map(|key| Self::entry(key, self.open.get(key))).collect()),
+        match self.changed.replace(Vec::new()) {
+            Some(mut changed) => {
+                changed.sort_unstable();
+                changed.dedup();
+                Ok(changed
+                    .iter()
+                    .map(|key| {
+                        let state = self.open.get_mut(key);
+                        Self::entry(key, state.map(|state| {
+                            state.dirty = false;
+                            &*state
+                        }))
+                    })
+                    .collect())
+            }
             // Not tracked yet: every key present changed since `init` (keys
             // added and removed since are unknown to the host anyway).
             None => self.entries(),
@@ -296,8 +464,9 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> KeyedState f
     }
 
     fn entries(&mut self) -> Result<Vec<StateEntry>, Error> {
-        self.changed = Some(BTreeSet::new());
-        Ok(self.open.iter().map(|(key, windows)| Self::entry(key, Some(windows))).collect())
+        self.changed = Some(Vec::new());
+        self.open.values_mut().for_each(|state| state.dirty = false);
+        Ok(self.open.iter().map(|(key, state)| Self::entry(key, Some(state))).collect())
     }
 
     fn restore_entries(&mut self, entries: Vec<StateEntry>) -> Result<(), Error> {
@@ -305,152 +474,12 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> KeyedState f
         for StateEntry { key, value } in entries {
             let key: K = serde_json::from_slice(&key).map_err(|e| Error::InvalidInput(format!("window state key: {e}")))?;
             if let Some(value) = value {
-                let windows = postcard::from_bytes(&value).map_err(|e| Error::InvalidInput(format!("window state entry: {e}")))?;
-                open.insert(key, windows);
+                let state = KeyState::from_entry_value(&value).map_err(|e| Error::InvalidInput(format!("window state entry: {e}")))?;
+                open.insert(key, state);
             }
         }
         self.open = open;
-        self.changed = Some(BTreeSet::new());
+        self.changed = Some(Vec::new());
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
-    struct Count(u64);
-
-    impl Accumulator for Count {
-        type Row = ();
-        fn add(&mut self, _: &()) {
-            self.0 += 1;
-        }
-        fn merge(&mut self, other: &Self) {
-            self.0 += other.0;
-        }
-    }
-
-    const MIN: i64 = 60_000;
-
-    #[test]
-    fn changes_are_tracked_only_once_the_host_asks_for_entries() {
-        let mut w: Windows<String, Count> = Windows::new(WindowSpec::Tumbling { size_ms: MIN });
-        for key in 0..1000 {
-            w.add(format!("k{key}"), 0, &());
-        }
-        w.close(MIN);
-        w.add("late".to_owned(), MIN, &());
-        // A pipeline without checkpoints never asks: nothing accumulates.
-        assert!(w.changed.is_none());
-        let first = w.changes().unwrap();
-        assert_eq!(first.len(), 1, "the keys present: only `late` (the others closed)");
-        w.add("k1".to_owned(), MIN, &());
-        w.close(2 * MIN);
-        let keys: Vec<_> = w.changes().unwrap().into_iter().map(|e| (String::from_utf8(e.key).unwrap(), e.value.is_some())).collect();
-        assert_eq!(keys, [("\"k1\"".to_owned(), false), ("\"late\"".to_owned(), false)], "both closed since the last call: removed");
-    }
-
-    #[test]
-    fn tumbling_and_hopping_windows_contain_the_row() {
-        let hour = WindowSpec::Tumbling { size_ms: 60 * MIN };
-        assert_eq!(hour.assign(61 * MIN), vec![Window { start_ms: 60 * MIN, end_ms: 120 * MIN }]);
-        assert_eq!(hour.assign(-1), vec![Window { start_ms: -60 * MIN, end_ms: 0 }]);
-        let sliding = WindowSpec::Hopping { size_ms: 5 * MIN, slide_ms: MIN };
-        let windows = sliding.assign(7 * MIN + 30_000);
-        assert_eq!(windows.len(), 5);
-        assert_eq!(windows[0], Window { start_ms: 3 * MIN, end_ms: 8 * MIN });
-        assert_eq!(windows[4], Window { start_ms: 7 * MIN, end_ms: 12 * MIN });
-        assert!(windows.iter().all(|w| w.start_ms <= 7 * MIN + 30_000 && 7 * MIN + 30_000 < w.end_ms));
-        assert!(WindowSpec::Hopping { size_ms: MIN, slide_ms: 2 * MIN }.validate().is_err());
-    }
-
-    #[test]
-    fn windows_close_when_the_watermark_passes_their_end() {
-        let mut windows: Windows<String, Count> = Windows::new(WindowSpec::Hopping { size_ms: 5 * MIN, slide_ms: MIN });
-        windows.add("u1".into(), 30_000, &());
-        windows.add("u1".into(), 4 * MIN, &());
-        windows.add("u2".into(), 90_000, &());
-        assert!(windows.close(MIN - 1).is_empty());
-        let closed = windows.close(MIN);
-        assert_eq!(closed, vec![(Window { start_ms: -4 * MIN, end_ms: MIN }, "u1".to_owned(), Count(1))]);
-        let closed = windows.close(5 * MIN);
-        assert_eq!(closed.iter().map(|(w, k, c)| (w.end_ms / MIN, k.as_str(), c.0)).collect::<Vec<_>>(), [(2, "u1", 1), (2, "u2", 1), (3, "u1", 1), (3, "u2", 1), (4, "u1", 1), (4, "u2", 1), (5, "u1", 2), (5, "u2", 1)]);
-        assert!(windows.is_late(30_000, 5 * MIN) && !windows.is_late(4 * MIN, 5 * MIN));
-    }
-
-    #[test]
-    fn a_late_row_that_bridges_two_sessions_merges_them() {
-        let mut windows: Windows<String, Count> = Windows::new(WindowSpec::Session { gap_ms: 10_000 });
-        windows.add("k".into(), 0, &());
-        windows.add("k".into(), 18_000, &());
-        windows.add("j".into(), 5_000, &());
-        assert_eq!(windows.len(), 3, "18 s apart with a 10 s gap: two sessions for k");
-        windows.add("k".into(), 9_000, &()); // within 10 s of both: [0, 10 s) ~ [9 s, 19 s) ~ [18 s, 28 s)
-        assert_eq!(windows.len(), 2);
-        assert_eq!(windows.close(27_999).len(), 1, "only j's session [5 s, 15 s) has ended");
-        let closed = windows.close(28_000);
-        assert_eq!(closed, vec![(Window { start_ms: 0, end_ms: 28_000 }, "k".to_owned(), Count(3))]);
-    }
-
-    #[test]
-    fn state_survives_snapshot_and_restore() {
-        let mut windows: Windows<String, Count> = Windows::new(WindowSpec::Tumbling { size_ms: MIN });
-        windows.add("a".into(), 10, &());
-        windows.add("a".into(), 20, &());
-        let mut restored: Windows<String, Count> = Windows::restore(&windows.snapshot()).unwrap();
-        restored.add("a".into(), 30, &());
-        assert_eq!(restored.close(MIN), vec![(Window { start_ms: 0, end_ms: MIN }, "a".to_owned(), Count(3))]);
-        assert!(Windows::<String, Count>::restore(b"nonsense").is_err());
-    }
-
-    #[test]
-    fn changes_name_the_keys_added_to_and_remove_the_keys_whose_windows_all_closed() {
-        let mut windows: Windows<String, Count> = Windows::new(WindowSpec::Tumbling { size_ms: MIN });
-        windows.add("a".into(), 10, &());
-        windows.add("b".into(), 20, &());
-        windows.add("b".into(), MIN + 5, &());
-        let mut copy: Windows<String, Count> = Windows::new(windows.spec());
-        copy.restore_entries(windows.entries().unwrap()).unwrap();
-        assert!(windows.changes().unwrap().is_empty(), "entries() starts tracking afresh");
-        windows.add("c".into(), MIN + 30, &());
-        windows.close(MIN); // a's only window and b's first close
-        let changes = windows.changes().unwrap();
-        let keys: Vec<&[u8]> = changes.iter().map(|e| e.key.as_slice()).collect();
-        assert_eq!(keys, [&br#""a""#[..], br#""b""#, br#""c""#]);
-        assert_eq!(changes[0].value, None, "a has no open window left: removed");
-        assert!(changes[1].value.is_some() && changes[2].value.is_some(), "b keeps its second window");
-        assert!(windows.changes().unwrap().is_empty());
-        // The copy, given the changes the way the host merges them, equals the original.
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = copy.entries().unwrap().into_iter().map(|e| (e.key, e.value.unwrap())).collect();
-        for StateEntry { key, value } in changes {
-            match value {
-                Some(value) => merged.insert(key, value),
-                None => merged.remove(&key),
-            };
-        }
-        let mut restored: Windows<String, Count> = Windows::new(windows.spec());
-        restored.restore_entries(merged.into_iter().map(|(key, value)| StateEntry { key, value: Some(value) }).collect()).unwrap();
-        assert_eq!(restored.snapshot(), windows.snapshot());
-    }
-
-    #[test]
-    fn a_session_merge_is_a_change_of_its_key() {
-        let mut windows: Windows<String, Count> = Windows::new(WindowSpec::Session { gap_ms: 10_000 });
-        windows.add("k".into(), 0, &());
-        windows.add("k".into(), 18_000, &());
-        let mut stored: BTreeMap<Vec<u8>, Vec<u8>> = windows.entries().unwrap().into_iter().map(|e| (e.key, e.value.unwrap())).collect();
-        windows.add("k".into(), 9_000, &());
-        for StateEntry { key, value } in windows.changes().unwrap() {
-            match value {
-                Some(value) => stored.insert(key, value),
-                None => stored.remove(&key),
-            };
-        }
-        assert_eq!(stored.keys().collect::<Vec<_>>(), [&br#""k""#.to_vec()]);
-        let mut restored: Windows<String, Count> = Windows::new(windows.spec());
-        restored.restore_entries(stored.into_iter().map(|(key, value)| StateEntry { key, value: Some(value) }).collect()).unwrap();
-        assert_eq!(restored.snapshot(), windows.snapshot());
     }
 }
