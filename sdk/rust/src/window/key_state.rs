@@ -105,8 +105,13 @@ impl<A: Accumulator> KeyState<A> {
     }
 
     /// The accumulator of `window`: the whole window, merged with its
-    /// panes when there are any. `None` when nothing fell in it.
+    /// panes when there are any. `None` when nothing fell in it or it closed.
     pub(crate) fn get(&self, window: &Window) -> Option<Cow<'_, A>> {
+        // A closed window stays closed: a row behind the watermark (which the
+        // host takes out) would otherwise show in it through a shared pane.
+        if self.closed_until.is_some_and(|closed| window.end_ms <= closed) {
+            return None;
+        }
         let whole = self.whole.binary_search_by_key(window, |(w, _)| *w).ok().map(|i| &self.whole[i].1);
         let from = self.panes.partition_point(|(p, _)| *p < window.start_ms);
         let to = self.panes.partition_point(|(p, _)| *p < window.end_ms);

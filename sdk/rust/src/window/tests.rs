@@ -376,3 +376,19 @@ fn a_whole_snapshot_of_panes_holds_whole_windows_in_the_layout_every_sdk_reads()
     restored.add("u".into(), 100_000, &());
     assert_eq!(restored.close(3 * MIN).iter().map(|(w, _, acc)| (w.start_ms, acc.n)).collect::<Vec<_>>(), [(-MIN, 1), (0, 3), (MIN, 2)]);
 }
+
+#[test]
+fn a_row_behind_the_watermark_does_not_reopen_a_closed_hopping_window() {
+    let spec = WindowSpec::Hopping { size_ms: 2 * MIN, slide_ms: MIN };
+    let mut windows: Windows<u8, Seen> = Windows::new(spec);
+    windows.add(1, 90_000, &1);
+    assert_eq!(windows.close(2 * MIN).len(), 1, "[0, 2) minutes");
+    // The host takes such rows out; the SDK still keeps closed windows closed.
+    windows.add(1, 70_000, &2);
+    let closed = Window { start_ms: 0, end_ms: 2 * MIN };
+    assert!(windows.get(&1, &closed).is_none() && !windows.mark(&1, &closed));
+    let open = windows.get(&1, &Window { start_ms: MIN, end_ms: 3 * MIN }).unwrap();
+    assert_eq!(open.ids, BTreeSet::from([1, 2]), "the row counts in the windows still open");
+    let rest: Vec<_> = windows.close(i64::MAX).into_iter().map(|(w, _, acc)| (w.start_ms, acc.rows)).collect();
+    assert_eq!(rest, [(MIN, 2)], "the closed window is not emitted again");
+}
