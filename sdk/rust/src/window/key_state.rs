@@ -184,8 +184,12 @@ impl<A: Accumulator> KeyState<A> {
             .collect()
     }
 
-    /// Whether rows fell in `window` (a whole window or a pane in it).
+    /// Whether rows fell in `window` (a whole window or a pane in it) and it
+    /// is still open.
     pub(crate) fn holds(&self, window: &Window) -> bool {
+        if self.closed_until.is_some_and(|closed| window.end_ms <= closed) {
+            return false;
+        }
         let from = self.panes.partition_point(|(p, _)| *p < window.start_ms);
         self.panes.get(from).is_some_and(|(p, _)| *p < window.end_ms) || self.whole.binary_search_by_key(window, |(w, _)| *w).is_ok()
     }
