@@ -70,6 +70,8 @@ pub struct PipelineStats {
     pub state_written_records: AtomicU64,
     /// Bytes (keys and values) written to the state topic (`weir_state_written_bytes_total`).
     pub state_written_bytes: AtomicU64,
+    /// Reads of the state topic to its end, to restore tasks (`weir_state_topic_reads_total`).
+    pub state_topic_reads: AtomicU64,
     /// Live version label per operator.
     pub plugin_versions: Mutex<BTreeMap<String, String>>,
     /// Last committed offset (next to consume) per topic/partition.
@@ -110,6 +112,7 @@ impl Default for PipelineStats {
             checkpoint_wait_us: AtomicU64::new(0),
             state_written_records: AtomicU64::new(0),
             state_written_bytes: AtomicU64::new(0),
+            state_topic_reads: AtomicU64::new(0),
             plugin_versions: Mutex::default(),
             committed: Mutex::default(),
             assigned: Mutex::default(),
@@ -175,6 +178,8 @@ pub struct StatsSnapshot {
     pub state_written_records: u64,
     /// See [`PipelineStats::state_written_bytes`].
     pub state_written_bytes: u64,
+    /// See [`PipelineStats::state_topic_reads`].
+    pub state_topic_reads: u64,
     /// See [`PipelineStats::plugin_swaps`].
     pub plugin_swaps: u64,
     /// See [`PipelineStats::records_late`].
@@ -267,6 +272,7 @@ impl PipelineStats {
             checkpoint_wait_us: load(&self.checkpoint_wait_us),
             state_written_records: load(&self.state_written_records),
             state_written_bytes: load(&self.state_written_bytes),
+            state_topic_reads: load(&self.state_topic_reads),
             plugin_versions: self.plugin_versions.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             committed: committed
                 .iter()

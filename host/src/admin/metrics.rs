@@ -40,10 +40,11 @@ struct PipelineCollector {
 /// A counter read from a snapshot: name (without `_total`), help, value.
 type CounterField = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
 
-const COUNTERS: [CounterField; 14] = [
+const COUNTERS: [CounterField; 15] = [
     ("weir_state_checkpoints", "Aggregate state checkpoints written", |s| s.checkpoints),
     ("weir_state_written_records", "Records written to the state topic (checkpoints and keyed entries)", |s| s.state_written_records),
     ("weir_state_written_bytes", "Bytes (keys and values) written to the state topic", |s| s.state_written_bytes),
+    ("weir_state_topic_reads", "Reads of the state topic to its end to restore tasks (one per assignment, not one per partition)", |s| s.state_topic_reads),
     ("weir_records_late", "Records behind the event-time watermark on arrival", |s| s.records_late),
     ("weir_records_in", "Records consumed", |s| s.records_in),
     ("weir_records_out", "Records written to the output or accepted by the sink", |s| s.records_out),

@@ -25,7 +25,7 @@ use arrow_array::{RecordBatch, UInt32Array};
 use rdkafka::Message;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 /// Consecutive failures of one task that bisection could not pin on a
@@ -97,13 +97,23 @@ pub struct Tasks {
     last_checkpoint: Instant,
     /// Allowed lateness and idle timeout, with event time configured.
     event_time: Option<(i64, Duration)>,
+    /// Tasks whose checkpoint was looked for in the state topic since they
+    /// were assigned (found or not): no second read for them.
+    read: HashSet<i32>,
+    /// Reads of the state topic so far.
+    topic_reads: u64,
 }
 
 impl Tasks {
     /// No tasks yet; checkpoints go to `store`. With `event_time` (allowed
     /// lateness in ms, idle timeout), each task tracks its own watermark.
     pub fn new(store: StateStore, config: StateConfig, event_time: Option<(i64, Duration)>) -> Tasks {
-        Tasks { store, config, tasks: BTreeMap::new(), poison: HashSet::new(), since_checkpoint: 0, last_checkpoint: Instant::now(), event_time }
+        Tasks { store, config, tasks: BTreeMap::new(), poison: HashSet::new(), since_checkpoint: 0, last_checkpoint: Instant::now(), event_time, read: HashSet::new(), topic_reads: 0 }
+    }
+
+    /// How many times the state topic was read to its end to load tasks.
+    pub fn topic_reads(&self) -> u64 {
+        self.topic_reads
     }
 
     /// The watermarks of task `task` (loaded by [`Tasks::prepare`]).
@@ -136,17 +146,27 @@ impl Tasks {
         })
     }
 
-    /// Loads the tasks `records` need (one read of the state topic for all
-    /// that this process has no checkpoint of) and drops the records the
+    /// Loads the tasks `records` need (one read of the state topic for them
+    /// and every other assigned task not read yet) and drops the records the
     /// checkpoints already cover or that a reset dead-lettered. A partition
     /// positioned after its checkpoint (its offsets were committed by an
     /// older owner past the state it wrote) is rewound to the checkpoint and
     /// its records in this batch are dropped. Returns the records dropped.
     pub fn prepare(&mut self, records: &mut Vec<OwnedMessage>, template: &Chain, consumer: &SourceConsumer) -> Result<usize, TaskError> {
         let missing: Vec<i32> = records.iter().map(|r| r.partition()).filter(|p| !self.tasks.contains_key(p)).collect::<HashSet<_>>().into_iter().collect();
-        let unread: Vec<i32> = missing.iter().copied().filter(|t| self.store.cached(*t).is_none()).collect();
-        if !unread.is_empty() {
-            self.store.load(&unread)?;
+        let unread = |t: &i32, store: &StateStore, read: &HashSet<i32>| store.cached(*t).is_none() && !read.contains(t);
+        if missing.iter().any(|t| unread(t, &self.store, &self.read)) {
+            // One read of the state topic for every assigned task not read
+            // yet, not only this batch's: a partition that delivers later
+            // (they rarely all do in the first batch) needs no read of its own.
+            let mut load: BTreeSet<i32> = missing.iter().copied().filter(|t| unread(t, &self.store, &self.read)).collect();
+            if let Ok(assignment) = consumer.assignment() {
+                load.extend(assignment.elements().iter().map(|e| e.partition()).filter(|t| !self.tasks.contains_key(t) && unread(t, &self.store, &self.read)));
+            }
+            let load: Vec<i32> = load.into_iter().collect();
+            self.store.load(&load)?;
+            self.topic_reads += 1;
+            self.read.extend(load);
         }
         let now = Instant::now();
         for task in missing {
@@ -306,6 +326,7 @@ impl Tasks {
     /// checkpoint them from now on).
     pub fn forget(&mut self, revoked: &HashSet<(String, i32)>) {
         for (_, partition) in revoked {
+            self.read.remove(partition);
             if self.tasks.remove(partition).is_some() {
                 tracing::info!(task = partition, "task revoked: state dropped (the next owner restores the checkpoint)");
             }

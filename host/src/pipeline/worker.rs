@@ -297,8 +297,9 @@ impl Worker {
         if let Some(tasks) = self.tasks.as_mut() {
             let chain = &self.chain;
             let consumer = &self.consumer;
-            tokio::task::block_in_place(|| tasks.prepare(&mut records, chain, consumer))
-                .map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
+            let prepared = tokio::task::block_in_place(|| tasks.prepare(&mut records, chain, consumer));
+            self.stats.state_topic_reads.store(tasks.topic_reads(), std::sync::atomic::Ordering::Relaxed);
+            prepared.map_err(|e| PipelineError::Setup { pipeline: self.name.clone(), message: e.to_string() })?;
             if records.is_empty() {
                 return Ok(());
             }

@@ -132,6 +132,41 @@ async fn survives_an_abrupt_stop_and_compaction(plugin: &str, engine: weir::engi
     feed_drain_and_check(&kafka, restarted, second, &stream).await;
 }
 
+/// A restart over a state topic, with partitions that deliver one after
+/// another: the first batch reads the state topic once for every assigned
+/// task, and the partitions that deliver later are restored from that read
+/// (each used to read the whole topic again, inside its first batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_that_deliver_one_after_another_are_restored_from_one_read_of_the_state_topic() {
+    let kafka = MockTopics::new();
+    kafka.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS);
+    let state = random_topic("state");
+    kafka.create_topic(&state, 1);
+    let stream = scenario::fraud(150, 10, 40, PARTITIONS);
+    let of = |partition: i32| stream.events.iter().filter(|e| e.partition == partition).cloned().collect::<Vec<_>>();
+    let (zero, one, two) = (of(0), of(1), of(2));
+    let (zero_first, zero_rest) = zero.split_at(zero.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = seed_config(dir.path(), &kafka.bootstrap, &random_topic("g"), &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, guests::FRAUD_DETECTOR, r#"{ emit = "all" }"#, 1_800_000, &kafka.output, &kafka.dlq, true);
+    config.state.as_mut().unwrap().topic = Some(state.clone());
+    // A first run checkpoints partition 0 and stops (final checkpoint).
+    let first = weir::pipeline::start("fraud", config.clone(), engine()).unwrap();
+    produce_events(&kafka.bootstrap, zero_first).await;
+    wait_until_quiet(&[&first], zero_first.len() as u64, Duration::from_secs(120)).await;
+    first.shutdown();
+    first.join().await.unwrap();
+    assert!(!split(&state_records(&kafka.bootstrap, &state).await, "windows").1.is_empty(), "partition 0 is checkpointed");
+    // The restart: partition 0 delivers, then 1, then 2.
+    let restarted = weir::pipeline::start("fraud", config, engine()).unwrap();
+    let stats = restarted.stats().clone();
+    produce_events(&kafka.bootstrap, zero_rest).await;
+    wait_until_quiet(&[&restarted], zero_rest.len() as u64, Duration::from_secs(120)).await;
+    produce_events(&kafka.bootstrap, &one).await;
+    wait_until_quiet(&[&restarted], (zero_rest.len() + one.len()) as u64, Duration::from_secs(120)).await;
+    feed_drain_and_check(&kafka, restarted, &two, &stream).await;
+    assert_eq!(stats.snapshot().state_topic_reads, 1, "one read of the state topic for the three tasks");
+}
+
 /// The fraud detector (keyed) followed by the 0.1.0 `legacy-aggregate`
 /// (whole snapshots), counting the detector's result rows per user.
 fn mixed_config(dir: &std::path::Path, kafka: &MockTopics, output: &str, state: &str) -> weir::config::PipelineConfig {
