@@ -65,6 +65,65 @@ fn cluster() -> Result<MockCluster<'static, rdkafka::producer::DefaultProducerCo
     Ok(cluster)
 }
 
+/// A real broker for the throughput table: each round gets topics of its
+/// own (the state topic is created by the pipeline), deleted afterwards.
+struct RealBroker {
+    bootstrap: String,
+    admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+    rounds: std::sync::atomic::AtomicU32,
+}
+
+/// One round's topic names on the real broker.
+struct RoundTopics {
+    input: String,
+    output: String,
+    dead_letters: String,
+    state: String,
+    group: String,
+}
+
+impl RoundTopics {
+    /// Points `pipeline` at these topics and a group of its own.
+    fn apply(&self, pipeline: &mut weir::config::PipelineConfig) {
+        pipeline.source.topics = vec![self.input.clone()];
+        pipeline.source.group_id = self.group.clone();
+        if let Some(output) = pipeline.output.as_mut() {
+            output.topic = self.output.clone();
+        }
+        pipeline.errors.dead_letter_topic = Some(self.dead_letters.clone());
+        if let Some(state) = pipeline.state.as_mut() {
+            state.topic = Some(self.state.clone());
+        }
+    }
+}
+
+impl RealBroker {
+    fn new(bootstrap: &str) -> Result<RealBroker, Error> {
+        let admin = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+        Ok(RealBroker { bootstrap: bootstrap.to_owned(), admin, rounds: std::sync::atomic::AtomicU32::new(0) })
+    }
+
+    /// Creates the next round's input, output and dead-letter topics.
+    async fn topics(&self) -> Result<RoundTopics, Error> {
+        use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+        let n = self.rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = |what: &str| format!("fraud-{what}-{}-{n}", std::process::id());
+        let topics = RoundTopics { input: name("payments"), output: name("alerts"), dead_letters: name("dlq"), state: name("state"), group: name("group") };
+        let new = [(&topics.input, PARTITIONS), (&topics.output, PARTITIONS), (&topics.dead_letters, 1)].map(|(topic, partitions)| NewTopic::new(topic, partitions, TopicReplication::Fixed(1)));
+        for result in self.admin.create_topics(&new, &AdminOptions::new()).await? {
+            result.map_err(|(topic, code)| format!("creating {topic}: {code}"))?;
+        }
+        Ok(topics)
+    }
+
+    /// Deletes a round's topics (the state topic too).
+    async fn delete(&self, topics: &RoundTopics) -> Result<(), Error> {
+        let names = [&topics.input, &topics.output, &topics.dead_letters, &topics.state].map(String::as_str);
+        self.admin.delete_topics(&names, &rdkafka::admin::AdminOptions::new()).await?;
+        Ok(())
+    }
+}
+
 /// How the fraud pipeline keeps its state.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -146,7 +205,7 @@ fn config(dir: &std::path::Path, bootstrap: &str, group: &str, mode: Mode, emit:
 
 /// Produces `events` (optionally at `rate` per second), each with its
 /// produce time as the record timestamp; returns those times by `tx_id` index.
-async fn produce(bootstrap: &str, events: &[Event], rate: Option<u64>) -> Result<Vec<i64>, Error> {
+async fn produce(bootstrap: &str, topic: &str, events: &[Event], rate: Option<u64>) -> Result<Vec<i64>, Error> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", if rate.is_some() { "0" } else { "5" })
@@ -159,7 +218,7 @@ async fn produce(bootstrap: &str, events: &[Event], rate: Option<u64>) -> Result
         let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
         times.push(at);
         loop {
-            match producer.send_result(FutureRecord::to(event.topic).partition(event.partition).key(&event.key).payload(&event.value).timestamp(at)) {
+            match producer.send_result(FutureRecord::to(topic).partition(event.partition).key(&event.key).payload(&event.value).timestamp(at)) {
                 Ok(delivery) => {
                     pending.push(delivery);
                     break;
@@ -218,14 +277,26 @@ struct Round {
     wait: Duration,
 }
 
-async fn throughput_round(stream: &FraudStream, mode: Mode) -> Result<Round, Error> {
+async fn throughput_round(stream: &FraudStream, mode: Mode, broker: Option<&RealBroker>) -> Result<Round, Error> {
     let records = stream.events.len() as u64;
     let stateful = mode.stateful();
-    let cluster = cluster()?;
-    let bootstrap = cluster.bootstrap_servers();
-    produce(&bootstrap, &stream.events, None).await?;
+    // The mock cluster of this round, or fresh topics on the real broker.
+    let (_cluster, bootstrap, topics) = match broker {
+        None => {
+            let cluster = cluster()?;
+            let bootstrap = cluster.bootstrap_servers();
+            (Some(cluster), bootstrap, None)
+        }
+        Some(broker) => (None, broker.bootstrap.clone(), Some(broker.topics().await?)),
+    };
+    let input = topics.as_ref().map_or(scenario::TRANSACTIONS_TOPIC, |t| t.input.as_str());
+    produce(&bootstrap, input, &stream.events, None).await?;
     let dir = tempfile::tempdir()?;
-    let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", mode, "alerts")?, Engine::new(EngineConfig::default())?)?;
+    let mut pipeline = config(dir.path(), &bootstrap, "bench", mode, "alerts")?;
+    if let Some(topics) = &topics {
+        topics.apply(&mut pipeline);
+    }
+    let handle = weir::pipeline::start("fraud", pipeline, Engine::new(EngineConfig::default())?)?;
     let (elapsed, durable) = drain(&handle, records, stateful).await?;
     let stats = handle.stats().snapshot();
     let live = handle.stats().clone();
@@ -233,6 +304,9 @@ async fn throughput_round(stream: &FraudStream, mode: Mode) -> Result<Round, Err
     handle.join().await?;
     // Counted by the producer (weir_state_written_*), final checkpoint included.
     let after = live.snapshot();
+    if let (Some(broker), Some(topics)) = (broker, &topics) {
+        broker.delete(topics).await?;
+    }
     Ok(Round {
         elapsed,
         durable,
@@ -250,8 +324,19 @@ async fn throughput_round(stream: &FraudStream, mode: Mode) -> Result<Round, Err
 async fn throughput(users: u64, rounds: usize) -> Result<Table, Error> {
     let stream = scenario::fraud(users, users / 20 + 1, 60, PARTITIONS);
     let records = stream.events.len() as u64;
+    // WEIR_BENCH_WINDOWS_BROKER=kafka: on a real Apache Kafka broker (a single
+    // KRaft node started for the table) instead of the in-process mock.
+    let real = std::env::var("WEIR_BENCH_WINDOWS_BROKER").is_ok_and(|b| b == "kafka");
+    let (_node, broker) = if real {
+        let node = weir_tests::broker::Kafka::start(weir_tests::broker::KafkaConfig::default());
+        let broker = RealBroker::new(node.bootstrap())?;
+        (Some(node), Some(broker))
+    } else {
+        (None, None)
+    };
+    let on = if real { format!(", Apache Kafka {} (single KRaft node)", weir_tests::broker::KAFKA_VERSION) } else { String::new() };
     let mut table = Table::new(
-        &format!("Fraud pipeline throughput ({records} payments, {users} users, 60 min of event time, median of {rounds} interleaved rounds)"),
+        &format!("Fraud pipeline throughput ({records} payments, {users} users, 60 min of event time, median of {rounds} interleaved rounds{on})"),
         &["pipeline", "records/s", "time", "checkpoints", "snapshots / waiting for writes", "state (last)", "state topic written", "vs no state", "until durable"],
     );
     let mut modes = vec![Mode::Memory, Mode::Whole, Mode::Keyed];
@@ -265,7 +350,7 @@ async fn throughput(users: u64, rounds: usize) -> Result<Table, Error> {
     let mut runs: Vec<Vec<Round>> = modes.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
         for (mode, runs) in modes.iter().zip(&mut runs) {
-            runs.push(throughput_round(&stream, *mode).await?);
+            runs.push(throughput_round(&stream, *mode, broker.as_ref()).await?);
         }
     }
     // Each guest's rows against its own in-memory row.
@@ -285,7 +370,8 @@ async fn throughput(users: u64, rounds: usize) -> Result<Table, Error> {
             run.checkpoints.to_string(),
             if stateful { format!("{:.0} ms / {:.0} ms", run.snapshot.as_secs_f64() * 1e3, run.wait.as_secs_f64() * 1e3) } else { "-".into() },
             format!("{} KiB", run.state_bytes / 1024),
-            if stateful { format!("{:.1} MiB in {} records", run.written_bytes as f64 / (1 << 20) as f64, run.written_records) } else { "-".into() },
+            // The stream holds 60 minutes of event time.
+            if stateful { format!("{:.1} MiB in {} records ({:.2} MiB per event-time minute)", run.written_bytes as f64 / (1 << 20) as f64, run.written_records, run.written_bytes as f64 / (1 << 20) as f64 / 60.0) } else { "-".into() },
             ratio,
             if stateful { format!("{:.2} s (next checkpoint, interval 1 s)", run.durable.as_secs_f64()) } else { "never (in memory)".into() },
         ]);
@@ -303,7 +389,7 @@ async fn alert_latency(users: u64, fraud_users: u64, rate_per_s: u64) -> Result<
     while handle.stats().snapshot().assigned_partitions.unwrap_or(0) == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let produced = produce(&bootstrap, &stream.events, Some(rate_per_s)).await?;
+    let produced = produce(&bootstrap, scenario::TRANSACTIONS_TOPIC, &stream.events, Some(rate_per_s)).await?;
     drain(&handle, stream.events.len() as u64, true).await?;
     handle.shutdown();
     handle.join().await?;
@@ -363,7 +449,7 @@ async fn checkpoint_cost(user_counts: &[u64]) -> Result<Table, Error> {
         for mode in [Mode::Whole, Mode::Keyed] {
             let cluster = cluster()?;
             let bootstrap = cluster.bootstrap_servers();
-            produce(&bootstrap, &stream.events, None).await?;
+            produce(&bootstrap, scenario::TRANSACTIONS_TOPIC, &stream.events, None).await?;
             let dir = tempfile::tempdir()?;
             let handle = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", mode, "alerts")?, Engine::new(EngineConfig::default())?)?;
             drain(&handle, stream.events.len() as u64, true).await?;
@@ -402,14 +488,14 @@ async fn recover(users: u64, mode: Mode) -> Result<Vec<String>, Error> {
     let (first, second) = stream.events.split_at(stream.events.len() * 2 / 3);
     let cluster = cluster()?;
     let bootstrap = cluster.bootstrap_servers();
-    produce(&bootstrap, first, None).await?;
+    produce(&bootstrap, scenario::TRANSACTIONS_TOPIC, first, None).await?;
     let dir = tempfile::tempdir()?;
     let crashed = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", mode, "alerts")?, Engine::new(EngineConfig::default())?)?;
     drain(&crashed, first.len() as u64, true).await?;
     let state_bytes = crashed.stats().snapshot().state_bytes;
     crashed.abort(); // no drain, no final checkpoint
     let _ = crashed.join().await;
-    produce(&bootstrap, second, None).await?;
+    produce(&bootstrap, scenario::TRANSACTIONS_TOPIC, second, None).await?;
     let started = Instant::now();
     let restarted = weir::pipeline::start("fraud", config(dir.path(), &bootstrap, "bench", mode, "alerts")?, Engine::new(EngineConfig::default())?)?;
     let mut first_record = None;
