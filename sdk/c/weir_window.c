@@ -874,13 +874,20 @@ size_t weir_window_close(weir_windows *w, int64_t watermark, weir_window_emit_fn
     return n;
 }
 
-bool weir_window_get(weir_windows *w, const void *key, size_t key_len, weir_window window, void *acc_out) {
+/* The public read paths' start: syncs, then loads the entry of the user's
+ * `key` into *vw (its store key in *k, *klen); false when absent or unreadable. */
+static bool load_user_key(weir_windows *w, const void *key, size_t key_len, const uint8_t **k, size_t *klen, view *vw) {
     sync(w);
-    size_t klen;
-    const uint8_t *k = store_key(w, key, key_len, &klen);
-    view vw;
+    *k = store_key(w, key, key_len, klen);
     bool unreadable;
-    if (!load(w, k, klen, &vw, &unreadable))
+    return load(w, *k, *klen, vw, &unreadable);
+}
+
+bool weir_window_get(weir_windows *w, const void *key, size_t key_len, weir_window window, void *acc_out) {
+    size_t klen;
+    const uint8_t *k;
+    view vw;
+    if (!load_user_key(w, key, key_len, &k, &klen, &vw))
         return false;
     if (w->sessions) {
         uint32_t i = session_at(w, &vw, window);
@@ -896,12 +903,10 @@ bool weir_window_get(weir_windows *w, const void *key, size_t key_len, weir_wind
 }
 
 size_t weir_window_foreach(weir_windows *w, const void *key, size_t key_len, weir_window_visit_fn fn, void *ctx) {
-    sync(w);
     size_t klen;
-    const uint8_t *k = store_key(w, key, key_len, &klen);
+    const uint8_t *k;
     view vw;
-    bool unreadable;
-    if (!load(w, k, klen, &vw, &unreadable))
+    if (!load_user_key(w, key, key_len, &k, &klen, &vw))
         return 0;
     /* A copy: fn may add, mark or read (which rewrites the entry or the scratch). */
     uint8_t *copy = alloc(vw.len), *acc = alloc(w->acc_pad);
@@ -946,12 +951,11 @@ static uint32_t mark_at(const weir_windows *w, const view *vw, weir_window windo
 }
 
 bool weir_window_mark(weir_windows *w, const void *key, size_t key_len, weir_window window) {
-    sync(w);
     size_t klen;
-    const uint8_t *k = store_key(w, key, key_len, &klen);
+    const uint8_t *k;
     view vw;
-    bool unreadable, found;
-    if (!load(w, k, klen, &vw, &unreadable))
+    bool found;
+    if (!load_user_key(w, key, key_len, &k, &klen, &vw))
         return false;
     if (w->sessions ? session_at(w, &vw, window) == vw.n : !open_hop(w, &vw, window) || !merge_panes(w, &vw, window.start_ms, w->tmp))
         return false; /* not an open window holding rows */
@@ -970,12 +974,11 @@ bool weir_window_mark(weir_windows *w, const void *key, size_t key_len, weir_win
 }
 
 bool weir_window_is_marked(weir_windows *w, const void *key, size_t key_len, weir_window window) {
-    sync(w);
     size_t klen;
-    const uint8_t *k = store_key(w, key, key_len, &klen);
+    const uint8_t *k;
     view vw;
-    bool unreadable, found;
-    if (!load(w, k, klen, &vw, &unreadable))
+    bool found;
+    if (!load_user_key(w, key, key_len, &k, &klen, &vw))
         return false;
     mark_at(w, &vw, window, &found);
     return found;
