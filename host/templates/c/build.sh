@@ -11,7 +11,7 @@ trap 'rm -rf "$gen"' EXIT
 "$TOOL" bindgen "$WEIR_HOME/wit" {{kind}}-operator "$gen"
 clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra \
   -I"$WEIR_HOME/sdk/c" -I"$gen" -DWEIR_{{KIND}} \
-  "$WEIR_HOME/sdk/c/weir.c" "$WEIR_HOME/sdk/c/weir_state.c" operator.c "$gen/{{kind}}_operator.c" "$gen/{{kind}}_operator_component_type.o" \
+  "$WEIR_HOME/sdk/c/weir.c" "$WEIR_HOME/sdk/c/weir_state.c" "$WEIR_HOME/sdk/c/weir_window.c" "$WEIR_HOME/sdk/c/weir_sketch.c" operator.c "$gen/{{kind}}_operator.c" "$gen/{{kind}}_operator_component_type.o" \
   -Wl,--strip-all -o "$gen/core.wasm"
 "$TOOL" componentize "$gen/core.wasm" {{name}}.wasm
 echo "built {{name}}.wasm"
