@@ -61,10 +61,14 @@ impl Worker {
                 }
                 // The state topic holds what the old version wrote, which the
                 // new one may not read (keyed entries of another SDK): its
-                // whole state is checkpointed before the swap is reported done.
-                // (Exactly-once: the next batch's transaction carries it.)
-                if outcome.as_ref().is_ok_and(|report| report.state_bytes.is_some()) && self.tasks.is_some() && !self.sender.transactional {
-                    self.checkpoint().await?;
+                // whole state is checkpointed before the swap is reported done
+                // (exactly-once: in a transaction of its own).
+                if outcome.as_ref().is_ok_and(|report| report.state_bytes.is_some()) && self.tasks.is_some() {
+                    if self.sender.transactional {
+                        self.checkpoint_in_transaction().await?;
+                    } else {
+                        self.checkpoint().await?;
+                    }
                 }
                 let _ = reply.send(outcome);
             }

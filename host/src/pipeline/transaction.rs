@@ -133,6 +133,43 @@ impl Worker {
         Ok(())
     }
 
+    /// Exactly-once, between batches: the changed tasks' state (after a hot
+    /// swap: every task's, whole) in a transaction of its own, committed
+    /// without consumer offsets. The state is the one the last committed
+    /// transaction's offsets cover, so its checkpoints carry those offsets.
+    pub(super) async fn checkpoint_in_transaction(&mut self) -> Result<(), PipelineError> {
+        let started = Instant::now();
+        let kafka = |source| PipelineError::Kafka { pipeline: self.name.clone(), source };
+        self.sender.producer.begin_transaction().map_err(kafka)?;
+        let written = match self.snapshot_tasks() {
+            Ok(Some(checkpoints)) => {
+                let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
+                self.sender.write_checkpoints(&topic, &checkpoints).await.map(|()| checkpoints)
+            }
+            Ok(None) => Err(PipelineError::Setup { pipeline: self.name.clone(), message: "state over state.max_bytes: checkpoint transaction aborted".into() }),
+            Err(error) => Err(error),
+        };
+        let committed = written.and_then(|checkpoints| match self.commit_transaction(&BTreeMap::new()) {
+            Ok(()) => Ok(checkpoints),
+            Err(CommitError::Failed(error)) => Err(error),
+            // Only sending offsets can get stuck, and none are sent.
+            Err(CommitError::Stuck) => Err(PipelineError::Setup { pipeline: self.name.clone(), message: "checkpoint transaction stuck".into() }),
+        });
+        let checkpoints = match committed {
+            Ok(checkpoints) => checkpoints,
+            Err(error) => {
+                self.abort_transaction();
+                return Err(error);
+            }
+        };
+        let tasks = self.tasks.as_mut().expect("stateful");
+        let written = checkpoints.len();
+        tasks.confirm(checkpoints);
+        let state_bytes = tasks.state_bytes();
+        self.record_checkpoint(started, written, state_bytes);
+        Ok(())
+    }
+
     /// The work inside a transaction: outputs, dead letters, and the offsets to commit.
     /// With state, the checkpoints of the changed tasks join the
     /// transaction and their offsets are the ones sent.

@@ -265,7 +265,22 @@ async fn a_hot_swapped_keyed_aggregate_keeps_its_state_through_a_crash() {
 /// into the Python version, and the alerts equal the batch computation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_to_another_sdk_is_checkpointed_before_it_is_reported_done() {
+    swap_to_another_sdk_then_crash(weir::config::Guarantee::AtLeastOnce).await;
+}
+
+/// The same under exactly-once: the new version's checkpoint is a
+/// transaction of its own, committed before the swap is reported done (it
+/// used to ride in the next batch's transaction, and a crash before that
+/// batch restored the Rust entries into the Python version, which refuses
+/// them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_to_another_sdk_under_exactly_once_is_checkpointed_in_its_own_transaction() {
+    swap_to_another_sdk_then_crash(weir::config::Guarantee::ExactlyOnce).await;
+}
+
+async fn swap_to_another_sdk_then_crash(guarantee: weir::config::Guarantee) {
     let (python, engine) = python_fraud_detector();
+    let instance = random_topic("instance");
     let kafka = MockTopics::new();
     kafka.create_topic(scenario::TRANSACTIONS_TOPIC, PARTITIONS);
     let state = random_topic("state");
@@ -277,6 +292,8 @@ async fn a_swap_to_another_sdk_is_checkpointed_before_it_is_reported_done() {
     let config_for = |plugin: &str| {
         let mut config = seed_config(dir.path(), &kafka.bootstrap, &group, &[scenario::TRANSACTIONS_TOPIC], scenario::TRANSACTION_SCHEMA, plugin, r#"{ emit = "all" }"#, 1_800_000, &kafka.output, &kafka.dlq, true);
         config.state.as_mut().unwrap().topic = Some(state.clone());
+        config.guarantee = guarantee;
+        config.exactly_once.instance_id = Some(instance.clone());
         config
     };
     let registry = weir::registry::Registry::in_memory();
