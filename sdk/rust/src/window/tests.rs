@@ -307,7 +307,7 @@ fn marks_are_state_and_go_with_their_window() {
     let mut restored: Windows<u8, Seen> = Windows::new(spec);
     restored.restore_entries(changes).unwrap();
     assert!(restored.is_marked(&1, &window) && !restored.is_marked(&1, &Window { start_ms: -MIN, end_ms: 4 * MIN }));
-    assert_eq!(Windows::<u8, Seen>::restore(&restored.snapshot()).unwrap().is_marked(&1, &window), true);
+    assert!(Windows::<u8, Seen>::restore(&restored.snapshot()).unwrap().is_marked(&1, &window));
     restored.close(5 * MIN);
     assert!(!restored.is_marked(&1, &window), "closed with its window");
     assert!(restored.get_mut(&1, &window).is_none(), "hopping windows are merged on read, not updated in place");
