@@ -12,6 +12,7 @@
 //! - recovery after a crash: the pipeline task is aborted (no drain, no
 //!   final checkpoint) and a new one restores the checkpoints and catches up.
 
+use crate::kafka::Bench;
 use crate::report::{Table, rate};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::mocking::MockCluster;
@@ -65,15 +66,8 @@ fn cluster() -> Result<MockCluster<'static, rdkafka::producer::DefaultProducerCo
     Ok(cluster)
 }
 
-/// A real broker for the throughput table: each round gets topics of its
-/// own (the state topic is created by the pipeline), deleted afterwards.
-struct RealBroker {
-    bootstrap: String,
-    admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
-    rounds: std::sync::atomic::AtomicU32,
-}
-
-/// One round's topic names on the real broker.
+/// One round's topic names on the real broker (the state topic is created
+/// by the pipeline).
 struct RoundTopics {
     input: String,
     output: String,
@@ -83,6 +77,23 @@ struct RoundTopics {
 }
 
 impl RoundTopics {
+    /// Creates the next round's input, output and dead-letter topics.
+    async fn create(broker: &Bench) -> Result<RoundTopics, Error> {
+        let topic = async |prefix: &str, partitions: i32| broker.topic(prefix, partitions).await.map_err(|e| e as Error);
+        Ok(RoundTopics {
+            input: topic("fraud-payments", PARTITIONS).await?,
+            output: topic("fraud-alerts", PARTITIONS).await?,
+            dead_letters: topic("fraud-dlq", 1).await?,
+            state: broker.name("fraud-state"),
+            group: broker.name("fraud-group"),
+        })
+    }
+
+    /// Deletes the round's topics, the state topic too.
+    async fn delete(&self, broker: &Bench) -> Result<(), Error> {
+        broker.delete(&[&self.input, &self.output, &self.dead_letters, &self.state]).await.map_err(|e| e as Error)
+    }
+
     /// Points `pipeline` at these topics and a group of its own.
     fn apply(&self, pipeline: &mut weir::config::PipelineConfig) {
         pipeline.source.topics = vec![self.input.clone()];
@@ -94,33 +105,6 @@ impl RoundTopics {
         if let Some(state) = pipeline.state.as_mut() {
             state.topic = Some(self.state.clone());
         }
-    }
-}
-
-impl RealBroker {
-    fn new(bootstrap: &str) -> Result<RealBroker, Error> {
-        let admin = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
-        Ok(RealBroker { bootstrap: bootstrap.to_owned(), admin, rounds: std::sync::atomic::AtomicU32::new(0) })
-    }
-
-    /// Creates the next round's input, output and dead-letter topics.
-    async fn topics(&self) -> Result<RoundTopics, Error> {
-        use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-        let n = self.rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = |what: &str| format!("fraud-{what}-{}-{n}", std::process::id());
-        let topics = RoundTopics { input: name("payments"), output: name("alerts"), dead_letters: name("dlq"), state: name("state"), group: name("group") };
-        let new = [(&topics.input, PARTITIONS), (&topics.output, PARTITIONS), (&topics.dead_letters, 1)].map(|(topic, partitions)| NewTopic::new(topic, partitions, TopicReplication::Fixed(1)));
-        for result in self.admin.create_topics(&new, &AdminOptions::new()).await? {
-            result.map_err(|(topic, code)| format!("creating {topic}: {code}"))?;
-        }
-        Ok(topics)
-    }
-
-    /// Deletes a round's topics (the state topic too).
-    async fn delete(&self, topics: &RoundTopics) -> Result<(), Error> {
-        let names = [&topics.input, &topics.output, &topics.dead_letters, &topics.state].map(String::as_str);
-        self.admin.delete_topics(&names, &rdkafka::admin::AdminOptions::new()).await?;
-        Ok(())
     }
 }
 
@@ -277,7 +261,7 @@ struct Round {
     wait: Duration,
 }
 
-async fn throughput_round(stream: &FraudStream, mode: Mode, broker: Option<&RealBroker>) -> Result<Round, Error> {
+async fn throughput_round(stream: &FraudStream, mode: Mode, broker: Option<&Bench>) -> Result<Round, Error> {
     let records = stream.events.len() as u64;
     let stateful = mode.stateful();
     // The mock cluster of this round, or fresh topics on the real broker.
@@ -287,7 +271,7 @@ async fn throughput_round(stream: &FraudStream, mode: Mode, broker: Option<&Real
             let bootstrap = cluster.bootstrap_servers();
             (Some(cluster), bootstrap, None)
         }
-        Some(broker) => (None, broker.bootstrap.clone(), Some(broker.topics().await?)),
+        Some(broker) => (None, broker.bootstrap.clone(), Some(RoundTopics::create(broker).await?)),
     };
     let input = topics.as_ref().map_or(scenario::TRANSACTIONS_TOPIC, |t| t.input.as_str());
     produce(&bootstrap, input, &stream.events, None).await?;
@@ -305,7 +289,7 @@ async fn throughput_round(stream: &FraudStream, mode: Mode, broker: Option<&Real
     // Counted by the producer (weir_state_written_*), final checkpoint included.
     let after = live.snapshot();
     if let (Some(broker), Some(topics)) = (broker, &topics) {
-        broker.delete(topics).await?;
+        topics.delete(broker).await?;
     }
     Ok(Round {
         elapsed,
@@ -329,7 +313,7 @@ async fn throughput(users: u64, rounds: usize) -> Result<Table, Error> {
     let real = std::env::var("WEIR_BENCH_WINDOWS_BROKER").is_ok_and(|b| b == "kafka");
     let (_node, broker) = if real {
         let node = weir_tests::broker::Kafka::start(weir_tests::broker::KafkaConfig::default());
-        let broker = RealBroker::new(node.bootstrap())?;
+        let broker = Bench::new(node.bootstrap(), false).map_err(|e| e as Error)?;
         (Some(node), Some(broker))
     } else {
         (None, None)
@@ -362,7 +346,8 @@ async fn throughput(users: u64, rounds: usize) -> Result<Table, Error> {
         if !stateful {
             in_memory = run.elapsed;
         }
-        let ratio = format!("{:.2}x", in_memory.as_secs_f64() / run.elapsed.as_secs_f64());
+        // "-" when the rows picked leave out the in-memory one.
+        let ratio = if in_memory.is_zero() { "-".to_owned() } else { format!("{:.2}x", in_memory.as_secs_f64() / run.elapsed.as_secs_f64()) };
         table.row(vec![
             mode.label().into(),
             rate(records as usize, run.elapsed),

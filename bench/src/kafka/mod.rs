@@ -197,7 +197,7 @@ impl Plan {
 
 /// The broker of the run and an admin client on it.
 pub struct Bench {
-    bootstrap: String,
+    pub(crate) bootstrap: String,
     admin: AdminClient<DefaultClientContext>,
     names: AtomicU32,
     /// The smoke run: JVMs tuned to start fast rather than to run fast.
@@ -205,18 +205,18 @@ pub struct Bench {
 }
 
 impl Bench {
-    fn new(bootstrap: &str, quick: bool) -> Result<Bench, Error> {
+    pub(crate) fn new(bootstrap: &str, quick: bool) -> Result<Bench, Error> {
         let admin = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
         Ok(Bench { bootstrap: bootstrap.to_owned(), admin, names: AtomicU32::new(0), quick })
     }
 
     /// A name not used before in this run.
-    fn name(&self, prefix: &str) -> String {
+    pub(crate) fn name(&self, prefix: &str) -> String {
         format!("{prefix}-{}-{}", std::process::id(), self.names.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Creates a fresh topic and returns its name.
-    async fn topic(&self, prefix: &str, partitions: i32) -> Result<String, Error> {
+    pub(crate) async fn topic(&self, prefix: &str, partitions: i32) -> Result<String, Error> {
         let name = self.name(prefix);
         let results = self.admin.create_topics(&[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))], &AdminOptions::new()).await?;
         for result in results {
@@ -226,7 +226,7 @@ impl Bench {
     }
 
     /// Deletes topics (their data is no longer needed).
-    async fn delete(&self, topics: &[&str]) -> Result<(), Error> {
+    pub(crate) async fn delete(&self, topics: &[&str]) -> Result<(), Error> {
         self.admin.delete_topics(topics, &AdminOptions::new()).await?;
         Ok(())
     }

@@ -155,11 +155,11 @@ impl Tasks {
     pub fn prepare(&mut self, records: &mut Vec<OwnedMessage>, template: &Chain, consumer: &SourceConsumer) -> Result<usize, TaskError> {
         let missing: Vec<i32> = records.iter().map(|r| r.partition()).filter(|p| !self.tasks.contains_key(p)).collect::<HashSet<_>>().into_iter().collect();
         let unread = |t: &i32, store: &StateStore, read: &HashSet<i32>| store.cached(*t).is_none() && !read.contains(t);
-        if missing.iter().any(|t| unread(t, &self.store, &self.read)) {
+        let mut load: BTreeSet<i32> = missing.iter().copied().filter(|t| unread(t, &self.store, &self.read)).collect();
+        if !load.is_empty() {
             // One read of the state topic for every assigned task not read
             // yet, not only this batch's: a partition that delivers later
             // (they rarely all do in the first batch) needs no read of its own.
-            let mut load: BTreeSet<i32> = missing.iter().copied().filter(|t| unread(t, &self.store, &self.read)).collect();
             if let Ok(assignment) = consumer.assignment() {
                 load.extend(assignment.elements().iter().map(|e| e.partition()).filter(|t| !self.tasks.contains_key(t) && unread(t, &self.store, &self.read)));
             }

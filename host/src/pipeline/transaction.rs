@@ -120,11 +120,8 @@ impl Worker {
             return Ok(());
         }
         self.stats.committed.lock().unwrap_or_else(|e| e.into_inner()).extend(plan);
-        if let (Some(checkpoints), Some(tasks)) = (checkpoints, self.tasks.as_mut()) {
-            let written = checkpoints.len();
-            tasks.confirm(checkpoints);
-            let state_bytes = tasks.state_bytes();
-            self.record_checkpoint(started, written, state_bytes);
+        if let Some(checkpoints) = checkpoints {
+            self.confirm_committed(checkpoints, started);
         }
         if let Some(stopped) = stopped {
             return Err(stopped);
@@ -141,15 +138,7 @@ impl Worker {
         let started = Instant::now();
         let kafka = |source| PipelineError::Kafka { pipeline: self.name.clone(), source };
         self.sender.producer.begin_transaction().map_err(kafka)?;
-        let written = match self.snapshot_tasks() {
-            Ok(Some(checkpoints)) => {
-                let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
-                self.sender.write_checkpoints(&topic, &checkpoints).await.map(|()| checkpoints)
-            }
-            Ok(None) => Err(PipelineError::Setup { pipeline: self.name.clone(), message: "state over state.max_bytes: checkpoint transaction aborted".into() }),
-            Err(error) => Err(error),
-        };
-        let committed = written.and_then(|checkpoints| match self.commit_transaction(&BTreeMap::new()) {
+        let committed = self.write_checkpoints_in_transaction().await.and_then(|checkpoints| match self.commit_transaction(&BTreeMap::new()) {
             Ok(()) => Ok(checkpoints),
             Err(CommitError::Failed(error)) => Err(error),
             // Only sending offsets can get stuck, and none are sent.
@@ -162,12 +151,18 @@ impl Worker {
                 return Err(error);
             }
         };
-        let tasks = self.tasks.as_mut().expect("stateful");
+        self.confirm_committed(checkpoints, started);
+        Ok(())
+    }
+
+    /// Marks the checkpoints of a committed transaction durable (snapshot
+    /// taken at `started`).
+    fn confirm_committed(&mut self, checkpoints: Vec<state::Checkpoint>, started: Instant) {
+        let Some(tasks) = self.tasks.as_mut() else { return };
         let written = checkpoints.len();
         tasks.confirm(checkpoints);
         let state_bytes = tasks.state_bytes();
         self.record_checkpoint(started, written, state_bytes);
-        Ok(())
     }
 
     /// The work inside a transaction: outputs, dead letters, and the offsets to commit.
@@ -189,11 +184,7 @@ impl Worker {
         if self.tasks.is_some() {
             let reset = std::mem::take(&mut self.reset_tasks);
             self.tasks.as_mut().expect("stateful").advance(records, &reset);
-            let Some(checkpoints) = self.snapshot_tasks()? else {
-                return Err(PipelineError::Setup { pipeline: self.name.clone(), message: "state over state.max_bytes: transaction aborted".into() });
-            };
-            let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
-            self.sender.write_checkpoints(&topic, &checkpoints).await?;
+            let checkpoints = self.write_checkpoints_in_transaction().await?;
             let mut offsets = BTreeMap::new();
             for checkpoint in &checkpoints {
                 for (topic, offset) in &checkpoint.offsets {
@@ -204,6 +195,17 @@ impl Worker {
         }
         let plan = CommitPlan::for_records(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
         Ok((TransactionPlan::Offsets(plan.next), None, dead.len()))
+    }
+
+    /// Snapshots the changed tasks and produces their checkpoints into the
+    /// open transaction; a snapshot over `state.max_bytes` aborts it.
+    async fn write_checkpoints_in_transaction(&mut self) -> Result<Vec<state::Checkpoint>, PipelineError> {
+        let Some(checkpoints) = self.snapshot_tasks()? else {
+            return Err(PipelineError::Setup { pipeline: self.name.clone(), message: "state over state.max_bytes: transaction aborted".into() });
+        };
+        let topic = self.tasks.as_ref().expect("stateful").store().topic().to_owned();
+        self.sender.write_checkpoints(&topic, &checkpoints).await?;
+        Ok(checkpoints)
     }
 
     /// Sends the consumer offsets into the transaction and commits it.

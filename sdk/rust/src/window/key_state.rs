@@ -104,18 +104,28 @@ impl<A: Accumulator> KeyState<A> {
         }
     }
 
+    /// Whether `window` closed already. A closed window stays closed: a row
+    /// behind the watermark (which the host takes out) would otherwise show
+    /// in it through a shared pane.
+    fn is_closed(&self, window: &Window) -> bool {
+        self.closed_until.is_some_and(|closed| window.end_ms <= closed)
+    }
+
+    /// The panes inside `window`.
+    fn panes_in(&self, window: &Window) -> &[(i64, A)] {
+        let from = self.panes.partition_point(|(p, _)| *p < window.start_ms);
+        let to = from + self.panes[from..].partition_point(|(p, _)| *p < window.end_ms);
+        &self.panes[from..to]
+    }
+
     /// The accumulator of `window`: the whole window, merged with its
     /// panes when there are any. `None` when nothing fell in it or it closed.
     pub(crate) fn get(&self, window: &Window) -> Option<Cow<'_, A>> {
-        // A closed window stays closed: a row behind the watermark (which the
-        // host takes out) would otherwise show in it through a shared pane.
-        if self.closed_until.is_some_and(|closed| window.end_ms <= closed) {
+        if self.is_closed(window) {
             return None;
         }
         let whole = self.whole.binary_search_by_key(window, |(w, _)| *w).ok().map(|i| &self.whole[i].1);
-        let from = self.panes.partition_point(|(p, _)| *p < window.start_ms);
-        let to = self.panes.partition_point(|(p, _)| *p < window.end_ms);
-        let panes = &self.panes[from..to];
+        let panes = self.panes_in(window);
         match (whole, panes) {
             (None, []) => None,
             (Some(acc), []) => Some(Cow::Borrowed(acc)),
@@ -155,14 +165,7 @@ impl<A: Accumulator> KeyState<A> {
     /// `watermark` (oldest first), and drops the panes and marks no open
     /// window needs. Empty when nothing closed.
     pub(crate) fn close_hopping(&mut self, hops: &Hops, watermark: i64) -> Vec<(Window, A)> {
-        let closed: Vec<(Window, A)> = self
-            .hopping_starts(hops, watermark)
-            .into_iter()
-            .filter_map(|start| {
-                let window = hops.window(start);
-                self.get(&window).map(|acc| (window, acc.into_owned()))
-            })
-            .collect();
+        let closed = self.hopping_windows(hops, watermark);
         if closed.is_empty() {
             return closed;
         }
@@ -173,9 +176,10 @@ impl<A: Accumulator> KeyState<A> {
         closed
     }
 
-    /// Hopping: the windows not closed yet, with their accumulators.
-    pub(crate) fn open_hopping(&self, hops: &Hops) -> Vec<(Window, A)> {
-        self.hopping_starts(hops, i64::MAX)
+    /// Hopping: the windows not closed yet that end at or before `until`,
+    /// with their accumulators, oldest first.
+    fn hopping_windows(&self, hops: &Hops, until: i64) -> Vec<(Window, A)> {
+        self.hopping_starts(hops, until)
             .into_iter()
             .filter_map(|start| {
                 let window = hops.window(start);
@@ -184,14 +188,33 @@ impl<A: Accumulator> KeyState<A> {
             .collect()
     }
 
+    /// The open windows that hold rows (sorted by start): merged from their
+    /// panes with `hops` (hopping windows), else the whole windows.
+    pub(crate) fn open_windows(&self, hops: Option<&Hops>) -> Vec<(Window, A)> {
+        match hops {
+            Some(hops) => self.hopping_windows(hops, i64::MAX),
+            None => self.whole.clone(),
+        }
+    }
+
+    /// [`KeyState::open_windows`], each marked window's accumulator given
+    /// [`Accumulator::marked`]: the layout of whole snapshots.
+    pub(crate) fn whole_windows(&self, hops: Option<&Hops>) -> Vec<(Window, A)> {
+        let mut windows = self.open_windows(hops);
+        if !self.marked.is_empty() {
+            for (window, acc) in &mut windows {
+                if self.is_marked(window) {
+                    acc.marked();
+                }
+            }
+        }
+        windows
+    }
+
     /// Whether rows fell in `window` (a whole window or a pane in it) and it
     /// is still open.
     pub(crate) fn holds(&self, window: &Window) -> bool {
-        if self.closed_until.is_some_and(|closed| window.end_ms <= closed) {
-            return false;
-        }
-        let from = self.panes.partition_point(|(p, _)| *p < window.start_ms);
-        self.panes.get(from).is_some_and(|(p, _)| *p < window.end_ms) || self.whole.binary_search_by_key(window, |(w, _)| *w).is_ok()
+        !self.is_closed(window) && (!self.panes_in(window).is_empty() || self.whole.binary_search_by_key(window, |(w, _)| *w).is_ok())
     }
 
     /// Marks `window`; true when it was not marked before.

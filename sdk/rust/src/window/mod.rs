@@ -328,25 +328,7 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Windows<K, A
 
     /// The open windows of `key` that hold rows (sorted by start).
     pub fn open_windows(&self, key: &K) -> Vec<(Window, A)> {
-        match (self.open.get(key), &self.hops) {
-            (None, _) => Vec::new(),
-            (Some(state), Some(hops)) => state.open_hopping(hops),
-            (Some(state), None) => state.whole.clone(),
-        }
-    }
-
-    /// [`Windows::open_windows`], each marked window's accumulator given
-    /// [`Accumulator::marked`]: the layout of whole snapshots.
-    fn whole_windows(&self, key: &K) -> Vec<(Window, A)> {
-        let mut windows = self.open_windows(key);
-        if self.open.get(key).is_some_and(|state| !state.marked.is_empty()) {
-            for (window, acc) in &mut windows {
-                if self.is_marked(key, window) {
-                    acc.marked();
-                }
-            }
-        }
-        windows
+        self.open.get(key).map(|state| state.open_windows(self.hops.as_ref())).unwrap_or_default()
     }
 
     /// Open windows kept whole plus hopping-window panes: the state size to
@@ -388,7 +370,7 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Serialize fo
         struct Open<'a, K, A>(&'a Windows<K, A>);
         impl<K: Ord + Clone + Serialize + DeserializeOwned, A: Accumulator> Serialize for Open<'_, K, A> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_map(self.0.open.keys().map(|key| (key, self.0.whole_windows(key))))
+                serializer.collect_map(self.0.open.iter().map(|(key, state)| (key, state.whole_windows(self.0.hops.as_ref()))))
             }
         }
         /// The marks of the keys that have some.
