@@ -1,6 +1,10 @@
 //! `cargo run --release -p weir-bench --example per_call [-- RECORDS_PER_CALL CALLS]`:
 //! where the time of one weir filter call goes (decode, chain, output), for
 //! profiling the per-call overhead (run it under `perf record`).
+//! `PER_CALL_GUEST=path.wasm` runs another build of the filter (for example
+//! one built before contract 0.1.2, which takes no packed batches);
+//! `PER_CALL_PACKED_MAX=<bytes>` sets `packed_batch_max_bytes` (0: every
+//! batch column by column); `PER_CALL_MEMORY_MIB` sets the guest memory limit.
 
 use std::time::Instant;
 
@@ -19,8 +23,17 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let dir = tempfile::tempdir()?;
     let schema = dir.path().join("orders.schema.json");
     std::fs::write(&schema, workload::schema_json(0))?;
-    let engine = Engine::new(EngineConfig::default())?;
-    let operator = Operator::new(engine.load_file(std::path::Path::new(weir_tests::guests::HIGH_VALUE_ORDERS))?, r#"{"threshold": 1000.0}"#, HttpAllowlist::default())?;
+    let mut config = EngineConfig::default();
+    if let Some(mib) = std::env::var("PER_CALL_MEMORY_MIB").ok().and_then(|m| m.parse::<u64>().ok()) {
+        config.limits.memory_limit_bytes = mib << 20;
+    }
+    if let Some(bytes) = std::env::var("PER_CALL_PACKED_MAX").ok().and_then(|b| b.parse().ok()) {
+        config.limits.packed_batch_max_bytes = bytes;
+    }
+    let engine = Engine::new(config)?;
+    let guest = std::env::var("PER_CALL_GUEST").unwrap_or_else(|_| weir_tests::guests::HIGH_VALUE_ORDERS.to_owned());
+    let guest = std::path::Path::new(&guest);
+    let operator = Operator::new(engine.load_file(guest)?, r#"{"threshold": 1000.0}"#, HttpAllowlist::default())?;
     let mut operators = vec![operator];
     let format = FormatConfig::Json { schema, decode: DecodeScope::Schema };
     let (RecordDecoder::Json(decoder), _emit) = RecordDecoder::for_chain(&format, Some(&weir_bench::contenders::json_output()), &mut operators, false, &[])? else {
@@ -56,8 +69,9 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         let chunks = &chunks;
                         let engine = &engine;
                         let decoder = &decoder;
+                        let guest = &guest;
                         scope.spawn(move || {
-                            let operator = Operator::new(engine.load_file(std::path::Path::new(weir_tests::guests::HIGH_VALUE_ORDERS)).unwrap(), r#"{"threshold": 1000.0}"#, HttpAllowlist::default()).unwrap();
+                            let operator = Operator::new(engine.load_file(guest).unwrap(), r#"{"threshold": 1000.0}"#, HttpAllowlist::default()).unwrap();
                             let mut chain = Chain::new(vec![operator]);
                             barrier.wait();
                             let started = Instant::now();

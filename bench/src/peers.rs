@@ -616,7 +616,12 @@ fn batch_sizes(suite: &Suite) -> Result<Table, Error> {
     let workload = Workload::Filter;
     let lines = suite.lines();
     let guest = weir_guests(workload).remove(0);
+    // WEIR_BENCH_PEERS_BASELINE=<filter.wasm> adds a column for another build
+    // of the Rust filter (for example one built before contract 0.1.2).
+    let baseline = std::env::var_os("WEIR_BENCH_PEERS_BASELINE")
+        .map(|path| WeirGuest { label: "weir, Rust guest (baseline build)".into(), path: path.into(), ..weir_guests(workload).remove(0) });
     let mut header = vec!["records per call".to_owned(), "native (arrow)".into(), "weir, Rust guest".into()];
+    header.extend(baseline.iter().map(|b| b.label.clone()));
     header.extend(suite.peers().map(|p| p.name.to_owned()));
     let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut table = Table::new(
@@ -632,8 +637,13 @@ fn batch_sizes(suite: &Suite) -> Result<Table, Error> {
         eprintln!("bench: filter, {batch} records per call ({records} records)");
         columns[0].push((records, suite.arrow(workload, subset, batch, 1, false, &reference)?.median));
         columns[1].push((records, suite.weir(workload, &guest, subset, batch, 1, &reference)?.median));
+        let mut next = 2;
+        if let Some(baseline) = &baseline {
+            columns[next].push((records, suite.weir(workload, baseline, subset, batch, 1, &reference)?.median));
+            next += 1;
+        }
         for (index, peer) in suite.peers().enumerate() {
-            columns[2 + index].push((records, suite.peer(peer, workload, records, batch, 1, &reference)?.1));
+            columns[next + index].push((records, suite.peer(peer, workload, records, batch, 1, &reference)?.1));
         }
     }
     for (row, &batch) in suite.plan.batch_sizes.iter().enumerate() {

@@ -6,18 +6,21 @@ wasmtime::component::bindgen!({
     // A host-only world that names every operator interface, so one set of
     // generated types serves all four kinds. Guests implement exactly one of
     // the package's own worlds; the engine loads only the exports it found.
-    // 0.1.1 names also find a 0.1.0 component's exports and satisfy its
-    // imports (Wasmtime's semver-compatible lookup), so 0.1.0 components
-    // load unchanged.
+    // 0.1.2 names also find a 0.1.0 or 0.1.1 component's exports and
+    // satisfy its imports (Wasmtime's semver-compatible lookup), so older
+    // components load unchanged. The `*-packed` interfaces are looked up
+    // only in components that export them (0.1.2's packed worlds).
     inline: "
         package weir:host;
         world all-operators {
-            import weir:operator/host@0.1.1;
-            export weir:operator/filter@0.1.1;
-            export weir:operator/%map@0.1.1;
-            export weir:operator/aggregate@0.1.1;
-            export weir:operator/keyed-state@0.1.1;
-            export weir:operator/sink@0.1.1;
+            import weir:operator/host@0.1.2;
+            export weir:operator/filter@0.1.2;
+            export weir:operator/%map@0.1.2;
+            export weir:operator/aggregate@0.1.2;
+            export weir:operator/keyed-state@0.1.2;
+            export weir:operator/sink@0.1.2;
+            export weir:operator/filter-packed@0.1.2;
+            export weir:operator/map-packed@0.1.2;
         }
     ",
     world: "weir:host/all-operators",

@@ -481,6 +481,12 @@ impl Config {
                 return Err(ConfigError::new(format!("engine.limits.{key}"), "must be positive"));
             }
         }
+        if limits.packed_batch_max_bytes > crate::engine::MAX_PACKED_BATCH_MAX_BYTES {
+            return Err(ConfigError::new(
+                "engine.limits.packed_batch_max_bytes",
+                format!("must be at most {} (packing is for small batches)", crate::engine::MAX_PACKED_BATCH_MAX_BYTES),
+            ));
+        }
         if self.admin.max_plugin_bytes == Some(0) {
             return Err(ConfigError::new("admin.max_plugin_bytes", "must be positive"));
         }
@@ -705,6 +711,17 @@ mod tests {
         let error = Config::parse(&no_output).unwrap().validate().unwrap_err();
         assert_eq!(error.path, "pipelines.orders.output", "{error}");
     }
+    #[test]
+    fn packed_batch_size_is_bounded_by_key() {
+        let with = |bytes: u64| Config::parse(&format!("[engine.limits]\npacked_batch_max_bytes = {bytes}\n{MINIMAL}")).unwrap();
+        with(0).validate().unwrap();
+        with(crate::engine::MAX_PACKED_BATCH_MAX_BYTES).validate().unwrap();
+        let error = with(crate::engine::MAX_PACKED_BATCH_MAX_BYTES + 1).validate().unwrap_err();
+        assert_eq!(error.path, "engine.limits.packed_batch_max_bytes", "{error}");
+        assert_eq!(with(0).engine.limits.packed_batch_max_bytes, 0);
+        assert_eq!(Config::parse(MINIMAL).unwrap().engine.limits.packed_batch_max_bytes, crate::engine::DEFAULT_PACKED_BATCH_MAX_BYTES);
+    }
+
     #[test]
     fn admin_settings_are_checked() {
         let with = |admin: &str| Config::parse(&format!("[admin]\n{admin}\n{MINIMAL}")).unwrap();

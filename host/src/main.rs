@@ -794,10 +794,11 @@ fn validate(paths: &[PathBuf], config: Option<&str>, args: &EngineArgs) -> anyho
         match engine.load_file(path) {
             Ok(plugin) => {
                 let mut line = format!(
-                    "{}: {} operator ({}), {} bytes, sha256 {}, {} in {:.1?}",
+                    "{}: {} operator ({}{}), {} bytes, sha256 {}, {} in {:.1?}",
                     path.display(),
                     plugin.kind(),
                     plugin.kind().export_name(),
+                    if plugin.packed() { ", takes packed batches" } else { "" },
                     plugin.size_bytes(),
                     &plugin.sha256()[..16],
                     match plugin.source() {

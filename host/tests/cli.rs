@@ -15,8 +15,8 @@ fn validate_names_the_kind_or_the_reason() {
     let ok = weir().args(["validate", guests::HIGH_VALUE_ORDERS, guests::COUNT_BY_KEY]).output().unwrap();
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{stdout}");
-    assert!(stdout.contains("filter operator (weir:operator/filter@0.1.1)"), "{stdout}");
-    assert!(stdout.contains("aggregate operator"), "{stdout}");
+    assert!(stdout.contains("filter operator (weir:operator/filter@0.1.2, takes packed batches)"), "{stdout}");
+    assert!(stdout.contains("aggregate operator (weir:operator/aggregate@0.1.2)"), "{stdout}");
 
     let garbage = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(garbage.path(), b"PK\x03\x04 a zip file").unwrap();

@@ -14,10 +14,20 @@
 
 #include "weir.h"
 
-#if defined(WEIR_FILTER)
+#if defined(WEIR_FILTER) && defined(WEIR_PACKED)
+#include "packed_filter_operator.h"
+#define WSTR(x) packed_filter_operator_##x
+#define EXPORT(x) exports_weir_operator_filter_##x
+#define PACKED(x) exports_weir_operator_filter_packed_##x
+#elif defined(WEIR_FILTER)
 #include "filter_operator.h"
 #define WSTR(x) filter_operator_##x
 #define EXPORT(x) exports_weir_operator_filter_##x
+#elif defined(WEIR_MAP) && defined(WEIR_PACKED)
+#include "packed_map_operator.h"
+#define WSTR(x) packed_map_operator_##x
+#define EXPORT(x) exports_weir_operator_map_##x
+#define PACKED(x) exports_weir_operator_map_packed_##x
 #elif defined(WEIR_MAP)
 #include "map_operator.h"
 #define WSTR(x) map_operator_##x
@@ -43,6 +53,9 @@
 #define EXPORT(x) exports_weir_operator_sink_##x
 #else
 #error "compile weir.c with one of -DWEIR_FILTER, -DWEIR_MAP, -DWEIR_AGGREGATE, -DWEIR_KEYED_AGGREGATE, -DWEIR_SINK"
+#endif
+#if defined(WEIR_PACKED) && !defined(PACKED)
+#error "-DWEIR_PACKED (contract 0.1.2's packed batches) goes with -DWEIR_FILTER or -DWEIR_MAP"
 #endif
 
 typedef WSTR(string_t) wstring;
@@ -195,25 +208,33 @@ static char *scratch_cstr(const uint8_t *p, size_t len) {
     return s;
 }
 
-static void view_column(weir_column *c, const weir_operator_types_field_t *f,
-                        const weir_operator_types_column_t *col, size_t rows) {
+/* The field part of a column view: name, type, unit, time zone. `cstr`
+ * copies the strings (into the call arena, or to the heap for a schema
+ * declared once). */
+static void view_field(weir_column *c, const weir_operator_types_field_t *f,
+                       char *(*cstr)(const uint8_t *, size_t)) {
     memset(c, 0, sizeof *c);
-    c->name = scratch_cstr(f->name.ptr, f->name.len);
+    c->name = cstr(f->name.ptr, f->name.len);
     c->type = (weir_type)f->data_type.tag;
     c->nullable = f->nullable;
-    c->len = rows;
     if (c->type == WEIR_TIMESTAMP) {
         c->unit = (weir_time_unit)f->data_type.val.timestamp.unit;
         if (f->data_type.val.timestamp.timezone.is_some)
-            c->timezone = scratch_cstr(f->data_type.val.timestamp.timezone.val.ptr,
-                                       f->data_type.val.timestamp.timezone.val.len);
+            c->timezone = cstr(f->data_type.val.timestamp.timezone.val.ptr,
+                               f->data_type.val.timestamp.timezone.val.len);
     }
-    c->validity = col->validity.is_some ? col->validity.val.ptr : NULL;
-    if (col->offsets.len)
-        c->offsets = (const int32_t *)aligned(col->offsets.ptr, col->offsets.len, 4);
+}
+
+/* The buffer part of a column view (`validity` NULL = no nulls). */
+static void view_buffers(weir_column *c, size_t rows, const uint8_t *validity,
+                         const uint8_t *offsets, size_t offsets_len,
+                         const uint8_t *values, size_t values_len) {
+    c->len = rows;
+    c->validity = validity;
+    c->offsets = offsets_len ? (const int32_t *)aligned(offsets, offsets_len, 4) : NULL;
     size_t width = type_width(c->type);
-    c->values = width ? aligned(col->values.ptr, col->values.len, width) : col->values.ptr;
-    c->values_len = col->values.len;
+    c->values = width ? aligned(values, values_len, width) : values;
+    c->values_len = values_len;
     switch (c->type) {
     case WEIR_FLOAT64: c->f64 = (const double *)c->values; break;
     case WEIR_FLOAT32: c->f32 = (const float *)c->values; break;
@@ -222,18 +243,30 @@ static void view_column(weir_column *c, const weir_operator_types_field_t *f,
     case WEIR_INT32: c->i32 = (const int32_t *)c->values; break;
     default: break;
     }
+}
+
+/* The strings of a list-utf8 column, as a utf8 column view. */
+static const weir_column *view_items(const uint8_t *validity, const uint8_t *offsets,
+                                     size_t offsets_len, const uint8_t *values,
+                                     size_t values_len) {
+    weir_column *items = scratch_zero(sizeof *items);
+    items->name = "item";
+    items->type = WEIR_UTF8;
+    items->nullable = true;
+    view_buffers(items, offsets_len >= 4 ? offsets_len / 4 - 1 : 0, validity, offsets,
+                 offsets_len, values, values_len);
+    return items;
+}
+
+static void view_column(weir_column *c, const weir_operator_types_field_t *f,
+                        const weir_operator_types_column_t *col, size_t rows) {
+    view_field(c, f, scratch_cstr);
+    view_buffers(c, rows, col->validity.is_some ? col->validity.val.ptr : NULL,
+                 col->offsets.ptr, col->offsets.len, col->values.ptr, col->values.len);
     if (c->type == WEIR_LIST_UTF8 && col->items.is_some) {
-        weir_column *items = scratch_zero(sizeof *items);
         const weir_operator_types_list_items_t *it = &col->items.val;
-        items->name = "item";
-        items->type = WEIR_UTF8;
-        items->nullable = true;
-        items->len = it->offsets.len >= 4 ? it->offsets.len / 4 - 1 : 0;
-        items->validity = it->validity.is_some ? it->validity.val.ptr : NULL;
-        items->offsets = it->offsets.len ? (const int32_t *)aligned(it->offsets.ptr, it->offsets.len, 4) : NULL;
-        items->values = it->values.ptr;
-        items->values_len = it->values.len;
-        c->items = items;
+        c->items = view_items(it->validity.is_some ? it->validity.val.ptr : NULL, it->offsets.ptr,
+                              it->offsets.len, it->values.ptr, it->values.len);
     }
 }
 
@@ -247,6 +280,72 @@ static weir_batch view_batch(const wbatch *in) {
     b.columns = cols;
     return b;
 }
+
+#if defined(WEIR_PACKED)
+/* ------------------------------------------------- packed batches (0.1.2) */
+
+/* A schema the host declared once: column views with only the field part
+ * set (strings on the heap, kept for the instance's life). */
+typedef struct {
+    size_t num_columns;
+    weir_column *columns;
+} declared_schema;
+static declared_schema *schemas;
+static size_t num_schemas;
+
+static char *heap_cstr(const uint8_t *p, size_t len) {
+    char *s = xmalloc(len + 1);
+    memcpy(s, p, len);
+    s[len] = 0;
+    return s;
+}
+
+uint32_t PACKED(declare_schema)(PACKED(list_field_t) *schema) {
+    declared_schema d = {schema->len, xcalloc(schema->len, sizeof(weir_column))};
+    for (size_t i = 0; i < schema->len; i++)
+        view_field(&d.columns[i], &schema->ptr[i], heap_cstr);
+    PACKED(list_field_free)(schema);
+    declared_schema *grown = realloc(schemas, (num_schemas + 1) * sizeof *schemas);
+    if (!grown)
+        abort();
+    schemas = grown;
+    schemas[num_schemas] = d;
+    return (uint32_t)num_schemas++;
+}
+
+/* Views a packed batch: the declared schema's fields, each buffer a
+ * (start, length) pair of `layout` into the one list `buffers`. */
+static weir_status view_packed(const weir_operator_types_packed_batch_t *in, weir_batch *b) {
+    if (in->schema >= num_schemas)
+        return weir_invalid_input("packed batch: schema handle %u was never declared", (unsigned)in->schema);
+    const declared_schema *d = &schemas[in->schema];
+    const uint32_t *layout = in->layout.ptr;
+    size_t slots = in->layout.len / 2, next = 0;
+    const uint8_t *at[6];
+    size_t len[6];
+    weir_column *cols = scratch(sizeof(weir_column) * (d->num_columns ? d->num_columns : 1));
+    for (size_t i = 0; i < d->num_columns; i++) {
+        size_t want = d->columns[i].type == WEIR_LIST_UTF8 ? 6 : 3;
+        if (next + want > slots)
+            return weir_invalid_input("packed batch: layout too short for the schema");
+        for (size_t k = 0; k < want; k++, next++) {
+            size_t start = layout[2 * next], n = layout[2 * next + 1];
+            if (start > in->buffers.len || n > in->buffers.len - start)
+                return weir_invalid_input("packed batch: a buffer lies outside the list");
+            at[k] = in->buffers.ptr + start;
+            len[k] = n;
+        }
+        cols[i] = d->columns[i];
+        view_buffers(&cols[i], in->num_rows, len[0] ? at[0] : NULL, at[1], len[1], at[2], len[2]);
+        if (want == 6)
+            cols[i].items = view_items(len[3] ? at[3] : NULL, at[4], len[4], at[5], len[5]);
+    }
+    b->num_rows = in->num_rows;
+    b->num_columns = d->num_columns;
+    b->columns = cols;
+    return WEIR_OK;
+}
+#endif
 
 const weir_column *weir_batch_find(const weir_batch *batch, const char *name) {
     for (size_t i = 0; i < batch->num_columns; i++)
@@ -836,12 +935,11 @@ bool EXPORT(init)(wstring *config, weir_operator_types_operator_info_t *ret, wer
 /* ----------------------------------------------------------------- kinds */
 
 #if defined(WEIR_FILTER)
-bool EXPORT(evaluate)(wbatch *input, wbytes *ret, werror *err) {
-    weir_batch batch = view_batch(input);
+/* weir_filter on a batch view; `viewed` is the status of making the view. */
+static bool evaluate(weir_batch batch, weir_status viewed, wbytes *ret, werror *err) {
     weir_selection sel = {xcalloc((batch.num_rows + 7) / 8, 1), batch.num_rows};
-    weir_status status = weir_filter(&batch, &sel);
+    weir_status status = viewed == WEIR_OK ? weir_filter(&batch, &sel) : viewed;
     arena_reset();
-    weir_operator_types_batch_free(input);
     if (status != WEIR_OK) {
         free(sel.bits);
         take_error(status, err);
@@ -850,17 +948,32 @@ bool EXPORT(evaluate)(wbatch *input, wbytes *ret, werror *err) {
     give_bytes(ret, sel.bits, (batch.num_rows + 7) / 8);
     return true;
 }
+
+bool EXPORT(evaluate)(wbatch *input, wbytes *ret, werror *err) {
+    bool ok = evaluate(view_batch(input), WEIR_OK, ret, err);
+    weir_operator_types_batch_free(input);
+    return ok;
+}
+
+#if defined(WEIR_PACKED)
+bool PACKED(evaluate_packed)(weir_operator_types_packed_batch_t *input, wbytes *ret, werror *err) {
+    weir_batch batch = {0, 0, NULL};
+    weir_status viewed = view_packed(input, &batch);
+    bool ok = evaluate(batch, viewed, ret, err);
+    weir_operator_types_packed_batch_free(input);
+    return ok;
+}
+#endif
 #endif
 
 #if defined(WEIR_MAP)
-bool EXPORT(process)(wbatch *input, weir_operator_map_types_map_output_t *ret, werror *err) {
-    weir_batch batch = view_batch(input);
+/* weir_map on a batch view; `viewed` is the status of making the view. */
+static bool process(weir_batch batch, weir_status viewed, weir_operator_map_types_map_output_t *ret, werror *err) {
     weir_output out;
     memset(&out, 0, sizeof out);
-    weir_status status = weir_map(&batch, &out);
+    weir_status status = viewed == WEIR_OK ? weir_map(&batch, &out) : viewed;
     size_t rows = batch.num_rows;
     arena_reset();
-    weir_operator_types_batch_free(input);
     if (status != WEIR_OK) {
         free_output(&out);
         take_error(status, err);
@@ -878,6 +991,22 @@ bool EXPORT(process)(wbatch *input, weir_operator_map_types_map_output_t *ret, w
     }
     return true;
 }
+
+bool EXPORT(process)(wbatch *input, weir_operator_map_types_map_output_t *ret, werror *err) {
+    bool ok = process(view_batch(input), WEIR_OK, ret, err);
+    weir_operator_types_batch_free(input);
+    return ok;
+}
+
+#if defined(WEIR_PACKED)
+bool PACKED(process_packed)(weir_operator_types_packed_batch_t *input, weir_operator_map_types_map_output_t *ret, werror *err) {
+    weir_batch batch = {0, 0, NULL};
+    weir_status viewed = view_packed(input, &batch);
+    bool ok = process(batch, viewed, ret, err);
+    weir_operator_types_packed_batch_free(input);
+    return ok;
+}
+#endif
 #endif
 
 #if defined(WEIR_AGGREGATE)

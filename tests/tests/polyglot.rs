@@ -529,6 +529,9 @@ fn c_high_value_orders_keeps_the_same_rows_as_rust() {
         assert!(expected.batch.num_rows() > 0 && expected.batch.num_rows() < batch.num_rows());
         let mut op = c_guest("high-value-orders", config);
         assert_eq!(op.kind(), OperatorKind::Filter);
+        // Contract 0.1.2: batches up to 4 KiB (the slices below) go packed,
+        // the 1,000-row batch column by column; both must match Rust.
+        assert!(op.plugin().packed(), "the C SDK's filters take packed batches");
         let got = op.filter(&batch).unwrap_or_else(|e| panic!("c {config}: {e}"));
         assert_eq!(got.input_rows, expected.input_rows, "c {config}: kept rows");
         assert_eq!(got.batch, expected.batch, "c {config}");
@@ -557,6 +560,7 @@ fn c_enrich_order_derives_the_same_columns_and_rejections_as_rust() {
         assert!(expected.rejected.iter().any(|r| r.reason == "negative total_amount: -5"));
         assert!(expected.rejected.iter().any(|r| r.reason == "negative total_amount: -0.0000001"));
         let mut op = c_guest("enrich-order", config);
+        assert!(op.plugin().packed(), "the C SDK's maps take packed batches");
         let got = op.map(&batch).unwrap_or_else(|e| panic!("c {config}: {e}"));
         assert_eq!(got.rejected, expected.rejected, "c {config}: rejections and reasons");
         assert_eq!(got.input_rows, expected.input_rows, "c {config}");
@@ -1551,6 +1555,8 @@ fn go_high_value_orders_keeps_the_same_rows_as_rust() {
         assert!(expected.batch.num_rows() > 0 && expected.batch.num_rows() < batch.num_rows());
         let mut op = open(&go_component("high-value-orders"), config);
         assert_eq!(op.kind(), OperatorKind::Filter);
+        // Contract 0.1.2: the slices below go packed, the 1,000 rows column by column.
+        assert!(op.plugin().packed(), "the Go SDK's filters take packed batches");
         let got = op.filter(&batch).unwrap_or_else(|e| panic!("go {config}: {e}"));
         assert_eq!(got.input_rows, expected.input_rows, "go {config}: kept rows");
         assert_eq!(got.batch, expected.batch, "go {config}");
@@ -1618,6 +1624,7 @@ fn go_enrich_order_derives_the_same_columns_and_rejections_as_rust() {
         assert!(expected.rejected.iter().any(|r| r.reason == "negative total_amount: -0.0000001"));
         let mut op = open(&go_component("enrich-order"), config);
         assert_eq!(op.kind(), OperatorKind::Map);
+        assert!(op.plugin().packed(), "the Go SDK's maps take packed batches");
         let got = op.map(&batch).unwrap_or_else(|e| panic!("go {config}: {e}"));
         assert_eq!(got.rejected, expected.rejected, "go {config}: rejections and reasons");
         assert_eq!(got.input_rows, expected.input_rows, "go {config}");

@@ -57,6 +57,18 @@ pub fn detect_kind(
 /// The keyed-state interface an incremental aggregate exports besides `aggregate`.
 pub const KEYED_STATE_EXPORT: &str = "weir:operator/keyed-state@0.1.1";
 
+/// Whether a filter or map also takes packed batches (0.1.2's
+/// `packed-filter-operator` / `packed-map-operator` worlds): it exports the
+/// kind's `*-packed` interface.
+pub fn exports_packed(engine: &wasmtime::Engine, component: &wasmtime::component::Component, kind: OperatorKind) -> bool {
+    let packed = match kind {
+        OperatorKind::Filter => "weir:operator/filter-packed@0.1.2",
+        OperatorKind::Map => "weir:operator/map-packed@0.1.2",
+        OperatorKind::Aggregate | OperatorKind::Sink => return false,
+    };
+    component.component_type().exports(engine).any(|(name, _)| compatible(name, packed))
+}
+
 /// Whether an aggregate also exports `keyed-state` (0.1.1's
 /// `keyed-aggregate-operator` world): its state is checkpointed key by key.
 pub fn exports_keyed_state(engine: &wasmtime::Engine, component: &wasmtime::component::Component) -> bool {

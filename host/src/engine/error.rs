@@ -76,10 +76,10 @@ impl OperatorKind {
     /// The fully qualified name of the interface a component of this kind exports.
     pub fn export_name(self) -> &'static str {
         match self {
-            OperatorKind::Filter => "weir:operator/filter@0.1.1",
-            OperatorKind::Map => "weir:operator/map@0.1.1",
-            OperatorKind::Aggregate => "weir:operator/aggregate@0.1.1",
-            OperatorKind::Sink => "weir:operator/sink@0.1.1",
+            OperatorKind::Filter => "weir:operator/filter@0.1.2",
+            OperatorKind::Map => "weir:operator/map@0.1.2",
+            OperatorKind::Aggregate => "weir:operator/aggregate@0.1.2",
+            OperatorKind::Sink => "weir:operator/sink@0.1.2",
         }
     }
 

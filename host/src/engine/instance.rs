@@ -13,11 +13,27 @@ use arrow_array::{BooleanArray, RecordBatch};
 use wasmtime::Store;
 
 pub(super) enum Guest {
-    Filter(exports::filter::Guest),
-    Map(exports::map::Guest),
+    /// With its packed-batch exports when the component has them (0.1.2).
+    Filter(exports::filter::Guest, Option<exports::filter_packed::Guest>),
+    /// With its packed-batch exports when the component has them (0.1.2).
+    Map(exports::map::Guest, Option<exports::map_packed::Guest>),
     /// With `keyed-state` when the component exports it.
     Aggregate(exports::aggregate::Guest, Option<exports::keyed_state::Guest>),
     Sink(exports::sink::Guest),
+}
+
+/// Distinct schemas declared to one instance at most; batches of further
+/// schemas go unpacked, so a stream of changing schemas cannot grow the
+/// guest's table without bound.
+const MAX_DECLARED_SCHEMAS: usize = 32;
+
+/// The host side of packed batches for one instance: the schemas declared
+/// to it (with the guest's handles) and buffers reused from call to call.
+#[derive(Default)]
+struct Packing {
+    declared: Vec<(Vec<arrow_schema::FieldRef>, u32)>,
+    buffers: Vec<u8>,
+    layout: Vec<u32>,
 }
 
 /// A row an operator rejected, with its reason.
@@ -75,14 +91,15 @@ pub struct Instance {
     store: Store<StoreState>,
     guest: Guest,
     reads: Option<Vec<String>>,
+    packing: Packing,
 }
 
 impl Instance {
     pub(super) fn init(plugin: Plugin, store: Store<StoreState>, guest: Guest, config: &str) -> Result<Instance> {
-        let mut instance = Instance { plugin, store, guest, reads: None };
+        let mut instance = Instance { plugin, store, guest, reads: None, packing: Packing::default() };
         let info = instance.call("init", async |store, guest| match guest {
-            Guest::Filter(g) => g.call_init(store, config).await,
-            Guest::Map(g) => g.call_init(store, config).await,
+            Guest::Filter(g, _) => g.call_init(store, config).await,
+            Guest::Map(g, _) => g.call_init(store, config).await,
             Guest::Aggregate(g, _) => g.call_init(store, config).await,
             Guest::Sink(g) => g.call_init(store, config).await,
         })?;
@@ -111,15 +128,70 @@ impl Instance {
         Ok(GuestBatch::new(batch, self.reads())?)
     }
 
+    /// The handle under which `batch`'s schema is declared to the guest, when
+    /// the batch goes packed (the component takes packed batches and the
+    /// batch is small); declares the schema on first use.
+    fn packed_schema(&mut self, batch: &GuestBatch) -> Result<Option<u32>> {
+        let packed = matches!(self.guest, Guest::Filter(_, Some(_)) | Guest::Map(_, Some(_)));
+        // Packing copies the buffers once more on the host, which costs less
+        // than the lists it saves only while they are small (BENCHMARKS.md,
+        // "Per-call overhead").
+        if !packed || batch.buffer_bytes() as u64 > self.plugin.limits().packed_batch_max_bytes {
+            return Ok(None);
+        }
+        if let Some((_, handle)) = self.packing.declared.iter().find(|(fields, _)| fields.as_slice() == batch.fields()) {
+            return Ok(Some(*handle));
+        }
+        if self.packing.declared.len() >= MAX_DECLARED_SCHEMAS {
+            return Ok(None);
+        }
+        let schema = batch.wit_schema();
+        let handle = self.call("declare-schema", async |store, guest| match guest {
+            Guest::Filter(_, Some(p)) => p.call_declare_schema(store, &schema).await,
+            Guest::Map(_, Some(p)) => p.call_declare_schema(store, &schema).await,
+            _ => unreachable!("packed exports checked"),
+        })?;
+        self.packing.declared.push((batch.fields().to_vec(), handle));
+        Ok(Some(handle))
+    }
+
+    /// Calls `function` with `batch`: packed through `packed` when the
+    /// component takes packed batches and the batch is small (the schema
+    /// declared first if new, the reused buffers lent to the call), else
+    /// column by column through `plain`.
+    fn call_with_batch<R>(
+        &mut self,
+        function: &'static str,
+        batch: &GuestBatch,
+        packed: impl AsyncFnOnce(&mut Store<StoreState>, &Guest, wit::PackedBatch<'_>) -> wasmtime::Result<R>,
+        plain: impl AsyncFnOnce(&mut Store<StoreState>, &Guest, wit::BatchParam<'_>) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        let Some(handle) = self.packed_schema(batch)? else {
+            return batch.with_wit(|input| self.call(function, async |store, guest| plain(store, guest, input).await));
+        };
+        let (mut buffers, mut layout) = (std::mem::take(&mut self.packing.buffers), std::mem::take(&mut self.packing.layout));
+        batch.pack(&mut buffers, &mut layout);
+        let input = wit::PackedBatch { schema: handle, num_rows: batch.num_rows() as u32, buffers: &buffers, layout: &layout };
+        let result = self.call(function, async |store, guest| packed(store, guest, input).await);
+        (self.packing.buffers, self.packing.layout) = (buffers, layout);
+        result
+    }
+
     /// Filter: returns the keep-mask for the batch.
     pub fn evaluate(&mut self, batch: &GuestBatch) -> Result<BooleanArray> {
         self.expect(OperatorKind::Filter)?;
-        let result = batch.with_wit(|wit_batch| {
-            self.call("evaluate", async |store, guest| match guest {
-                Guest::Filter(g) => g.call_evaluate(store, wit_batch).await,
+        let result = self.call_with_batch(
+            "evaluate",
+            batch,
+            async |store, guest, input| match guest {
+                Guest::Filter(_, Some(p)) => p.call_evaluate_packed(store, input).await,
+                _ => unreachable!("packed exports checked"),
+            },
+            async |store, guest, input| match guest {
+                Guest::Filter(g, _) => g.call_evaluate(store, input).await,
                 _ => unreachable!("kind checked"),
-            })
-        })?;
+            },
+        )?;
         let selection = self.guest_result("evaluate", result)?;
         selection_to_mask(selection, batch.num_rows()).map_err(|reason| self.contract("evaluate", reason))
     }
@@ -127,12 +199,18 @@ impl Instance {
     /// Map: returns the output batch (same row count) and rejected rows.
     pub fn process_map(&mut self, batch: &GuestBatch) -> Result<MapResult> {
         self.expect(OperatorKind::Map)?;
-        let result = batch.with_wit(|wit_batch| {
-            self.call("process", async |store, guest| match guest {
-                Guest::Map(g) => g.call_process(store, wit_batch).await,
+        let result = self.call_with_batch(
+            "process",
+            batch,
+            async |store, guest, input| match guest {
+                Guest::Map(_, Some(p)) => p.call_process_packed(store, input).await,
+                _ => unreachable!("packed exports checked"),
+            },
+            async |store, guest, input| match guest {
+                Guest::Map(g, _) => g.call_process(store, input).await,
                 _ => unreachable!("kind checked"),
-            })
-        })?;
+            },
+        )?;
         let output = self.guest_result("process", result)?;
         let out_rows = output.output.num_rows as usize;
         if out_rows != batch.num_rows() {

@@ -8,6 +8,10 @@ use std::time::Duration;
 pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 /// Default per-call deadline.
 pub const DEFAULT_CALL_DEADLINE_MS: u64 = 1_000;
+/// Default for [`SandboxLimits::packed_batch_max_bytes`].
+pub const DEFAULT_PACKED_BATCH_MAX_BYTES: u64 = 4 * 1024;
+/// The largest [`SandboxLimits::packed_batch_max_bytes`] a config may set.
+pub const MAX_PACKED_BATCH_MAX_BYTES: u64 = 1024 * 1024;
 /// How often the epoch ticker advances the engine's epoch.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -37,6 +41,12 @@ pub struct SandboxLimits {
     /// Maximum bytes of buffers (validity, offsets, values) one call may
     /// return, summed over its batches.
     pub max_output_bytes_per_call: u64,
+    /// Batches with up to this many bytes of buffers go packed (one list,
+    /// the schema declared once; contract 0.1.2) to filters and maps that
+    /// take packed batches; larger ones, where the extra copy into the one
+    /// list costs more than the lists it saves, go column by column. 0 =
+    /// never packed.
+    pub packed_batch_max_bytes: u64,
 }
 
 impl Default for SandboxLimits {
@@ -51,6 +61,7 @@ impl Default for SandboxLimits {
             max_table_elements: 1_000_000,
             max_output_rows_per_call: 1_000_000,
             max_output_bytes_per_call: DEFAULT_MEMORY_LIMIT_BYTES,
+            packed_batch_max_bytes: DEFAULT_PACKED_BATCH_MAX_BYTES,
         }
     }
 }

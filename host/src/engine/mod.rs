@@ -17,7 +17,7 @@ pub use detect::check_preamble;
 pub use error::{Error, GuestError, OperatorKind, Result, TrapKind};
 pub use http::{DEFAULT_HTTP_CONNECT_TIMEOUT, DEFAULT_HTTP_RESPONSE_TIMEOUT, HttpAllowlist, protect_admin_listener, release_admin_listener};
 pub use instance::{Instance, MapResult, RowRejection, SinkResult, StateChange};
-pub use limits::{SandboxLimits, DEFAULT_CALL_DEADLINE_MS, DEFAULT_MEMORY_LIMIT_BYTES, EPOCH_TICK};
+pub use limits::{SandboxLimits, DEFAULT_CALL_DEADLINE_MS, DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_PACKED_BATCH_MAX_BYTES, EPOCH_TICK, MAX_PACKED_BATCH_MAX_BYTES};
 pub use plugin::{LoadSource, Plugin, sha256_hex};
 pub use store::StoreState;
 

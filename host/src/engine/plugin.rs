@@ -2,7 +2,7 @@
 //! operator kind, and a pre-instantiated, linked form that makes new
 //! instances cheap.
 
-use super::detect::{check_preamble, detect_kind, exports_keyed_state};
+use super::detect::{check_preamble, detect_kind, exports_keyed_state, exports_packed};
 use super::error::{Error, OperatorKind, Result};
 use super::http::HttpAllowlist;
 use super::instance::{Guest, Instance};
@@ -24,8 +24,10 @@ pub enum LoadSource {
 }
 
 pub(super) enum Indices {
-    Filter(exports::filter::GuestIndices),
-    Map(exports::map::GuestIndices),
+    /// With the `filter-packed` indices when the component exports them.
+    Filter(exports::filter::GuestIndices, Option<exports::filter_packed::GuestIndices>),
+    /// With the `map-packed` indices when the component exports them.
+    Map(exports::map::GuestIndices, Option<exports::map_packed::GuestIndices>),
     /// With the `keyed-state` indices when the component exports it.
     Aggregate(exports::aggregate::GuestIndices, Option<exports::keyed_state::GuestIndices>),
     Sink(exports::sink::GuestIndices),
@@ -66,9 +68,16 @@ impl Plugin {
         };
         let kind = detect_kind(name, wasmtime, &component)?;
         let pre = engine.linker_for(kind).instantiate_pre(&component).map_err(|e| link_error(name, kind, e))?;
+        let packed = exports_packed(wasmtime, &component, kind);
         let indices = match kind {
-            OperatorKind::Filter => exports::filter::GuestIndices::new(&pre).map(Indices::Filter),
-            OperatorKind::Map => exports::map::GuestIndices::new(&pre).map(Indices::Map),
+            OperatorKind::Filter => exports::filter::GuestIndices::new(&pre).and_then(|filter| {
+                let packed = packed.then(|| exports::filter_packed::GuestIndices::new(&pre)).transpose()?;
+                Ok(Indices::Filter(filter, packed))
+            }),
+            OperatorKind::Map => exports::map::GuestIndices::new(&pre).and_then(|map| {
+                let packed = packed.then(|| exports::map_packed::GuestIndices::new(&pre)).transpose()?;
+                Ok(Indices::Map(map, packed))
+            }),
             OperatorKind::Aggregate => exports::aggregate::GuestIndices::new(&pre).and_then(|aggregate| {
                 let keyed = exports_keyed_state(wasmtime, &component).then(|| exports::keyed_state::GuestIndices::new(&pre)).transpose()?;
                 Ok(Indices::Aggregate(aggregate, keyed))
@@ -138,6 +147,12 @@ impl Plugin {
         matches!(self.inner.indices, Indices::Aggregate(_, Some(_)))
     }
 
+    /// Whether the plugin takes packed batches (contract 0.1.2): the host
+    /// then declares each schema once and sends small batches in one list.
+    pub fn packed(&self) -> bool {
+        matches!(self.inner.indices, Indices::Filter(_, Some(_)) | Indices::Map(_, Some(_)))
+    }
+
     /// Fails with [`Error::WrongKind`] unless the plugin is of `kind`.
     pub fn expect_kind(&self, kind: OperatorKind) -> Result<()> {
         if self.inner.kind == kind {
@@ -159,8 +174,14 @@ impl Plugin {
         })?;
         let load_error = |e: wasmtime::Error| Error::Instantiate { plugin: self.name().to_owned(), reason: format!("{e:#}") };
         let guest = match &inner.indices {
-            Indices::Filter(i) => Guest::Filter(i.load(&mut store, &instance).map_err(load_error)?),
-            Indices::Map(i) => Guest::Map(i.load(&mut store, &instance).map_err(load_error)?),
+            Indices::Filter(i, packed) => Guest::Filter(
+                i.load(&mut store, &instance).map_err(load_error)?,
+                packed.as_ref().map(|p| p.load(&mut store, &instance)).transpose().map_err(load_error)?,
+            ),
+            Indices::Map(i, packed) => Guest::Map(
+                i.load(&mut store, &instance).map_err(load_error)?,
+                packed.as_ref().map(|p| p.load(&mut store, &instance)).transpose().map_err(load_error)?,
+            ),
             Indices::Aggregate(i, keyed) => Guest::Aggregate(
                 i.load(&mut store, &instance).map_err(load_error)?,
                 keyed.as_ref().map(|k| k.load(&mut store, &instance)).transpose().map_err(load_error)?,

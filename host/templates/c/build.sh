@@ -8,10 +8,14 @@ WEIR_HOME=${WEIR_HOME:-{{weir_home}}}
 TOOL=${WEIR_GUEST_TOOL:-$WEIR_HOME/target/tools/guest-tool/release/weir-guest-tool}
 gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT
-"$TOOL" bindgen "$WEIR_HOME/wit" {{kind}}-operator "$gen"
+# Filters and maps also take packed batches (contract 0.1.2).
+world={{kind}}-operator packed=
+case {{kind}} in filter | map) world=packed-$world packed=-DWEIR_PACKED ;; esac
+bindings=${world//-/_}
+"$TOOL" bindgen "$WEIR_HOME/wit" "$world" "$gen"
 clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra \
-  -I"$WEIR_HOME/sdk/c" -I"$gen" -DWEIR_{{KIND}} \
-  "$WEIR_HOME/sdk/c/weir.c" "$WEIR_HOME/sdk/c/weir_state.c" "$WEIR_HOME/sdk/c/weir_window.c" "$WEIR_HOME/sdk/c/weir_sketch.c" operator.c "$gen/{{kind}}_operator.c" "$gen/{{kind}}_operator_component_type.o" \
+  -I"$WEIR_HOME/sdk/c" -I"$gen" -DWEIR_{{KIND}} $packed \
+  "$WEIR_HOME/sdk/c/weir.c" "$WEIR_HOME/sdk/c/weir_state.c" "$WEIR_HOME/sdk/c/weir_window.c" "$WEIR_HOME/sdk/c/weir_sketch.c" operator.c "$gen/$bindings.c" "$gen/${bindings}_component_type.o" \
   -Wl,--strip-all -o "$gen/core.wasm"
 "$TOOL" componentize "$gen/core.wasm" {{name}}.wasm
 echo "built {{name}}.wasm"

@@ -15,7 +15,9 @@ WIT_BINDGEN=${WIT_BINDGEN:-$tools/wit-bindgen-{{wit_bindgen_go}}/bin/wit-bindgen
 TOOL=${WEIR_GUEST_TOOL:-$tools/guest-tool/release/weir-guest-tool}
 kind={{kind}}
 wit=$WEIR_HOME/wit world=$kind-operator glue=("$WEIR_HOME/sdk/go/_glue/weirglue" "$WEIR_HOME/sdk/go/_glue/export_weir_operator_$kind")
-if [[ $kind == sink ]]; then # sinks may send HTTP requests (weir.HTTPPost)
+if [[ $kind == filter || $kind == map ]]; then # they also take packed batches (contract 0.1.2)
+  world=packed-$world glue+=("$WEIR_HOME/sdk/go/_glue/export_weir_operator_${kind}_packed")
+elif [[ $kind == sink ]]; then # sinks may send HTTP requests (weir.HTTPPost)
   wit=$WEIR_HOME/sdk/go/wit world=sink-operator-http glue+=("$WEIR_HOME/sdk/go/_glue/weirhttp")
 fi
 gen=$(mktemp -d)

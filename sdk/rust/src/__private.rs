@@ -114,6 +114,56 @@ mod glue {
         Ok(Batch::new_unchecked(fields, columns, n))
     }
 
+    thread_local! {
+        /// Schemas the host declared (contract 0.1.2); a handle is an index.
+        static SCHEMAS: RefCell<Vec<std::sync::Arc<Vec<Field>>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// `declare-schema` of `filter-packed` / `map-packed`: keeps the schema,
+    /// returns its handle.
+    pub fn declare_schema(schema: Vec<wit::Field>) -> u32 {
+        let fields: Vec<Field> = schema
+            .into_iter()
+            .map(|f| Field { name: f.name, data_type: dt_from_wit(f.data_type), nullable: f.nullable })
+            .collect();
+        SCHEMAS.with(|schemas| {
+            let mut schemas = schemas.borrow_mut();
+            schemas.push(std::sync::Arc::new(fields));
+            (schemas.len() - 1) as u32
+        })
+    }
+
+    /// Builds an SDK batch from a packed batch: the declared schema (shared,
+    /// not copied) and each column's buffers copied out of the one list
+    /// (the host packs small batches only).
+    fn batch_from_packed(p: wit::PackedBatch) -> WitResult<Batch> {
+        let invalid = |what: &str| wit::OperatorError::InvalidInput(format!("packed batch: {what}"));
+        let fields = SCHEMAS
+            .with(|schemas| schemas.borrow().get(p.schema as usize).cloned())
+            .ok_or_else(|| invalid(&format!("schema handle {} was never declared", p.schema)))?;
+        let n = p.num_rows as usize;
+        let mut slots = p.layout.chunks_exact(2);
+        let mut take = || -> WitResult<Vec<u8>> {
+            let slot = slots.next().ok_or_else(|| invalid("layout too short for the schema"))?;
+            let (start, len) = (slot[0] as usize, slot[1] as usize);
+            p.buffers
+                .get(start..start.saturating_add(len))
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| invalid("a buffer lies outside the list"))
+        };
+        let some = |v: Vec<u8>| (!v.is_empty()).then_some(v);
+        let mut columns = Vec::with_capacity(fields.len());
+        for f in fields.iter() {
+            let (validity, offsets, values) = (some(take()?), take()?, take()?);
+            let items = match f.data_type {
+                DataType::ListUtf8 => Some(ListItems { validity: some(take()?), offsets: take()?, values: take()? }),
+                _ => None,
+            };
+            columns.push(Column::from_raw_parts_unchecked(f.data_type.clone(), n, validity, offsets, values, items));
+        }
+        Ok(Batch::shared_unchecked(fields, columns, n))
+    }
+
     /// Moves an SDK batch's buffers into the WIT record (no copy).
     fn batch_to_wit(b: Batch) -> wit::Batch {
         let (fields, columns, n) = b.into_parts();
@@ -179,7 +229,15 @@ mod glue {
         state: &'static State<T>,
         input: wit::Batch,
     ) -> WitResult<Vec<u8>> {
-        let batch = batch_from_wit(input)?;
+        evaluate(state, batch_from_wit(input)?)
+    }
+    pub fn filter_evaluate_packed<T: Filter>(
+        state: &'static State<T>,
+        input: wit::PackedBatch,
+    ) -> WitResult<Vec<u8>> {
+        evaluate(state, batch_from_packed(input)?)
+    }
+    fn evaluate<T: Filter>(state: &'static State<T>, batch: Batch) -> WitResult<Vec<u8>> {
         with_instance(state, |t| t.evaluate(&batch))
             .map(|s| s.into_bytes())
             .map_err(to_wit)
@@ -195,7 +253,18 @@ mod glue {
         state: &'static State<T>,
         input: wit::Batch,
     ) -> WitResult<crate::bindings::map::weir::operator::map_types::MapOutput> {
-        let batch = batch_from_wit(input)?;
+        process(state, batch_from_wit(input)?)
+    }
+    pub fn map_process_packed<T: Map>(
+        state: &'static State<T>,
+        input: wit::PackedBatch,
+    ) -> WitResult<crate::bindings::map::weir::operator::map_types::MapOutput> {
+        process(state, batch_from_packed(input)?)
+    }
+    fn process<T: Map>(
+        state: &'static State<T>,
+        batch: Batch,
+    ) -> WitResult<crate::bindings::map::weir::operator::map_types::MapOutput> {
         let out = with_instance(state, |t| t.process(batch)).map_err(to_wit)?;
         Ok(crate::bindings::map::weir::operator::map_types::MapOutput {
             output: batch_to_wit(out.batch),
@@ -351,6 +420,16 @@ macro_rules! export_filter {
                     $crate::__private::filter_evaluate::<$ty>(&__WEIR_STATE, input)
                 }
             }
+            impl $crate::bindings::filter::exports::weir::operator::filter_packed::Guest for __WeirExport {
+                fn declare_schema(schema: ::std::vec::Vec<$crate::bindings::types::Field>) -> u32 {
+                    $crate::__private::declare_schema(schema)
+                }
+                fn evaluate_packed(
+                    input: $crate::bindings::types::PackedBatch,
+                ) -> ::core::result::Result<::std::vec::Vec<u8>, $crate::bindings::types::OperatorError> {
+                    $crate::__private::filter_evaluate_packed::<$ty>(&__WEIR_STATE, input)
+                }
+            }
             $crate::bindings::filter::export!(__WeirExport with_types_in $crate::bindings::filter);
         };
     };
@@ -384,6 +463,19 @@ macro_rules! export_map {
                     $crate::bindings::types::OperatorError,
                 > {
                     $crate::__private::map_process::<$ty>(&__WEIR_STATE, input)
+                }
+            }
+            impl $crate::bindings::map::exports::weir::operator::map_packed::Guest for __WeirExport {
+                fn declare_schema(schema: ::std::vec::Vec<$crate::bindings::types::Field>) -> u32 {
+                    $crate::__private::declare_schema(schema)
+                }
+                fn process_packed(
+                    input: $crate::bindings::types::PackedBatch,
+                ) -> ::core::result::Result<
+                    $crate::bindings::map::weir::operator::map_types::MapOutput,
+                    $crate::bindings::types::OperatorError,
+                > {
+                    $crate::__private::map_process_packed::<$ty>(&__WEIR_STATE, input)
                 }
             }
             $crate::bindings::map::export!(__WeirExport with_types_in $crate::bindings::map);

@@ -1,5 +1,7 @@
 //! Record batches: a schema ([`Field`]s) plus one [`Column`] per field.
 
+use std::sync::Arc;
+
 use crate::{Column, Error};
 
 /// Resolution of a timestamp column's 64-bit values.
@@ -80,7 +82,9 @@ impl Field {
 /// A record batch: fields and columns in the same order, all `num_rows` long.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Batch {
-    fields: Vec<Field>,
+    /// Shared with the schema a host declared once (packed batches, contract
+    /// 0.1.2); copied on the first change.
+    fields: Arc<Vec<Field>>,
     columns: Vec<Column>,
     num_rows: usize,
 }
@@ -98,7 +102,7 @@ impl Batch {
     /// A batch with no columns and `num_rows` rows.
     pub fn empty(num_rows: usize) -> Self {
         Batch {
-            fields: Vec::new(),
+            fields: Arc::default(),
             columns: Vec::new(),
             num_rows,
         }
@@ -122,7 +126,7 @@ impl Batch {
             }
         }
         Ok(Batch {
-            fields,
+            fields: Arc::new(fields),
             columns,
             num_rows,
         })
@@ -131,6 +135,12 @@ impl Batch {
     /// Builds a batch without any checks. The caller promises the
     /// invariants [`Batch::new`] checks (used for batches from the host).
     pub fn new_unchecked(fields: Vec<Field>, columns: Vec<Column>, num_rows: usize) -> Self {
+        Self::shared_unchecked(Arc::new(fields), columns, num_rows)
+    }
+
+    /// As [`Batch::new_unchecked`], with fields shared with other batches
+    /// (a schema the host declared once).
+    pub(crate) fn shared_unchecked(fields: Arc<Vec<Field>>, columns: Vec<Column>, num_rows: usize) -> Self {
         Batch {
             fields,
             columns,
@@ -154,7 +164,7 @@ impl Batch {
             )));
         }
         self.num_rows = rows;
-        self.fields.push(field);
+        Arc::make_mut(&mut self.fields).push(field);
         self.columns.push(column);
         Ok(self)
     }
@@ -202,7 +212,7 @@ impl Batch {
         let i = self
             .index_of(name)
             .ok_or_else(|| Error::invalid_input(format!("missing column `{name}`")))?;
-        Ok((self.fields.remove(i), self.columns.remove(i)))
+        Ok((Arc::make_mut(&mut self.fields).remove(i), self.columns.remove(i)))
     }
     /// Keeps the first `len` rows of every column (no-op if `len >= num_rows`).
     pub fn truncate(&mut self, len: usize) {
@@ -214,9 +224,10 @@ impl Batch {
         }
         self.num_rows = len;
     }
-    /// Splits the batch into its fields and columns (moved, no copy).
+    /// Splits the batch into its fields and columns (moved, no copy; the
+    /// fields are copied when shared with a declared schema).
     pub fn into_parts(self) -> (Vec<Field>, Vec<Column>, usize) {
-        (self.fields, self.columns, self.num_rows)
+        (Arc::unwrap_or_clone(self.fields), self.columns, self.num_rows)
     }
 }
 

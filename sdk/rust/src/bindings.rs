@@ -7,28 +7,30 @@
 //! shared by the other worlds, so there is a single set of WIT types.
 #![allow(missing_docs)]
 
-/// Bindings for the `filter-operator` world (also home of the shared types).
+/// Bindings for the `packed-filter-operator` world (contract 0.1.2: `filter`
+/// plus packed batches; also home of the shared types).
 pub mod filter {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "weir:operator/filter-operator",
+        world: "weir:operator/packed-filter-operator",
         pub_export_macro: true,
         default_bindings_module: "weir_sdk::bindings::filter",
         runtime_path: "weir_sdk::__private::wit_bindgen::rt",
     });
 }
 
-/// Bindings for the `map-operator` world.
+/// Bindings for the `packed-map-operator` world (contract 0.1.2: `map` plus
+/// packed batches).
 pub mod map {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "weir:operator/map-operator",
+        world: "weir:operator/packed-map-operator",
         pub_export_macro: true,
         default_bindings_module: "weir_sdk::bindings::map",
         runtime_path: "weir_sdk::__private::wit_bindgen::rt",
         with: {
-            "weir:operator/types@0.1.1": weir_sdk::bindings::types,
-            "weir:operator/host@0.1.1": weir_sdk::bindings::host,
+            "weir:operator/types@0.1.2": weir_sdk::bindings::types,
+            "weir:operator/host@0.1.2": weir_sdk::bindings::host,
         },
     });
 }
@@ -43,8 +45,8 @@ pub mod aggregate {
         default_bindings_module: "weir_sdk::bindings::aggregate",
         runtime_path: "weir_sdk::__private::wit_bindgen::rt",
         with: {
-            "weir:operator/types@0.1.1": weir_sdk::bindings::types,
-            "weir:operator/host@0.1.1": weir_sdk::bindings::host,
+            "weir:operator/types@0.1.2": weir_sdk::bindings::types,
+            "weir:operator/host@0.1.2": weir_sdk::bindings::host,
         },
     });
 }
@@ -58,8 +60,8 @@ pub mod sink {
         default_bindings_module: "weir_sdk::bindings::sink",
         runtime_path: "weir_sdk::__private::wit_bindgen::rt",
         with: {
-            "weir:operator/types@0.1.1": weir_sdk::bindings::types,
-            "weir:operator/host@0.1.1": weir_sdk::bindings::host,
+            "weir:operator/types@0.1.2": weir_sdk::bindings::types,
+            "weir:operator/host@0.1.2": weir_sdk::bindings::host,
         },
     });
 }

@@ -80,6 +80,74 @@ fn sliced_batches_cross_with_their_own_rows_only() {
     }
 }
 
+/// An operator whose batches never go packed (`packed_batch_max_bytes = 0`):
+/// every batch crosses column by column, as to a component built before 0.1.2.
+fn unpacked_operator(path: &str) -> weir::operator::Operator {
+    let engine = engine_with(weir::engine::SandboxLimits { packed_batch_max_bytes: 0, ..Default::default() });
+    weir::operator::Operator::new(load(&engine, path), "{}", weir::engine::HttpAllowlist::default()).expect("operator")
+}
+
+#[test]
+fn packed_and_column_by_column_batches_reach_the_guest_alike() {
+    // The SDK's maps take packed batches (contract 0.1.2); small batches go
+    // packed by default, larger ones and every batch with packing off go
+    // column by column. Both must give the guest the same batch.
+    assert!(load(&engine(), guests::TYPED_ECHO).packed(), "the Rust SDK's maps export map-packed");
+    let batch = all_types_batch();
+    let mut cases = vec![("whole".to_owned(), batch.clone())];
+    for (offset, len) in [(1, 5), (3, 6), (8, 1), (2, 0)] {
+        cases.push((format!("slice {offset}+{len}"), batch.slice(offset, len)));
+    }
+    // One instance sees every case in turn, so batches of a schema it was
+    // declared before and of new schemas (a projection) mix.
+    let projected = batch.project(&[10, 0, 8]).unwrap();
+    cases.push(("projection".to_owned(), projected.clone()));
+    cases.push(("whole again".to_owned(), batch.clone()));
+    cases.push(("projection again".to_owned(), projected));
+    for guest in [guests::TYPED_ECHO, guests::IDENTITY] {
+        let mut packed = operator(guest, "{}");
+        let mut unpacked = unpacked_operator(guest);
+        for (name, case) in &cases {
+            let via_packed = packed.map(case).unwrap_or_else(|e| panic!("{guest}, {name}, packed: {e}"));
+            let via_columns = unpacked.map(case).unwrap_or_else(|e| panic!("{guest}, {name}, column by column: {e}"));
+            assert_same(&via_packed.batch, case, &format!("{guest}, {name}, packed"));
+            assert_same(&via_columns.batch, case, &format!("{guest}, {name}, column by column"));
+        }
+    }
+}
+
+#[test]
+fn an_instance_takes_batches_of_more_schemas_than_it_declares() {
+    // The host declares at most 32 schemas to one instance; batches of
+    // further schemas go column by column, and earlier ones stay packed.
+    let mut op = operator(guests::TYPED_ECHO, "{}");
+    let batch_named = |i: usize| {
+        let values = Int64Array::from(vec![Some(i as i64), None, Some(-(i as i64))]);
+        RecordBatch::try_from_iter_with_nullable([(format!("column_{i}"), Arc::new(values) as ArrayRef, true)]).unwrap()
+    };
+    for round in 0..2 {
+        for i in 0..40 {
+            let batch = batch_named(i);
+            let step = op.map(&batch).unwrap_or_else(|e| panic!("schema {i}, round {round}: {e}"));
+            assert_same(&step.batch, &batch, &format!("schema {i}, round {round}"));
+        }
+    }
+}
+
+#[test]
+fn batches_above_the_packing_threshold_cross_column_by_column_on_the_same_instance() {
+    // 5,000 orders are far above the 4 KiB default: the instance that took
+    // small packed batches of the schema takes these column by column, then
+    // small ones packed again.
+    let data = orders(5000);
+    let batch = order_batch(&data);
+    let mut op = operator(guests::IDENTITY, "{}");
+    for rows in [3, 5000, 1, 4999, 2] {
+        let part = batch.slice(0, rows);
+        assert_eq!(op.map(&part).unwrap().batch, part, "{rows} rows");
+    }
+}
+
 #[test]
 fn identity_round_trips_filtered_orders() {
     let data = orders(5000);

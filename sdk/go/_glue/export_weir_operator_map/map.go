@@ -19,7 +19,13 @@ func Init(config string) witTypes.Result[weir_operator_types.OperatorInfo, weir_
 // Process is the WIT `process`.
 func Process(input weir_operator_types.Batch) witTypes.Result[weir_operator_map_types.MapOutput, weir_operator_types.OperatorError] {
 	weirglue.Collect()
-	out, err := weir.Process(weirglue.Batch(input))
+	return Run(weirglue.Batch(input))
+}
+
+// Run runs the registered map on a batch view and converts its output
+// (also for `map-packed`'s `process-packed`).
+func Run(batch *weir.Batch) witTypes.Result[weir_operator_map_types.MapOutput, weir_operator_types.OperatorError] {
+	out, err := weir.Process(batch)
 	if err != nil {
 		return witTypes.Err[weir_operator_map_types.MapOutput](weirglue.Error(err))
 	}

@@ -56,23 +56,96 @@ func Batch(in wbatch) *weir.Batch {
 	n := min(len(in.Schema), len(in.Columns))
 	b := &weir.Batch{NumRows: int(in.NumRows), Columns: make([]weir.Column, n)}
 	for i := 0; i < n; i++ {
-		f, c := in.Schema[i], in.Columns[i]
-		t := weir.DataType(f.DataType.Tag())
-		col := weir.NewColumn(f.Name, t, f.Nullable, b.NumRows, optBytes(c.Validity), c.Offsets, c.Values)
-		if t == weir.Timestamp {
-			ts := f.DataType.Timestamp()
-			col.Unit = weir.TimeUnit(ts.Unit)
-			if ts.Timezone.Tag() == witTypes.OptionSome {
-				col.Timezone, col.HasTimezone = ts.Timezone.Some(), true
-			}
-		}
-		if t == weir.ListUtf8 && c.Items.Tag() == witTypes.OptionSome {
+		c := in.Columns[i]
+		var items *[3][]byte
+		if c.Items.Tag() == witTypes.OptionSome {
 			it := c.Items.Some()
-			items := max(len(it.Offsets)/4-1, 0)
-			ic := weir.NewColumn("item", weir.Utf8, true, items, optBytes(it.Validity), it.Offsets, it.Values)
-			col.Items = &ic
+			items = &[3][]byte{optBytes(it.Validity), it.Offsets, it.Values}
 		}
-		b.Columns[i] = col
+		b.Columns[i] = column(in.Schema[i], b.NumRows, optBytes(c.Validity), c.Offsets, c.Values, items)
+	}
+	return b
+}
+
+// column views one column's buffers under its field; items are a
+// list-utf8 column's strings (validity, offsets, values).
+func column(f weir_operator_types.Field, rows int, validity, offsets, values []byte, items *[3][]byte) weir.Column {
+	t := weir.DataType(f.DataType.Tag())
+	col := weir.NewColumn(f.Name, t, f.Nullable, rows, validity, offsets, values)
+	if t == weir.Timestamp {
+		ts := f.DataType.Timestamp()
+		col.Unit = weir.TimeUnit(ts.Unit)
+		if ts.Timezone.Tag() == witTypes.OptionSome {
+			col.Timezone, col.HasTimezone = ts.Timezone.Some(), true
+		}
+	}
+	if t == weir.ListUtf8 && items != nil {
+		count := max(len(items[1])/4-1, 0)
+		ic := weir.NewColumn("item", weir.Utf8, true, count, items[0], items[1], items[2])
+		col.Items = &ic
+	}
+	return col
+}
+
+// Schemas the host declared (contract 0.1.2); a handle is an index.
+var schemas [][]weir_operator_types.Field
+
+// DeclareSchema keeps a schema for packed batches and returns its handle.
+func DeclareSchema(fields []weir_operator_types.Field) uint32 {
+	schemas = append(schemas, fields)
+	return uint32(len(schemas) - 1)
+}
+
+// PackedBatch views a packed batch (contract 0.1.2) as a weir.Batch: the
+// declared schema's fields, each buffer a (start, length) pair of Layout
+// into the one list Buffers (no copy of aligned buffers).
+func PackedBatch(in weir_operator_types.PackedBatch) (*weir.Batch, *weir.Error) {
+	invalid := func(what string) *weir.Error {
+		return &weir.Error{Kind: weir.KindInvalidInput, Message: "packed batch: " + what}
+	}
+	if int(in.Schema) >= len(schemas) {
+		return nil, invalid("schema handle was never declared")
+	}
+	fields := schemas[in.Schema]
+	next := 0
+	take := func() ([]byte, bool) {
+		if 2*next+1 >= len(in.Layout) {
+			return nil, false
+		}
+		start, n := uint64(in.Layout[2*next]), uint64(in.Layout[2*next+1])
+		next++
+		if start+n > uint64(len(in.Buffers)) {
+			return nil, false
+		}
+		return in.Buffers[start : start+n : start+n], true
+	}
+	b := &weir.Batch{NumRows: int(in.NumRows), Columns: make([]weir.Column, len(fields))}
+	for i, f := range fields {
+		var bufs [6][]byte
+		want := 3
+		if weir.DataType(f.DataType.Tag()) == weir.ListUtf8 {
+			want = 6
+		}
+		for k := 0; k < want; k++ {
+			buf, ok := take()
+			if !ok {
+				return nil, invalid("layout does not fit the schema or the buffers")
+			}
+			bufs[k] = buf
+		}
+		var items *[3][]byte
+		if want == 6 {
+			items = &[3][]byte{nonEmpty(bufs[3]), bufs[4], bufs[5]}
+		}
+		b.Columns[i] = column(f, b.NumRows, nonEmpty(bufs[0]), bufs[1], bufs[2], items)
+	}
+	return b, nil
+}
+
+// nonEmpty is nil for an empty validity buffer (no nulls).
+func nonEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
 	}
 	return b
 }
