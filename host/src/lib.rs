@@ -4,7 +4,7 @@
 //! and Arrow batches into the WIT layout; [`engine`] loads components into a
 //! sandbox and calls them; [`operator`] gives each operator kind its
 //! semantics (selection, row rejection, fresh instance after a trap) and
-//! chains them.
+//! chains them. [`cli`] is the `weir` command line (the binary is a shim).
 
 pub mod batch;
 pub mod bindings;
@@ -22,3 +22,4 @@ pub mod admin;
 pub mod registry;
 pub mod deploy;
 pub mod client;
+pub mod cli;
