@@ -353,7 +353,7 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `WEIR_LOG` (`info,crate::pipeline=debug`:
+/// Logs to stderr, filtered by `WEIR_LOG` (`info,weir::pipeline=debug`:
 /// a level, then per-target levels; tracing-subscriber's `Targets`, which
 /// needs no regex engine in the binary).
 fn init_tracing(format: LogFormat) {
