@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use crate::batch::{JsonDecoder, SchemaSpec, write_json_lines};
-use crate::engine::{Engine, EngineConfig, HttpAllowlist, SandboxLimits, SinkResult};
+use crate::engine::{Engine, EngineConfig, HttpAllowlist, SandboxLimits, SinkResult, default_cache_dir};
 use crate::operator::{Chain, Operator};
 
 mod local;
@@ -235,10 +235,6 @@ impl EngineArgs {
         let cache_dir = if self.no_cache { None } else { Some(self.cache_dir.clone().unwrap_or_else(default_cache_dir)) };
         Ok(Engine::new(EngineConfig { limits, cache_dir })?)
     }
-}
-
-fn default_cache_dir() -> PathBuf {
-    crate::engine::default_cache_dir()
 }
 
 /// Parses the command line, runs the command and reports an error on stderr.
