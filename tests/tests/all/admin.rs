@@ -184,7 +184,7 @@ async fn hot_swap_under_load_loses_nothing_and_rollback_restores_v1() {
     assert_eq!(plugin["live"], json!(1));
     assert_eq!(plugin["used_by"], json!(["p"]));
 
-    let metrics = reqwest_get(&client, "/metrics").await;
+    let metrics = get_text(&client, "/metrics").await;
     assert!(metrics.contains("weir_plugin_swaps_total{pipeline=\"p\"} 2"), "{metrics}");
     assert!(metrics.contains("weir_operator_call_seconds_count{pipeline=\"p\",operator=\"stage\",plugin_version=\"v2\"}"), "{metrics}");
     assert!(metrics.contains("weir_consumer_lag{pipeline=\"p\",topic="), "{metrics}");
@@ -193,7 +193,7 @@ async fn hot_swap_under_load_loses_nothing_and_rollback_restores_v1() {
 }
 
 /// The body of a GET as text (for /metrics).
-async fn reqwest_get(client: &AdminClient, path: &str) -> String {
+async fn get_text(client: &AdminClient, path: &str) -> String {
     match client.get(path).await.unwrap() {
         Value::String(text) => text,
         other => other.to_string(),
