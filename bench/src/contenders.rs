@@ -6,7 +6,8 @@
 
 use crate::workload::{FILTER_THRESHOLD, KeyedTotals, TAX_RATE, Workload};
 use arrow_array::types::{Float64Type, Int64Type};
-use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, ArrowNativeTypeOp, BooleanArray, Float64Array, RecordBatch, StringArray};
+use arrow_buffer::BooleanBuffer;
 use arrow_schema::{Field, Schema, SchemaRef};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -226,12 +227,24 @@ fn write_json(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), Error> {
     Ok(())
 }
 
+/// `array > threshold`, computed as arrow-ord's `cmp::gt` kernel computes it
+/// (a `collect_bool` bit-packing loop over the values, floats compared in
+/// total order, the array's nulls kept) but compiled in this crate: the
+/// workspace builds arrow-ord at opt-level 0, since weir never calls it
+/// (Cargo.toml, `[profile.release.package.arrow-ord]`), and the native
+/// contenders must not pay for that.
+pub fn greater_than(array: &Float64Array, threshold: f64) -> BooleanArray {
+    let values = array.values();
+    let bits = BooleanBuffer::collect_bool(values.len(), |i| values[i].is_gt(threshold));
+    BooleanArray::new(bits, array.nulls().cloned())
+}
+
 impl Contender for NativeArrow {
     fn batch(&mut self, lines: &[&[u8]], out: &mut Vec<u8>) -> Result<(), Error> {
         let batch = self.decode(lines)?;
         match self.workload {
             Workload::Filter => {
-                let mask = arrow_ord::cmp::gt(amounts(&batch)?, &Float64Array::new_scalar(FILTER_THRESHOLD))?;
+                let mask = greater_than(amounts(&batch)?, FILTER_THRESHOLD);
                 for (line, keep) in lines.iter().zip(mask.iter()) {
                     if keep == Some(true) {
                         out.extend_from_slice(line);

@@ -51,7 +51,7 @@ fn amounts(batch: &RecordBatch) -> &Float64Array {
 }
 
 fn native_predicate(batch: &RecordBatch) -> BooleanArray {
-    let mask = arrow_ord::cmp::gt(amounts(batch), &Float64Array::new_scalar(1000.0)).unwrap();
+    let mask = crate::contenders::greater_than(amounts(batch), 1000.0);
     // Nulls are dropped, as the guest does.
     arrow_array::BooleanArray::new(mask.values() & &null_mask(&mask), None)
 }
