@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The guest crates the demo scenarios run, and their component file names.
+/// The guest crates the demo scenarios run, and their component file names
+/// (`scripts/demo` starts the same build early: keep its list in step).
 const DEMO_GUESTS: [(&str, &str); 5] = [
     ("enrich-order", "enrich_order.wasm"),
     ("high-value-orders", "high_value_orders.wasm"),
