@@ -8,31 +8,32 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The guest crates the demo scenarios run, and their component file names
-/// (`scripts/demo` starts the same build early: keep its list in step).
-const DEMO_GUESTS: [(&str, &str); 5] = [
-    ("enrich-order", "enrich_order.wasm"),
-    ("high-value-orders", "high_value_orders.wasm"),
-    ("order-revenue", "order_revenue.wasm"),
-    ("fraud-detector", "fraud_detector.wasm"),
-    ("webhook-alert", "webhook_alert.wasm"),
-];
+/// The guest crates the demo scenarios run, one per line (`scripts/demo`
+/// reads the same file to start their build early).
+const DEMO_GUESTS_FILE: &str = "guest-examples/rust/demo-guests";
+
+/// The demo's guest crates and their component file names.
+fn demo_guests(root: &std::path::Path) -> Vec<(String, String)> {
+    let list = std::fs::read_to_string(root.join(DEMO_GUESTS_FILE)).unwrap_or_default();
+    list.split_whitespace().map(|krate| (krate.to_owned(), format!("{}.wasm", krate.replace('-', "_")))).collect()
+}
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
     let guests = root.join("guest-examples/rust");
+    let demo_guests = demo_guests(&root);
     println!("cargo:rerun-if-env-changed=WEIR_NO_EMBEDDED_GUESTS");
-    for dir in ["sdk/rust/src", "sdk/rust/Cargo.toml", "wit", "guest-examples/rust/Cargo.toml", "guest-examples/rust/Cargo.lock"] {
+    for dir in ["sdk/rust/src", "sdk/rust/Cargo.toml", "wit", "guest-examples/rust/Cargo.toml", "guest-examples/rust/Cargo.lock", DEMO_GUESTS_FILE] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    for (krate, _) in DEMO_GUESTS {
+    for (krate, _) in &demo_guests {
         println!("cargo:rerun-if-changed={}", guests.join(krate).display());
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("embedded_guests.rs");
-    let embedded = if std::env::var_os("WEIR_NO_EMBEDDED_GUESTS").is_some() || !guests.is_dir() { None } else { build(&root) };
+    let embedded = if std::env::var_os("WEIR_NO_EMBEDDED_GUESTS").is_some() || !guests.is_dir() { None } else { build(&root, &demo_guests) };
     let entries: String = match embedded {
-        Some(dir) => DEMO_GUESTS
+        Some(dir) => demo_guests
             .iter()
             .map(|(_, file)| format!("    ({file:?}, include_bytes!({:?})),\n", dir.join(file).display().to_string()))
             .collect(),
@@ -42,12 +43,12 @@ fn main() {
 }
 
 /// Builds the demo guests; their output directory, or None (with a warning).
-fn build(root: &std::path::Path) -> Option<PathBuf> {
+fn build(root: &std::path::Path, demo_guests: &[(String, String)]) -> Option<PathBuf> {
     let target_dir = root.join("target/guests");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command.current_dir(root.join("guest-examples/rust")).args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"]).arg(&target_dir);
-    for (krate, _) in DEMO_GUESTS {
+    for (krate, _) in demo_guests {
         command.args(["-p", krate]);
     }
     // The outer build's settings must not leak into the guest build.
