@@ -1,0 +1,25 @@
+/*
+ * weir C SDK: helpers shared by the SDK's own .c files. Not part of the API
+ * (weir.h); operators do not include it.
+ */
+#ifndef WEIR_INTERNAL_H
+#define WEIR_INTERNAL_H
+
+#include <stdlib.h>
+
+/* malloc / calloc that never return NULL (an operator out of memory aborts:
+ * the host sees a trap and isolates the batch). Zero sizes allocate one byte. */
+static inline void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        abort();
+    return p;
+}
+static inline void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+#endif
