@@ -64,6 +64,9 @@ fn caught_up(bootstrap: &str, topics: &[&str]) -> bool {
     })
 }
 
+/// Checks a seed's output values against its inputs.
+type Check = Box<dyn Fn(&[seeds::Input], &[Vec<u8>])>;
+
 /// One seed pipeline for the crash test.
 struct Seed {
     name: &'static str,
@@ -74,7 +77,7 @@ struct Seed {
     lateness_ms: u64,
     output: &'static str,
     events: Vec<scenario::Event>,
-    check: Box<dyn Fn(&[seeds::Input], &[Vec<u8>])>,
+    check: Check,
 }
 
 fn fraud_seed() -> Seed {

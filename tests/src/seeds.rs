@@ -68,24 +68,42 @@ pub fn late_inputs(inputs: &[Input], lateness_ms: i64) -> BTreeSet<usize> {
 /// distinct counts of `distinct` columns, and the partition of its key.
 pub fn all_windows(inputs: &[Input], lateness_ms: i64, key: &str, amount: &str, distinct: &[&str], size_ms: i64, slide_ms: i64) -> BTreeMap<(String, i64), (Expected, i32)> {
     let (kept, _) = on_time(inputs, lateness_ms);
-    let mut sets: BTreeMap<(String, i64), (u64, f64, Vec<BTreeSet<String>>, i32)> = BTreeMap::new();
+    let mut tallies: BTreeMap<(String, i64), Tally> = BTreeMap::new();
     for (_, partition, value, t) in kept {
         let k = field(&value, key).as_str().expect("key").to_owned();
         let last_start = t.div_euclid(slide_ms) * slide_ms;
         let mut start = last_start;
         while start > t - size_ms {
-            let entry = sets.entry((k.clone(), start)).or_insert_with(|| (0, 0.0, vec![BTreeSet::new(); distinct.len()], partition));
-            entry.0 += 1;
-            entry.1 += field(&value, amount).as_f64().unwrap_or(0.0);
-            for (set, column) in entry.2.iter_mut().zip(distinct) {
+            let tally = tallies.entry((k.clone(), start)).or_insert_with(|| Tally {
+                count: 0,
+                total: 0.0,
+                distinct: vec![BTreeSet::new(); distinct.len()],
+                partition,
+            });
+            tally.count += 1;
+            tally.total += field(&value, amount).as_f64().unwrap_or(0.0);
+            for (set, column) in tally.distinct.iter_mut().zip(distinct) {
                 set.insert(field(&value, column).as_str().unwrap_or_default().to_owned());
             }
             start -= slide_ms;
         }
     }
-    sets.into_iter()
-        .map(|(k, (count, total, sets, partition))| (k, (Expected { count, total, distinct: sets.iter().map(|s| s.len() as u64).collect() }, partition)))
+    tallies
+        .into_iter()
+        .map(|(k, Tally { count, total, distinct, partition })| {
+            (k, (Expected { count, total, distinct: distinct.iter().map(|s| s.len() as u64).collect() }, partition))
+        })
         .collect()
+}
+
+/// One window's running tally in [`all_windows`].
+struct Tally {
+    count: u64,
+    total: f64,
+    /// The distinct values seen, per distinct column.
+    distinct: Vec<BTreeSet<String>>,
+    /// The partition of the window's key.
+    partition: i32,
 }
 
 /// Final windows of `size_ms` starting every `slide_ms`, keyed by `key`:

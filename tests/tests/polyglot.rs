@@ -897,6 +897,9 @@ async fn polyglot_webhook_sinks_in_a_kafka_pipeline_post_the_rust_rows() {
 // fraud-detector (Python and JS ports of the Rust guest, on the SDKs' window
 // and sketch helpers)
 
+/// One transaction: user, event time (ms), amount, merchant, location, device.
+type TxRow = (Option<String>, Option<i64>, Option<f64>, Option<String>, String, String);
+
 /// Card transactions from a deterministic generator: eight ordinary users
 /// spread over ~20 minutes (a little out of order, a few nulls), and one
 /// planted burst user with many merchants, locations and devices within two
@@ -908,7 +911,7 @@ fn transactions(n: usize) -> RecordBatch {
         state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         state >> 33
     };
-    let mut rows: Vec<(Option<String>, Option<i64>, Option<f64>, Option<String>, String, String)> = Vec::new();
+    let mut rows: Vec<TxRow> = Vec::new();
     for i in 0..n {
         let r = next();
         let jitter = (r % 30_000) as i64 - 15_000; // out of order by up to 15 s
@@ -923,7 +926,7 @@ fn transactions(n: usize) -> RecordBatch {
             // The burst: one tx every 5 s, each at a new merchant, city and device.
             let k = (i - n / 2) as u64;
             let t = T0 + 600_000 + k as i64 * 5_000;
-            let amount = Some(if k % 6 == 0 { 1999.99 } else { 25.5 });
+            let amount = Some(if k.is_multiple_of(6) { 1999.99 } else { 25.5 });
             rows.push((Some("burst".into()), Some(t), amount, Some(format!("bm-{k}")), format!("bc-{}", k % 5), format!("bd-{}", k % 4)));
         }
     }

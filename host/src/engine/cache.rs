@@ -202,20 +202,6 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Cache { path: dir.to_owned(), source })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hmac_matches_rfc_4231() {
-        // RFC 4231 test case 1: its 20-byte key of 0x0b, zero-padded to 32 bytes, is the same HMAC key.
-        let mut key = [0u8; 32];
-        key[..20].fill(0x0b);
-        let tag = hmac_sha256(&key, b"Hi There");
-        assert_eq!(hex::encode(tag), "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
-    }
-}
-
 fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
@@ -232,5 +218,19 @@ pub fn default_cache_dir() -> PathBuf {
     match base {
         Some(base) => base.join("weir").join("compiled"),
         None => std::env::temp_dir().join(format!("weir-{}-compiled", euid())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // RFC 4231 test case 1: its 20-byte key of 0x0b, zero-padded to 32 bytes, is the same HMAC key.
+        let mut key = [0u8; 32];
+        key[..20].fill(0x0b);
+        let tag = hmac_sha256(&key, b"Hi There");
+        assert_eq!(hex::encode(tag), "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
     }
 }

@@ -208,11 +208,20 @@ pub struct KeyedWrite {
     /// Records to produce in this order before the checkpoint record:
     /// record key and value (None: a Kafka tombstone).
     pub records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    /// Per changed key, its new durable slot and value (None: removed, its
-    /// records deleted at the following checkpoint).
-    updates: Vec<(Vec<u8>, Option<(Slot, Vec<u8>)>, Option<Slot>)>,
+    /// What becomes durable for each changed key.
+    updates: Vec<KeyUpdate>,
     /// Entries changed or removed (for metrics).
     pub changed: usize,
+}
+
+/// What one checkpoint makes durable for one key.
+#[derive(Debug, Clone, PartialEq)]
+enum KeyUpdate {
+    /// The key's new value, in the record of `slot`.
+    Put { key: Vec<u8>, slot: Slot, value: Vec<u8> },
+    /// The key removed by a marker record in `marker`; its records are
+    /// deleted at the following checkpoint.
+    Remove { key: Vec<u8>, marker: Slot },
 }
 
 impl KeyedWrite {
@@ -267,8 +276,8 @@ impl KeyedLog {
                     write.records.push((entry_key(task, operator, slot, &key), Some(encode_value(seq, value.as_deref()))));
                     write.changed += 1;
                     match value {
-                        Some(value) => write.updates.push((key, Some((slot, value)), None)),
-                        None => write.updates.push((key, None, Some(slot))),
+                        Some(value) => write.updates.push(KeyUpdate::Put { key, slot, value }),
+                        None => write.updates.push(KeyUpdate::Remove { key, marker: slot }),
                     }
                 }
             }
@@ -290,22 +299,22 @@ impl KeyedLog {
     /// Makes `write` durable in the log (its checkpoint was written).
     pub fn apply(&mut self, write: KeyedWrite) {
         self.cleanup.clear();
-        for (key, update, marker) in write.updates {
-            let size = key.len() as u64;
+        for update in write.updates {
             match update {
-                Some((slot, value)) => {
+                KeyUpdate::Put { key, slot, value } => {
+                    let size = key.len() as u64;
                     self.bytes += size + value.len() as u64;
                     if let Some((_, old)) = self.keys.insert(key, (slot, value)) {
                         self.bytes -= size + old.len() as u64;
                     }
                 }
-                None => {
+                KeyUpdate::Remove { key, marker } => {
                     // The old value's record first: a marker alone still means removed.
                     if let Some((slot, old)) = self.keys.remove(&key) {
-                        self.bytes -= size + old.len() as u64;
+                        self.bytes -= key.len() as u64 + old.len() as u64;
                         self.cleanup.push((slot, key.clone()));
                     }
-                    self.cleanup.push((marker.expect("a removal has a marker slot"), key));
+                    self.cleanup.push((marker, key));
                 }
             }
         }

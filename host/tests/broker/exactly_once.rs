@@ -162,5 +162,5 @@ async fn a_second_process_with_the_same_instance_id_fences_the_first() {
     assert_eq!(copies.len(), next, "every record delivered");
     let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(twice.is_empty(), "written twice: {twice:?}");
-    eprintln!("fencing: first halted with: {}", log.lines().filter(|l| l.to_lowercase().contains("fenced")).last().unwrap_or_default());
+    eprintln!("fencing: first halted with: {}", log.lines().rfind(|l| l.to_lowercase().contains("fenced")).unwrap_or_default());
 }

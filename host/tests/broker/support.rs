@@ -37,7 +37,7 @@ pub fn order(i: usize, poison_every: usize) -> (String, String, &'static str) {
         31 => (format!(r#"{{"order_id":"{id}","total_amount":900.0,"action":"panic"}}"#), "panic"),
         43 => (format!(r#"{{"order_id":"{id}","total_amount":"a lot"}}"#), "decode"),
         _ if i == 77 => (format!(r#"{{"order_id":"{id}","total_amount":900.0,"action":"loop"}}"#), "deadline"),
-        _ if i % 2 == 0 => (format!(r#"{{"order_id":"{id}","total_amount":{}.5}}"#, 100 + i % 1000), "output"),
+        _ if i.is_multiple_of(2) => (format!(r#"{{"order_id":"{id}","total_amount":{}.5}}"#, 100 + i % 1000), "output"),
         _ => (format!(r#"{{"order_id":"{id}","total_amount":{}.5}}"#, i % 50), "filtered"),
     };
     (id, value, fate)

@@ -79,7 +79,7 @@ async fn without_a_token_cross_site_posts_and_rebound_host_names_are_refused() {
 
     // With a token the bearer check is the guard: a text/plain POST with it passes.
     let addr = serve(&Registry::in_memory(), Some(TOKEN)).await;
-    let headers = vec![format!("Host: evil.example:{}", addr.port()), format!("Authorization: Bearer {TOKEN}"), "Content-Type: text/plain".into()];
+    let headers = [format!("Host: evil.example:{}", addr.port()), format!("Authorization: Bearer {TOKEN}"), "Content-Type: text/plain".into()];
     let (code, body) = tokio::task::spawn_blocking(move || raw(addr, "POST /v1/plugins/x/rollback", &headers.iter().map(String::as_str).collect::<Vec<_>>(), b"")).await.unwrap();
     assert_eq!(code, 404, "{body}");
 }

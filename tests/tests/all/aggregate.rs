@@ -11,8 +11,8 @@ fn totals(results: &[RecordBatch]) -> HashMap<String, (i64, f64)> {
         let keys = strings(batch, "key");
         let counts = batch.column_by_name("count").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
         let sums = batch.column_by_name("sum").unwrap().as_any().downcast_ref::<Float64Array>().unwrap();
-        for row in 0..batch.num_rows() {
-            latest.insert(keys[row].clone().unwrap(), (counts.value(row), sums.value(row)));
+        for (row, key) in keys.iter().enumerate() {
+            latest.insert(key.clone().unwrap(), (counts.value(row), sums.value(row)));
         }
     }
     latest

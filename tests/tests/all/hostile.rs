@@ -16,8 +16,11 @@ use std::time::Duration;
 /// Producer limit of the pipeline under test (outputs and dead letters).
 const LIMIT: &str = "500000";
 
+/// A record to produce: key, value and extra headers (name, value).
+type HeaderedRecord<'a> = (String, Vec<u8>, Vec<(&'a str, &'a str)>);
+
 /// Produces `(key, value, extra headers)` records, each with a `trace-id` header.
-async fn produce_with_headers(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>, Vec<(&str, &str)>)]) {
+async fn produce_with_headers(bootstrap: &str, topic: &str, records: &[HeaderedRecord<'_>]) {
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("acks", "all").create().unwrap();
     for (key, value, extra) in records {
         let mut headers = OwnedHeaders::new().insert(Header { key: "trace-id", value: Some(format!("t-{key}").as_bytes()) });
@@ -33,7 +36,7 @@ async fn hostile_guests_and_records_cost_only_their_own_record() {
     let extra = format!("[pipelines.orders.output.properties]\n\"message.max.bytes\" = \"{LIMIT}\"");
     let scenario = Scenario::new(1, 1, &extra);
     let (base, mut fate) = inputs(60);
-    let mut records: Vec<(String, Vec<u8>, Vec<(&str, &str)>)> = base.into_iter().map(|(k, v)| (k, v, Vec::new())).collect();
+    let mut records: Vec<HeaderedRecord> = base.into_iter().map(|(k, v)| (k, v, Vec::new())).collect();
     let order = |id: &str, action: &str| format!(r#"{{"order_id":"{id}","total_amount":500.0,"action":"{action}"}}"#).into_bytes();
     let huge = format!(r#"{{"order_id":"o-huge","total_amount":"{}"#, "9".repeat(900_000)).into_bytes();
     let forged = vec![("weir.error.kind", "forged"), ("weir.plugins", "evil@v9"), ("WEIR.source.offset", "1")];

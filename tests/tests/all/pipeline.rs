@@ -67,8 +67,11 @@ pub enum Fate {
     Dead(&'static str),
 }
 
+/// Records to produce: key and value.
+pub type Records = Vec<(String, Vec<u8>)>;
+
 /// Inputs with their expected fate, keyed by order id.
-pub fn inputs(n: usize) -> (Vec<(String, Vec<u8>)>, BTreeMap<String, Fate>) {
+pub fn inputs(n: usize) -> (Records, BTreeMap<String, Fate>) {
     let mut records = Vec::new();
     let mut fate = BTreeMap::new();
     for i in 0..n {
