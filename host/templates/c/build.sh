@@ -12,10 +12,15 @@ trap 'rm -rf "$gen"' EXIT
 world={{kind}}-operator packed=
 case {{kind}} in filter | map) world=packed-$world packed=-DWEIR_PACKED ;; esac
 bindings=${world//-/_}
+# The SDK: every .c file of sdk/c but its unit tests.
+sdk=()
+for source in "$WEIR_HOME"/sdk/c/*.c; do
+  [[ $source == *_test.c ]] || sdk+=("$source")
+done
 "$TOOL" bindgen "$WEIR_HOME/wit" "$world" "$gen"
 clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra \
   -I"$WEIR_HOME/sdk/c" -I"$gen" -DWEIR_{{KIND}} $packed \
-  "$WEIR_HOME/sdk/c/weir.c" "$WEIR_HOME/sdk/c/weir_state.c" "$WEIR_HOME/sdk/c/weir_window.c" "$WEIR_HOME/sdk/c/weir_sketch.c" operator.c "$gen/$bindings.c" "$gen/${bindings}_component_type.o" \
+  "${sdk[@]}" operator.c "$gen/$bindings.c" "$gen/${bindings}_component_type.o" \
   -Wl,--strip-all -o "$gen/core.wasm"
 "$TOOL" componentize "$gen/core.wasm" {{name}}.wasm
 echo "built {{name}}.wasm"
