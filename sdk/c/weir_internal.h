@@ -7,7 +7,7 @@
 
 #include <stdlib.h>
 
-/* malloc / calloc that never return NULL (an operator out of memory aborts:
+/* malloc / calloc / realloc that never return NULL (an operator out of memory aborts:
  * the host sees a trap and isolates the batch). Zero sizes allocate one byte. */
 static inline void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
@@ -17,6 +17,12 @@ static inline void *xmalloc(size_t n) {
 }
 static inline void *xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        abort();
+    return p;
+}
+static inline void *xrealloc(void *p, size_t n) {
+    p = realloc(p, n ? n : 1);
     if (!p)
         abort();
     return p;

@@ -9,10 +9,11 @@
  * place (upsert of the same length); a new pane, a merge, a mark or a
  * close rewrites it.
  *
- * Closing: an in-memory index, per key the earliest end of its open
- * windows (a hash table of the store keys plus a binary min-heap on that
- * end), lets close visit only the keys where a window ends at or before the
- * watermark: O(log keys) each, nothing for the others. We do not scan the
+ * Closing: an in-memory index (weir_window_index.c), per key the earliest
+ * end of its open windows (a hash table of the store keys plus a binary
+ * min-heap on that end), lets close visit only the keys where a window
+ * ends at or before the watermark: O(log keys) each, nothing for the
+ * others. We do not scan the
  * store with weir_state_foreach at each close: it sorts every key (O(n log
  * n) per call, every batch), and visiting the keys where nothing closes is
  * exactly what must not rewrite them. The index is derived data, never
@@ -31,8 +32,10 @@
 #include <string.h>
 
 #include "weir.h"
+#include "weir_internal.h"
 #include "weir_state.h"
 #include "weir_window.h"
+#include "weir_window_index.h"
 
 #define VERSION 1
 #define HEADER 24
@@ -42,17 +45,6 @@
 /* Event times stay within +-2^62 and sizes within 2^61: start + size never overflows. */
 #define MAX_MS (INT64_C(1) << 62)
 #define MAX_SIZE (INT64_C(1) << 61)
-#define NOT_IN_HEAP ((size_t)-1)
-
-/* A key of the index: the earliest end of its open windows. */
-typedef struct rec {
-    struct rec *chain;
-    uint64_t hash;
-    int64_t next;
-    size_t pos; /* in the heap, or NOT_IN_HEAP */
-    size_t key_len;
-    uint8_t key[]; /* the store key (prefix included) */
-} rec;
 
 struct weir_windows {
     weir_window_spec spec;
@@ -64,13 +56,10 @@ struct weir_windows {
     size_t stride;  /* bytes of one pane or session */
     uint8_t *prefix;
     size_t prefix_len;
-    /* The index (see the top of the file). */
+    /* The close index (see the top of the file), of the store's `epoch`. */
     bool synced;
     uint64_t epoch;
-    rec **table;
-    size_t nbuckets, nrecs;
-    rec **heap;
-    size_t heap_len, heap_cap;
+    window_index index;
     size_t units; /* panes + sessions */
     bool has_error;
     char error[320];
@@ -87,20 +76,6 @@ typedef struct {
     int64_t closed;
     uint32_t n, nm;
 } view;
-
-static void *alloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-static void *grow_buf(void *p, size_t n) {
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
 
 /* ------------------------------------------------------------- encoding */
 
@@ -219,138 +194,8 @@ static const char *check(const weir_windows *w, const uint8_t *v, size_t len, vi
     return NULL;
 }
 
-/* ---------------------------------------------------------------- index */
-
-static uint64_t hash_of(const uint8_t *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3u;
-    return h;
-}
-
-static rec *rec_find(const weir_windows *w, const uint8_t *key, size_t len, uint64_t h) {
-    if (!w->nbuckets)
-        return NULL;
-    for (rec *r = w->table[h & (w->nbuckets - 1)]; r; r = r->chain)
-        if (r->hash == h && r->key_len == len && memcmp(r->key, key, len) == 0)
-            return r;
-    return NULL;
-}
-
-static void heap_set(weir_windows *w, size_t i, rec *r) {
-    w->heap[i] = r;
-    r->pos = i;
-}
-
-static void sift_up(weir_windows *w, size_t i) {
-    rec *r = w->heap[i];
-    while (i > 0 && w->heap[(i - 1) / 2]->next > r->next) {
-        heap_set(w, i, w->heap[(i - 1) / 2]);
-        i = (i - 1) / 2;
-    }
-    heap_set(w, i, r);
-}
-
-static void sift_down(weir_windows *w, size_t i) {
-    rec *r = w->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= w->heap_len)
-            break;
-        if (c + 1 < w->heap_len && w->heap[c + 1]->next < w->heap[c]->next)
-            c++;
-        if (w->heap[c]->next >= r->next)
-            break;
-        heap_set(w, i, w->heap[c]);
-        i = c;
-    }
-    heap_set(w, i, r);
-}
-
-static void heap_push(weir_windows *w, rec *r) {
-    if (w->heap_len == w->heap_cap) {
-        w->heap_cap = w->heap_cap ? w->heap_cap * 2 : 64;
-        w->heap = grow_buf(w->heap, w->heap_cap * sizeof *w->heap);
-    }
-    heap_set(w, w->heap_len++, r);
-    sift_up(w, w->heap_len - 1);
-}
-
-static void heap_remove(weir_windows *w, rec *r) {
-    size_t i = r->pos;
-    r->pos = NOT_IN_HEAP;
-    rec *last = w->heap[--w->heap_len];
-    if (i == w->heap_len)
-        return;
-    heap_set(w, i, last);
-    sift_up(w, i);
-    sift_down(w, last->pos);
-}
-
-static void rec_free(weir_windows *w, rec *r) {
-    if (r->pos != NOT_IN_HEAP)
-        heap_remove(w, r);
-    rec **p = &w->table[r->hash & (w->nbuckets - 1)];
-    while (*p != r) p = &(*p)->chain;
-    *p = r->chain;
-    free(r);
-    w->nrecs--;
-}
-
-/* Records `next` (NONE: nothing open) as the key's earliest window end. */
-static void index_set(weir_windows *w, const uint8_t *key, size_t len, int64_t next) {
-    uint64_t h = hash_of(key, len);
-    rec *r = rec_find(w, key, len, h);
-    if (next == NONE) {
-        if (r)
-            rec_free(w, r);
-        return;
-    }
-    if (!r) {
-        if (w->nrecs + 1 > w->nbuckets / 4 * 3) {
-            size_t size = w->nbuckets ? w->nbuckets * 2 : 64;
-            rec **fresh = calloc(size, sizeof *fresh);
-            if (!fresh)
-                abort();
-            for (size_t b = 0; b < w->nbuckets; b++)
-                for (rec *c = w->table[b], *nextc; c; c = nextc) {
-                    nextc = c->chain;
-                    c->chain = fresh[c->hash & (size - 1)];
-                    fresh[c->hash & (size - 1)] = c;
-                }
-            free(w->table);
-            w->table = fresh;
-            w->nbuckets = size;
-        }
-        r = alloc(sizeof *r + len);
-        r->hash = h;
-        r->key_len = len;
-        memcpy(r->key, key, len);
-        r->chain = w->table[h & (w->nbuckets - 1)];
-        w->table[h & (w->nbuckets - 1)] = r;
-        w->nrecs++;
-        r->next = next;
-        heap_push(w, r);
-        return;
-    }
-    int64_t old = r->next;
-    r->next = next;
-    if (r->pos == NOT_IN_HEAP)
-        heap_push(w, r);
-    else if (next < old)
-        sift_up(w, r->pos);
-    else
-        sift_down(w, r->pos);
-}
-
 static void index_drop(weir_windows *w) {
-    for (size_t b = 0; b < w->nbuckets; b++)
-        for (rec *r = w->table[b], *next; r; r = next) {
-            next = r->chain;
-            free(r);
-        }
-    free(w->table);
-    w->table = NULL;
-    w->nbuckets = w->nrecs = w->heap_len = 0;
+    window_index_clear(&w->index);
     w->units = 0;
 }
 
@@ -390,7 +235,7 @@ static void sync_one(weir_str key, weir_str value, void *ctx) {
         return;
     }
     w->units += vw.n;
-    index_set(w, (const uint8_t *)key.ptr, key.len, next_end(w, &vw));
+    window_index_set(&w->index, (const uint8_t *)key.ptr, key.len, next_end(w, &vw));
 }
 
 /* Rebuilds the index when the store was reset or cleared since (or on the
@@ -415,7 +260,7 @@ static const uint8_t *store_key(weir_windows *w, const void *key, size_t len, si
         return len ? key : (const void *)""; /* never a NULL key to the store */
     if (*out_len > w->kcap) {
         w->kcap = *out_len * 2;
-        w->kbuf = grow_buf(w->kbuf, w->kcap);
+        w->kbuf = xrealloc(w->kbuf, w->kcap);
     }
     memcpy(w->kbuf, w->prefix, w->prefix_len);
     if (len)
@@ -427,7 +272,7 @@ static const uint8_t *store_key(weir_windows *w, const void *key, size_t len, si
 static uint8_t *value_buf(weir_windows *w, size_t len) {
     if (len > w->vcap) {
         w->vcap = len * 2;
-        w->vbuf = grow_buf(w->vbuf, w->vcap);
+        w->vbuf = xrealloc(w->vbuf, w->vcap);
     }
     return w->vbuf;
 }
@@ -559,18 +404,17 @@ weir_windows *weir_window_create(const weir_window_spec *spec, const weir_window
     w->acc_pad = (acc->acc_size + 7) / 8 * 8;
     w->stride = (w->sessions ? 16 : 8) + w->acc_pad;
     w->prefix_len = prefix ? strlen(prefix) : 0;
-    w->prefix = alloc(w->prefix_len);
+    w->prefix = xmalloc(w->prefix_len);
     if (w->prefix_len)
         memcpy(w->prefix, prefix, w->prefix_len);
-    w->tmp = alloc(w->acc_pad);
+    w->tmp = xmalloc(w->acc_pad);
     return w;
 }
 
 void weir_window_free(weir_windows *w) {
     if (!w)
         return;
-    index_drop(w);
-    free(w->heap);
+    window_index_free(&w->index);
     free(w->prefix);
     free(w->kbuf);
     free(w->vbuf);
@@ -631,7 +475,7 @@ static bool add_to_pane(weir_windows *w, const uint8_t *key, size_t klen, int64_
     weir_state_put(key, klen, b, len);
     w->units++;
     view nv = {b, len, closed, n + 1, nm};
-    index_set(w, key, klen, next_end(w, &nv));
+    window_index_set(&w->index, key, klen, next_end(w, &nv));
     return true;
 }
 
@@ -672,7 +516,7 @@ static bool add_to_session(weir_windows *w, const uint8_t *key, size_t klen, int
             }
         if (lo == 0 && oe != me) {
             view nv = {v, vw.len, closed, n, nm};
-            index_set(w, key, klen, next_end(w, &nv));
+            window_index_set(&w->index, key, klen, next_end(w, &nv));
         }
         return true;
     }
@@ -718,7 +562,7 @@ static bool add_to_session(weir_windows *w, const uint8_t *key, size_t klen, int
     w->units += 1;
     w->units -= hi - lo;
     view nv = {b, len, closed, n2, nm2};
-    index_set(w, key, klen, next_end(w, &nv));
+    window_index_set(&w->index, key, klen, next_end(w, &nv));
     return true;
 }
 
@@ -747,7 +591,7 @@ static size_t arena_take(closed_list *c, size_t n) {
     size_t at = (c->len + 7) / 8 * 8;
     if (!c->arena || at + n > c->arena_cap) { /* allocated even for an empty key: never NULL + 0 */
         c->arena_cap = (at + n) * 2;
-        c->arena = grow_buf(c->arena, c->arena_cap);
+        c->arena = xrealloc(c->arena, c->arena_cap);
     }
     c->len = at + n;
     return at;
@@ -756,14 +600,14 @@ static size_t arena_take(closed_list *c, size_t n) {
 static closed_item *closed_push(closed_list *c) {
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 16;
-        c->items = grow_buf(c->items, c->cap * sizeof *c->items);
+        c->items = xrealloc(c->items, c->cap * sizeof *c->items);
     }
     return &c->items[c->n++];
 }
 
 /* Closes the key's windows ending at or before `wm` into `out`, rewrites
  * (or removes) its entry when any closed; returns its next end. */
-static int64_t close_key(weir_windows *w, const rec *r, int64_t wm, closed_list *out) {
+static int64_t close_key(weir_windows *w, const window_rec *r, int64_t wm, closed_list *out) {
     weir_str value;
     view vw;
     if (!weir_state_get(r->key, r->key_len, &value) || parse(w, (const uint8_t *)value.ptr, value.len, &vw))
@@ -839,26 +683,25 @@ static int by_end_key_start(const void *pa, const void *pb) {
 
 size_t weir_window_close(weir_windows *w, int64_t watermark, weir_window_emit_fn emit, void *ctx) {
     sync(w);
-    if (!w->heap_len || w->heap[0]->next > watermark)
+    window_rec *first = window_index_pop_due(&w->index, watermark);
+    if (!first)
         return 0;
     /* Take the due keys off the heap first: each is visited once. */
-    size_t ndue = 0, cap = 16;
-    rec **due = alloc(cap * sizeof *due);
-    while (w->heap_len && w->heap[0]->next <= watermark) {
+    size_t ndue = 1, cap = 16;
+    window_rec **due = xmalloc(cap * sizeof *due);
+    due[0] = first;
+    for (window_rec *r; (r = window_index_pop_due(&w->index, watermark));) {
         if (ndue == cap)
-            due = grow_buf(due, (cap *= 2) * sizeof *due);
-        due[ndue] = w->heap[0];
-        heap_remove(w, due[ndue++]);
+            due = xrealloc(due, (cap *= 2) * sizeof *due);
+        due[ndue++] = r;
     }
     closed_list out = {0};
     for (size_t i = 0; i < ndue; i++) {
         int64_t next = close_key(w, due[i], watermark, &out);
         if (next == NONE)
-            rec_free(w, due[i]);
-        else {
-            due[i]->next = next;
-            heap_push(w, due[i]);
-        }
+            window_index_remove(&w->index, due[i]);
+        else
+            window_index_requeue(&w->index, due[i], next);
     }
     free(due);
     for (size_t i = 0; i < out.n; i++) out.items[i].key = out.arena + out.items[i].key_off;
@@ -909,7 +752,7 @@ size_t weir_window_foreach(weir_windows *w, const void *key, size_t key_len, wei
     if (!load_user_key(w, key, key_len, &k, &klen, &vw))
         return 0;
     /* A copy: fn may add, mark or read (which rewrites the entry or the scratch). */
-    uint8_t *copy = alloc(vw.len), *acc = alloc(w->acc_pad);
+    uint8_t *copy = xmalloc(vw.len), *acc = xmalloc(w->acc_pad);
     memcpy(copy, vw.v, vw.len);
     vw.v = copy;
     size_t count = 0;
@@ -991,7 +834,7 @@ size_t weir_window_len(weir_windows *w) {
 
 size_t weir_window_keys(weir_windows *w) {
     sync(w);
-    return w->nrecs;
+    return w->index.nrecs;
 }
 
 const char *weir_window_error(weir_windows *w) {
@@ -1014,10 +857,10 @@ static void collect_key(weir_str key, weir_str value, void *ctx) {
         return;
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 16;
-        l->keys = grow_buf(l->keys, l->cap * sizeof *l->keys);
-        l->lens = grow_buf(l->lens, l->cap * sizeof *l->lens);
+        l->keys = xrealloc(l->keys, l->cap * sizeof *l->keys);
+        l->lens = xrealloc(l->lens, l->cap * sizeof *l->lens);
     }
-    l->keys[l->n] = alloc(key.len);
+    l->keys[l->n] = xmalloc(key.len);
     memcpy(l->keys[l->n], key.ptr, key.len);
     l->lens[l->n++] = key.len;
 }
@@ -1048,7 +891,7 @@ typedef struct {
 static void append(buffer *b, const void *p, size_t n) {
     if (b->len + n > b->cap) {
         b->cap = (b->len + n) * 2;
-        b->ptr = grow_buf(b->ptr, b->cap);
+        b->ptr = xrealloc(b->ptr, b->cap);
     }
     if (n)
         memcpy(b->ptr + b->len, p, n);

@@ -37,7 +37,7 @@
  *   entries: panes `i64 start, acc` / sessions `i64 start, i64 end, acc`
  *   (sorted by start), marks: `i64 start, i64 end` (sorted).
  *
- * Build: add sdk/c/weir_window.c and sdk/c/weir_state.c to the sources
+ * Build: add sdk/c/weir_window.c, weir_window_index.c and weir_state.c to the sources
  * (scripts/build-polyglot-guests does). See docs/sdk-c.md#windows.
  */
 #ifndef WEIR_WINDOW_H
