@@ -13,15 +13,8 @@
 #include <string.h>
 
 #include "weir.h"
+#include "weir_check.h"
 
-static int failures;
-#define CHECK(cond)                                                 \
-    do {                                                            \
-        if (!(cond)) {                                              \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                             \
-        }                                                           \
-    } while (0)
 
 static char message[512];
 
@@ -124,6 +117,6 @@ int main(void) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
     }
-    printf("weir_config: all checks passed\n");
+    printf("weir_config: ok\n");
     return 0;
 }

@@ -8,16 +8,9 @@
 #include <string.h>
 
 #include "weir.h"
+#include "weir_check.h"
 #include "weir_state.h"
 
-static int failures;
-#define CHECK(cond)                                                 \
-    do {                                                            \
-        if (!(cond)) {                                              \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                             \
-        }                                                           \
-    } while (0)
 
 static void put(const char *key, const char *value) { weir_state_put(key, strlen(key), value, strlen(value)); }
 

@@ -19,18 +19,11 @@
 #include <string.h>
 
 #include "weir.h"
+#include "weir_check.h"
 #include "weir_sketch.h"
 #include "weir_state.h"
 #include "weir_window.h"
 
-static int failures;
-#define CHECK(cond)                                                    \
-    do {                                                               \
-        if (!(cond)) {                                                 \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                \
-        }                                                              \
-    } while (0)
 /* In the random runs: report the run and stop it at the first difference. */
 #define REQUIRE(cond)                                                                                            \
     do {                                                                                                         \
