@@ -15,33 +15,10 @@ pub(super) fn go_component(name: &str) -> PathBuf {
 
 #[test]
 fn go_high_value_orders_keeps_the_same_rows_as_rust() {
-    let batch = orders(1000);
-    let configs = ["{}", r#"{"threshold": 500}"#, r#"{"column": "quantity", "threshold": 4}"#, r#" {"threshold": -1.5e2} "#];
-    for config in configs {
-        let expected = rust(guests::HIGH_VALUE_ORDERS, config).filter(&batch).unwrap();
-        assert!(expected.batch.num_rows() > 0 && expected.batch.num_rows() < batch.num_rows());
-        let mut op = open(&go_component("high-value-orders"), config);
-        assert_eq!(op.kind(), OperatorKind::Filter);
-        // Contract 0.1.2: the slices below go packed, the 1,000 rows column by column.
-        assert!(op.plugin().packed(), "the Go SDK's filters take packed batches");
-        let got = op.filter(&batch).unwrap_or_else(|e| panic!("go {config}: {e}"));
-        assert_eq!(got.input_rows, expected.input_rows, "go {config}: kept rows");
-        assert_eq!(got.batch, expected.batch, "go {config}");
-        // The same instance again: slices (buffers at other offsets), one row, no rows.
-        for (start, len) in [(10, 100), (3, 1), (999, 1), (0, 0)] {
-            let slice = batch.slice(start, len);
-            let want = rust(guests::HIGH_VALUE_ORDERS, config).filter(&slice).unwrap();
-            let got = op.filter(&slice).unwrap_or_else(|e| panic!("go {config}: slice {start}+{len}: {e}"));
-            assert_eq!(got.batch, want.batch, "go {config}: slice {start}+{len}");
-        }
-    }
-    // An int64 column with nulls, and many calls on one instance (the Go
-    // garbage collector runs between and inside them).
-    let ints = RecordBatch::try_from_iter([(
-        "n",
-        Arc::new(Int64Array::from_iter((0..300).map(|i| (i % 7 != 2).then_some(i * 10 - 700)))) as ArrayRef,
-    )])
-    .unwrap();
+    high_value_orders_matches_rust("go", &go_component("high-value-orders"));
+    // Many calls on one instance (the Go garbage collector runs between and
+    // inside them).
+    let ints = int64_with_nulls();
     let config = r#"{"column": "n", "threshold": 100}"#;
     let expected = rust(guests::HIGH_VALUE_ORDERS, config).filter(&ints).unwrap();
     let mut op = open(&go_component("high-value-orders"), config);
@@ -84,37 +61,9 @@ fn go_wrong_column_type_is_invalid_input_like_rust() {
 
 #[test]
 fn go_enrich_order_derives_the_same_columns_and_rejections_as_rust() {
-    let batch = orders(1200);
-    for config in ["{}", r#"{"tax_rate": 0.25}"#, r#"{"tax_rate": 1e-3}"#] {
-        let expected = rust(guests::ENRICH_ORDER, config).map(&batch).unwrap();
-        assert!(expected.rejected.iter().any(|r| r.reason == "negative total_amount: -5"));
-        assert!(expected.rejected.iter().any(|r| r.reason == "negative total_amount: -0.0000001"));
-        let mut op = open(&go_component("enrich-order"), config);
-        assert_eq!(op.kind(), OperatorKind::Map);
-        assert!(op.plugin().packed(), "the Go SDK's maps take packed batches");
-        let got = op.map(&batch).unwrap_or_else(|e| panic!("go {config}: {e}"));
-        assert_eq!(got.rejected, expected.rejected, "go {config}: rejections and reasons");
-        assert_eq!(got.input_rows, expected.input_rows, "go {config}");
-        assert_eq!(got.batch, expected.batch, "go {config}: derived columns");
-        // The same instance again, on a slice (buffers at other offsets) and an empty batch.
-        let slice = batch.slice(7, 333);
-        let want = rust(guests::ENRICH_ORDER, config).map(&slice).unwrap();
-        let again = op.map(&slice).unwrap();
-        assert_eq!((again.batch, again.rejected), (want.batch, want.rejected), "go {config}: slice");
-        assert_eq!(op.map(&batch.slice(0, 0)).unwrap().batch.num_rows(), 0);
-    }
     // Formatting like Rust's f64 Display and saturation like `as i64`, value by value.
-    let values = [-5.0, -1.5, -0.1, -1e-7, -1.5e22, -1e21, -123456.789, -f64::MIN_POSITIVE, -f64::MAX, -1.0 / 3.0, -5e-324, f64::NEG_INFINITY];
-    let batch = RecordBatch::try_from_iter([(
-        "total_amount",
-        Arc::new(Float64Array::from(values.to_vec())) as ArrayRef,
-    )])
-    .unwrap();
-    let got = open(&go_component("enrich-order"), "{}").map(&batch).unwrap();
-    let reasons: Vec<String> = got.rejected.iter().map(|r| r.reason.clone()).collect();
-    let want: Vec<String> = values.iter().map(|v| format!("negative total_amount: {v}")).collect();
-    assert_eq!(reasons, want);
-    assert_eq!(got.batch, rust(guests::ENRICH_ORDER, "{}").map(&batch).unwrap().batch);
+    let amounts = [-5.0, -1.5, -0.1, -1e-7, -1.5e22, -1e21, -123456.789, -f64::MIN_POSITIVE, -f64::MAX, -1.0 / 3.0, -5e-324, f64::NEG_INFINITY];
+    enrich_order_matches_rust("go", &go_component("enrich-order"), &amounts);
     // Refused configs and a wrong input type, like Rust.
     for config in [r#"{"tax_rate": true}"#, r#"{"tax_rate": 0.2} x"#, r#"{"tax": 0.2}"#] {
         let rust_error = Operator::new(load(std::path::Path::new(guests::ENRICH_ORDER)), config, Default::default()).err().unwrap();

@@ -150,6 +150,73 @@ fn filter_column_type_errors_like_rust(lang: &str, component: &std::path::Path) 
     }
 }
 
+/// `lang`'s enrich-order (`component`) against the Rust original: the same
+/// derived columns and rejections (reasons included) for three tax rates,
+/// then on a slice (buffers at other offsets) and an empty batch with the
+/// same instance; and each negative total of `amounts` rejected with the
+/// reason Rust writes (its `f64` Display), value by value.
+fn enrich_order_matches_rust(lang: &str, component: &std::path::Path, amounts: &[f64]) {
+    let batch = orders(1200);
+    for config in ["{}", r#"{"tax_rate": 0.25}"#, r#"{"tax_rate": 1e-3}"#] {
+        let expected = rust(guests::ENRICH_ORDER, config).map(&batch).unwrap();
+        assert!(expected.rejected.iter().any(|r| r.reason == "negative total_amount: -5"));
+        assert!(expected.rejected.iter().any(|r| r.reason == "negative total_amount: -0.0000001"));
+        let mut op = open(component, config);
+        assert_eq!(op.kind(), OperatorKind::Map);
+        assert!(op.plugin().packed(), "{lang}: the SDK's maps take packed batches");
+        let got = op.map(&batch).unwrap_or_else(|e| panic!("{lang} {config}: {e}"));
+        assert_eq!(got.rejected, expected.rejected, "{lang} {config}: rejections and reasons");
+        assert_eq!(got.input_rows, expected.input_rows, "{lang} {config}");
+        assert_eq!(got.batch, expected.batch, "{lang} {config}: derived columns");
+        let slice = batch.slice(7, 333);
+        let want = rust(guests::ENRICH_ORDER, config).map(&slice).unwrap();
+        let again = op.map(&slice).unwrap();
+        assert_eq!((again.batch, again.rejected), (want.batch, want.rejected), "{lang} {config}: slice");
+        assert_eq!(op.map(&batch.slice(0, 0)).unwrap().batch.num_rows(), 0);
+    }
+    let batch = RecordBatch::try_from_iter([("total_amount", Arc::new(Float64Array::from(amounts.to_vec())) as ArrayRef)]).unwrap();
+    let got = open(component, "{}").map(&batch).unwrap();
+    let reasons: Vec<String> = got.rejected.iter().map(|r| r.reason.clone()).collect();
+    let want: Vec<String> = amounts.iter().map(|v| format!("negative total_amount: {v}")).collect();
+    assert_eq!(reasons, want, "{lang}");
+    assert_eq!(got.batch, rust(guests::ENRICH_ORDER, "{}").map(&batch).unwrap().batch, "{lang}");
+}
+
+/// `lang`'s high-value-orders (`component`) against the Rust original: the
+/// same kept rows for four configs on 1,000 rows (column by column), then on
+/// slices of the same instance (packed: buffers at other offsets, one row,
+/// none), and on an int64 column with nulls.
+fn high_value_orders_matches_rust(lang: &str, component: &std::path::Path) {
+    let batch = orders(1000);
+    for config in ["{}", r#"{"threshold": 500}"#, r#"{"column": "quantity", "threshold": 4}"#, r#" {"threshold": -1.5e2} "#] {
+        let expected = rust(guests::HIGH_VALUE_ORDERS, config).filter(&batch).unwrap();
+        assert!(expected.batch.num_rows() > 0 && expected.batch.num_rows() < batch.num_rows());
+        let mut op = open(component, config);
+        assert_eq!(op.kind(), OperatorKind::Filter);
+        // Contract 0.1.2: batches up to 4 KiB (the slices below) go packed,
+        // the 1,000-row batch column by column; both must match Rust.
+        assert!(op.plugin().packed(), "{lang}: the SDK's filters take packed batches");
+        let got = op.filter(&batch).unwrap_or_else(|e| panic!("{lang} {config}: {e}"));
+        assert_eq!(got.input_rows, expected.input_rows, "{lang} {config}: kept rows");
+        assert_eq!(got.batch, expected.batch, "{lang} {config}");
+        for (start, len) in [(10, 100), (3, 1), (999, 1), (0, 0)] {
+            let slice = batch.slice(start, len);
+            let want = rust(guests::HIGH_VALUE_ORDERS, config).filter(&slice).unwrap();
+            let got = op.filter(&slice).unwrap_or_else(|e| panic!("{lang} {config}: slice {start}+{len}: {e}"));
+            assert_eq!((got.input_rows, got.batch), (want.input_rows, want.batch), "{lang} {config}: slice {start}+{len}");
+        }
+    }
+    let config = r#"{"column": "n", "threshold": 100}"#;
+    let expected = rust(guests::HIGH_VALUE_ORDERS, config).filter(&int64_with_nulls()).unwrap();
+    assert_eq!(open(component, config).filter(&int64_with_nulls()).unwrap().batch, expected.batch, "{lang}: int64");
+}
+
+/// One int64 column `n`, 300 rows from -700 by 10, every seventh null.
+fn int64_with_nulls() -> RecordBatch {
+    let values = Int64Array::from_iter((0..300).map(|i| (i % 7 != 2).then_some(i * 10 - 700)));
+    RecordBatch::try_from_iter([("n", Arc::new(values) as ArrayRef)]).unwrap()
+}
+
 // Helpers the modules share with each other.
 use c::c_component;
 use fraud::{transactions, on_time, assert_same_rows};
