@@ -294,10 +294,7 @@ uint32_t PACKED(declare_schema)(PACKED(list_field_t) *schema) {
     for (size_t i = 0; i < schema->len; i++)
         view_field(&d.columns[i], &schema->ptr[i], heap_cstr);
     PACKED(list_field_free)(schema);
-    declared_schema *grown = realloc(schemas, (num_schemas + 1) * sizeof *schemas);
-    if (!grown)
-        abort();
-    schemas = grown;
+    schemas = xrealloc(schemas, (num_schemas + 1) * sizeof *schemas);
     schemas[num_schemas] = d;
     return (uint32_t)num_schemas++;
 }
@@ -441,9 +438,7 @@ void weir_push_str(weir_builder *b, const char *s, size_t len) {
     if (b->values_len + len > b->values_cap) {
         while (b->values_len + len > b->values_cap)
             b->values_cap *= 2;
-        b->values = realloc(b->values, b->values_cap);
-        if (!b->values)
-            abort();
+        b->values = xrealloc(b->values, b->values_cap);
     }
     memcpy(b->values + b->values_len, s, len);
     b->values_len += len;
@@ -573,9 +568,7 @@ static size_t nreads;
 static bool reads_set;
 
 void weir_reads(const char *column) {
-    reads = realloc(reads, (nreads + 1) * sizeof *reads);
-    if (!reads)
-        abort();
+    reads = xrealloc(reads, (nreads + 1) * sizeof *reads);
     reads[nreads++] = dup_string(column);
     reads_set = true;
 }

@@ -5,6 +5,7 @@
 #ifndef WEIR_INTERNAL_H
 #define WEIR_INTERNAL_H
 
+#include <stdint.h>
 #include <stdlib.h>
 
 /* malloc / calloc / realloc that never return NULL (an operator out of memory aborts:
@@ -26,6 +27,13 @@ static inline void *xrealloc(void *p, size_t n) {
     if (!p)
         abort();
     return p;
+}
+
+/* FNV-1a, 64 bit: the hash of the SDK's tables (keyed state, window index). */
+static inline uint64_t fnv1a64(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3u;
+    return h;
 }
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "weir.h"
+#include "weir_internal.h"
 #include "weir_state.h"
 
 typedef struct node {
@@ -34,20 +35,6 @@ static bool tracking;
 /* Bumped when the whole store is replaced or emptied (weir_state_epoch). */
 static uint64_t epoch;
 
-static void *alloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-/* FNV-1a, 64 bit. */
-static uint64_t hash_of(const uint8_t *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3u;
-    return h;
-}
-
 static node *find(const void *key, size_t len, uint64_t h) {
     if (!nbuckets)
         return NULL;
@@ -59,9 +46,7 @@ static node *find(const void *key, size_t len, uint64_t h) {
 
 static void grow(void) {
     size_t size = nbuckets ? nbuckets * 2 : 64;
-    node **fresh = calloc(size, sizeof *fresh);
-    if (!fresh)
-        abort();
+    node **fresh = xcalloc(size, sizeof *fresh);
     for (size_t b = 0; b < nbuckets; b++)
         for (node *n = buckets[b], *next; n; n = next) {
             next = n->next;
@@ -75,13 +60,13 @@ static void grow(void) {
 
 /* The node of key, created (dead, empty) when absent. */
 static node *find_or_add(const void *key, size_t len) {
-    uint64_t h = hash_of(key, len);
+    uint64_t h = fnv1a64(key, len);
     node *n = find(key, len, h);
     if (n)
         return n;
     if (nnodes + 1 > nbuckets / 4 * 3)
         grow();
-    n = alloc(sizeof *n + len);
+    n = xmalloc(sizeof *n + len);
     memset(n, 0, sizeof *n);
     n->hash = h;
     n->key_len = len;
@@ -119,7 +104,7 @@ static void purge(node *n) {
 }
 
 bool weir_state_get(const void *key, size_t key_len, weir_str *value) {
-    node *n = find(key, key_len, hash_of(key, key_len));
+    node *n = find(key, key_len, fnv1a64(key, key_len));
     if (!n || !n->live)
         return false;
     value->ptr = (const char *)n->value;
@@ -132,9 +117,7 @@ uint8_t *weir_state_upsert(const void *key, size_t key_len, size_t len, bool *cr
     bool fresh = !n->live || n->value_len != len;
     if (fresh) {
         free(n->value);
-        n->value = calloc(len ? len : 1, 1);
-        if (!n->value)
-            abort();
+        n->value = xcalloc(len, 1);
         n->value_len = len;
     }
     if (created)
@@ -151,7 +134,7 @@ void weir_state_put(const void *key, size_t key_len, const void *value, size_t l
 }
 
 void weir_state_remove(const void *key, size_t key_len) {
-    node *n = find(key, key_len, hash_of(key, key_len));
+    node *n = find(key, key_len, fnv1a64(key, key_len));
     if (!n || !n->live)
         return;
     free(n->value);
@@ -192,7 +175,7 @@ static node **sorted(bool only_changed, size_t *count) {
     size_t cap = only_changed ? 0 : nlive, n = 0;
     if (only_changed)
         for (node *c = changed; c; c = c->next_changed) cap++;
-    node **out = alloc(cap * sizeof *out);
+    node **out = xmalloc(cap * sizeof *out);
     if (only_changed)
         for (node *c = changed; c; c = c->next_changed) out[n++] = c;
     else
@@ -219,7 +202,7 @@ void weir_state_foreach(void (*fn)(weir_str key, weir_str value, void *ctx), voi
 static uint8_t *copy(const uint8_t *p, size_t len) {
     if (!len)
         return NULL;
-    uint8_t *d = alloc(len);
+    uint8_t *d = xmalloc(len);
     memcpy(d, p, len);
     return d;
 }
@@ -240,7 +223,7 @@ weir_state_item *weir_state_take(bool changes, size_t *count) {
     size_t n;
     /* Untracked so far: every live key changed since the start. */
     node **nodes = sorted(changes && tracking, &n);
-    weir_state_item *items = alloc(n * sizeof *items);
+    weir_state_item *items = xmalloc(n * sizeof *items);
     for (size_t i = 0; i < n; i++) {
         items[i].key = copy(nodes[i]->key, nodes[i]->key_len);
         items[i].key_len = nodes[i]->key_len;
@@ -275,7 +258,7 @@ uint64_t weir_state_epoch(void) { return epoch; }
 void weir_state_restore_put(const uint8_t *key, size_t key_len, const uint8_t *value, size_t len) {
     node *n = find_or_add(key, key_len);
     free(n->value);
-    n->value = alloc(len);
+    n->value = xmalloc(len);
     memcpy(n->value, value, len);
     n->value_len = len;
     if (!n->live)

@@ -375,9 +375,7 @@ weir_windows *weir_window_create(const weir_window_spec *spec, const weir_window
             *error = "invalid window accumulator: acc_size must be 1 byte to 16 MiB, add and merge are required";
         return NULL;
     }
-    weir_windows *w = calloc(1, sizeof *w);
-    if (!w)
-        abort();
+    weir_windows *w = xcalloc(1, sizeof *w);
     w->spec = *spec;
     w->acc = *acc;
     switch (spec->kind) {

@@ -9,12 +9,6 @@
 
 #define NOT_IN_HEAP ((size_t)-1)
 
-static uint64_t hash_of(const uint8_t *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3u;
-    return h;
-}
-
 static window_rec *rec_find(const window_index *ix, const uint8_t *key, size_t len, uint64_t h) {
     if (!ix->nbuckets)
         return NULL;
@@ -85,7 +79,7 @@ static void rec_free(window_index *ix, window_rec *r) {
 }
 
 void window_index_set(window_index *ix, const uint8_t *key, size_t len, int64_t next) {
-    uint64_t h = hash_of(key, len);
+    uint64_t h = fnv1a64(key, len);
     window_rec *r = rec_find(ix, key, len, h);
     if (next == INT64_MIN) {
         if (r)
