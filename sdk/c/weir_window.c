@@ -681,18 +681,16 @@ static int by_end_key_start(const void *pa, const void *pb) {
 
 size_t weir_window_close(weir_windows *w, int64_t watermark, weir_window_emit_fn emit, void *ctx) {
     sync(w);
-    window_rec *first = window_index_pop_due(&w->index, watermark);
-    if (!first)
-        return 0;
     /* Take the due keys off the heap first: each is visited once. */
-    size_t ndue = 1, cap = 16;
-    window_rec **due = xmalloc(cap * sizeof *due);
-    due[0] = first;
+    size_t ndue = 0, cap = 0;
+    window_rec **due = NULL;
     for (window_rec *r; (r = window_index_pop_due(&w->index, watermark));) {
         if (ndue == cap)
-            due = xrealloc(due, (cap *= 2) * sizeof *due);
+            due = xrealloc(due, (cap = cap ? cap * 2 : 16) * sizeof *due);
         due[ndue++] = r;
     }
+    if (!ndue)
+        return 0;
     closed_list out = {0};
     for (size_t i = 0; i < ndue; i++) {
         int64_t next = close_key(w, due[i], watermark, &out);
