@@ -8,7 +8,7 @@ fn selection_packing() {
     for n in [0usize, 1, 7, 8, 9, 16, 17, 100] {
         let vals: Vec<f64> = (0..n).map(|i| i as f64).collect();
         let a = Selection::from_fn(n, |i| i % 3 == 0);
-        let b = Selection::from_values(&vals, |v| (*v as usize) % 3 == 0);
+        let b = Selection::from_values(&vals, |v| (*v as usize).is_multiple_of(3));
         let c = Selection::from_bools((0..n).map(|i| i % 3 == 0));
         assert_eq!(a, b);
         assert_eq!(a, c);
