@@ -6,7 +6,7 @@
 //! [`export_sink!`]). Batches arrive as a [`Batch`] of typed [`Column`]
 //! views over Arrow buffers; whole numeric columns are read without
 //! per-value conversion ([`Column::f64_values`]) and new columns are made
-//! with the builders in [`column`].
+//! with the builders in [`column`](mod@column).
 //!
 //! ```ignore
 //! use weir_sdk::{Batch, Error, Filter, Selection};
