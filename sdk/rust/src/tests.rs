@@ -225,3 +225,61 @@ fn config_parsing() {
     );
     assert!(crate::__private::parse_config::<serde_json::Value>("").is_ok());
 }
+
+#[test]
+fn string_and_binary_views_refuse_broken_buffers() {
+    fn offsets(o: &[i32]) -> Vec<u8> {
+        o.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+    let column = |data_type: DataType, validity: Option<Vec<u8>>, o: &[i32], values: &[u8]| {
+        Column::from_raw_parts_unchecked(
+            data_type,
+            o.len() - 1,
+            validity,
+            offsets(o),
+            values.to_vec(),
+            None,
+        )
+    };
+    let utf8_error = |validity, o: &[i32], values: &[u8]| {
+        column(DataType::Utf8, validity, o, values)
+            .utf8()
+            .unwrap_err()
+            .to_string()
+    };
+    let binary = |validity, o: &[i32], values: &[u8]| {
+        column(DataType::Binary, validity, o, values)
+            .binary()
+            .map(|_| ())
+    };
+
+    let good = column(DataType::Utf8, Some(vec![0b01]), &[0, 2, 2], b"ab");
+    assert_eq!(
+        good.utf8().unwrap().into_iter().collect::<Vec<_>>(),
+        vec![Some("ab"), None]
+    );
+    for (o, values) in [
+        (&[0, 2, 1][..], &b"ab"[..]),
+        (&[0, 5][..], &b"abc"[..]),
+        (&[-1, 1][..], &b"a"[..]),
+    ] {
+        assert!(
+            utf8_error(None, o, values).contains("invalid offsets buffer"),
+            "{o:?}"
+        );
+        assert!(
+            binary(None, o, values)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid offsets buffer"),
+            "{o:?}"
+        );
+    }
+    assert!(utf8_error(Some(vec![]), &[0, 1], b"a").contains("validity bitmap too short"));
+    assert!(binary(Some(vec![]), &[0, 1], b"a").is_err());
+    // Bytes a binary view takes and a string view refuses.
+    assert!(utf8_error(None, &[0, 1], &[0xff]).contains("invalid UTF-8"));
+    assert!(binary(None, &[0, 1], &[0xff]).is_ok());
+    assert!(utf8_error(None, &[0, 1, 2], "é".as_bytes()).contains("inside a character"));
+    assert!(binary(None, &[0, 1, 2], "é".as_bytes()).is_ok());
+}

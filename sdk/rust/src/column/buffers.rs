@@ -142,4 +142,3 @@ pub(super) fn check_offsets(offsets: &[i32], values_len: usize) -> Result<(), Er
     }
     Ok(())
 }
-

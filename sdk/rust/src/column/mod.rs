@@ -20,8 +20,8 @@ mod buffers;
 mod builders;
 mod views;
 
-pub(crate) use buffers::{bitmap_len, cast_or_copy, count_ones, get_bit, to_le_bytes};
 use buffers::{ValidityBuilder, check_offsets, read_i32, truncate_bits};
+pub(crate) use buffers::{bitmap_len, cast_or_copy, count_ones, get_bit, to_le_bytes};
 pub use builders::{BinaryBuilder, ListUtf8Builder, StringBuilder};
 pub use views::{BinaryView, ListUtf8View, ListValue, StrIter, StrView};
 
@@ -599,4 +599,3 @@ impl From<Vec<Option<Vec<u8>>>> for Column {
         Column::from_binaries(v.iter().map(|s| s.as_deref()))
     }
 }
-

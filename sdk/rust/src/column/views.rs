@@ -23,15 +23,17 @@ impl<'a> StrView<'a> {
         validity: Option<&'a [u8]>,
         len: usize,
     ) -> Result<Self, Error> {
-        let offsets = cast_or_copy::<i32>(offsets, len + 1)?;
-        check_offsets(&offsets, values.len())?;
+        // The offsets and validity checks of a binary view, then UTF-8.
+        let BinaryView {
+            offsets,
+            values,
+            validity,
+            len,
+        } = BinaryView::new(offsets, values, validity, len)?;
         let values = std::str::from_utf8(values)
             .map_err(|e| Error::invalid_input(format!("invalid UTF-8: {e}")))?;
         if !offsets.iter().all(|&o| values.is_char_boundary(o as usize)) {
             return Err(Error::invalid_input("utf8 offset inside a character"));
-        }
-        if validity.is_some_and(|v| v.len() < bitmap_len(len)) {
-            return Err(Error::invalid_input("validity bitmap too short"));
         }
         Ok(StrView {
             offsets,
